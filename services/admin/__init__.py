@@ -1,0 +1,1 @@
+"""Operator tooling: the `rewix-sync` command and the operator web page."""

@@ -1,0 +1,165 @@
+"""A batching consumer with connection recovery, manual acks and the retry policy.
+
+Messages are collected into batches (whatever arrived within a short window,
+up to `max_batch`) so a handler can coalesce many of them into one supplier
+call. The handler runs in a worker thread while this thread keeps the
+connection alive (heartbeats) and watches for SIGTERM. Each message is acked
+only after its outcome is done: the effect recorded, or the message safely
+republished to a wait queue or the dead letters.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pika.exceptions import AMQPError
+
+from shared import retry, topology
+from shared.amqp import backoff_delays, connect, message_properties
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    message_id: str
+    headers: dict[str, Any]
+    delivery_tag: int
+    redelivered: bool
+    received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def attempts(self) -> int:
+        return retry.attempts_of(self.headers)
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Sequence[retry.Outcome]]
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        url: str,
+        queue: topology.WorkQueue,
+        handler: BatchHandler,
+        *,
+        retry_delays: list[int],
+        stop: threading.Event,
+        max_batch: int = 100,
+        batch_window: float = 0.02,
+        name: str = "consumer",
+    ) -> None:
+        self.url = url
+        self.queue = queue
+        self.handler = handler
+        self.retry_delays = retry_delays
+        self.stop = stop
+        self.max_batch = max_batch
+        self.batch_window = batch_window
+        self.name = name
+        self._pending: list[Delivery] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-handler")
+
+    def run(self) -> None:
+        """Consume until `stop` is set, reconnecting after any broker failure."""
+        delays = backoff_delays()
+        while not self.stop.is_set():
+            try:
+                self._consume()
+                delays = backoff_delays()
+            except (AMQPError, OSError) as exc:
+                delay = next(delays)
+                log.warning("broker connection lost, reconnecting", consumer=self.name, error=repr(exc)[:200], retry_in=round(delay, 2))
+                self.stop.wait(delay)
+        self._executor.shutdown(wait=True)
+        log.info("consumer stopped", consumer=self.name)
+
+    def _consume(self) -> None:
+        connection = connect(self.url)
+        try:
+            channel = connection.channel()
+            topology.declare(channel, self.retry_delays)
+            # Enough in flight to fill two batches: one being handled, one gathering.
+            channel.basic_qos(prefetch_count=self.max_batch * 2)
+            publish_channel = connection.channel()
+            publish_channel.confirm_delivery()
+            self._pending = []
+
+            def on_message(_ch: Any, method: Any, properties: Any, body: bytes) -> None:
+                self._pending.append(
+                    Delivery(
+                        body=body,
+                        message_id=properties.message_id or "",
+                        headers=dict(properties.headers or {}),
+                        delivery_tag=method.delivery_tag,
+                        redelivered=method.redelivered,
+                    )
+                )
+
+            channel.basic_consume(self.queue.name, on_message)
+            log.info("consuming", consumer=self.name, queue=self.queue.name)
+            while not self.stop.is_set():
+                connection.process_data_events(time_limit=0.2)
+                if not self._pending:
+                    continue
+                self._gather(connection)
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                outcomes = self._handle(connection, batch)
+                self._settle(channel, publish_channel, batch, outcomes)
+        finally:
+            # Messages received but not handled go back to the queue with the channel.
+            if connection.is_open:
+                try:
+                    connection.close()
+                except Exception:
+                    pass
+
+    def _gather(self, connection: Any) -> None:
+        """Wait a moment for more messages so a burst is handled as one batch."""
+        deadline = time.monotonic() + self.batch_window
+        while len(self._pending) < self.max_batch and time.monotonic() < deadline:
+            before = len(self._pending)
+            connection.process_data_events(time_limit=min(0.005, max(0.0, deadline - time.monotonic())))
+            if len(self._pending) == before:
+                break
+
+    def _handle(self, connection: Any, batch: list[Delivery]) -> Sequence[retry.Outcome]:
+        future = self._executor.submit(self.handler, batch)
+        while not future.done():
+            # Keep heartbeats flowing while the handler talks to slow APIs.
+            connection.process_data_events(time_limit=0.05)
+        try:
+            outcomes = future.result()
+        except Exception as exc:  # the handler could not run at all (database down, bug)
+            log.error("batch failed, retrying its messages", consumer=self.name, error=repr(exc)[:300], size=len(batch))
+            return [retry.RetryLater(reason=f"handler error: {exc!r}"[:300])] * len(batch)
+        if len(outcomes) != len(batch):
+            raise AssertionError("handler must return one outcome per delivery")
+        return outcomes
+
+    def _settle(self, channel: Any, publish_channel: Any, batch: list[Delivery], outcomes: Sequence[retry.Outcome]) -> None:
+        for delivery, outcome in zip(batch, outcomes):
+            if not isinstance(outcome, retry.Ack):
+                route = retry.route_failure(outcome, delivery.headers, self.queue, self.retry_delays)
+                publish_channel.basic_publish(
+                    "",
+                    route.routing_key,
+                    delivery.body,
+                    properties=message_properties(delivery.message_id, route.headers),
+                    mandatory=True,
+                )
+                log.warning(
+                    "message dead-lettered" if route.dead else "message will be retried",
+                    consumer=self.name,
+                    message_id=delivery.message_id,
+                    attempts=route.headers[retry.ATTEMPTS],
+                    delay=route.delay,
+                    reason=route.headers[retry.REASON][:200],
+                )
+            channel.basic_ack(delivery.delivery_tag)

@@ -1,0 +1,173 @@
+"""The tables: what the shop ordered, what the supplier holds, what failed.
+
+Shop orders and their supplier lines record the *latest* state WooCommerce
+told us (newest `date_modified_gmt` wins). What the supplier must hold of a
+stock_id is derived from them; `stock_locks` remembers what the supplier
+answered last, so unchanged totals cost no call.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProductMapping(Base):
+    """A shop product (or variation) that is a supplier model."""
+
+    __tablename__ = "product_map"
+    wc_product_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    wc_variation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    stock_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class CatalogModel(Base):
+    """One supplier model (size/colour) from the catalog export."""
+
+    __tablename__ = "catalog_models"
+    stock_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    code: Mapped[str] = mapped_column(String(200), nullable=False, default="", index=True)
+    barcode: Mapped[str] = mapped_column(String(200), nullable=False, default="", index=True)
+    availability: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class KnownOrder(Base):
+    """An order that had a supplier line in some event ingest published.
+
+    Lets ingest skip orders that never had one (they cost the supplier
+    nothing) while still releasing orders that lose their last supplier line.
+    """
+
+    __tablename__ = "known_orders"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ShopOrder(Base):
+    __tablename__ = "shop_orders"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # WooCommerce order id
+    number: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    date_modified_gmt: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    recipient: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    customer_note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    supplier_line_ids: Mapped[list[int]] = mapped_column(JSONB, nullable=False, default=list)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class OrderLine(Base):
+    """A supplier line of a shop order and its sync state."""
+
+    __tablename__ = "order_lines"
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("shop_orders.id", ondelete="CASCADE"), primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    variation_id: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    stock_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The order state (date_modified_gmt) this line was last written from.
+    version: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # pending, locked, short, sent, released, failed, dead_lettered
+    sync_status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class StockLock(Base):
+    """What the supplier's growing order held of a model when we last asked or set it."""
+
+    __tablename__ = "stock_locks"
+    stock_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    needed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    available: Mapped[int | None] = mapped_column(Integer)
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SupplierOrder(Base):
+    """The dropshipping order created at the supplier for one shop order."""
+
+    __tablename__ = "supplier_orders"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    shop_order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("shop_orders.id"), unique=True, nullable=False)
+    key: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    supplier_order_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    substatus: Mapped[int | None] = mapped_column(Integer)
+    tracking_code: Mapped[str | None] = mapped_column(Text)
+    tracking_url: Mapped[str | None] = mapped_column(Text)
+    carrier_name: Mapped[str | None] = mapped_column(Text)
+    final: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Set when the shop order was cancelled after this was sent: an operator must act.
+    cancelled_in_shop: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    next_poll_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (Index("ix_supplier_orders_due", "final", "next_poll_at"),)
+
+
+class StatusHistory(Base):
+    """One status a supplier order went through, and whether the shop has been told."""
+
+    __tablename__ = "supplier_status_history"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    supplier_order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("supplier_orders.id"), nullable=False)
+    old_status: Mapped[int | None] = mapped_column(Integer)
+    new_status: Mapped[int] = mapped_column(Integer, nullable=False)
+    tracking_code: Mapped[str | None] = mapped_column(Text)
+    tracking_url: Mapped[str | None] = mapped_column(Text)
+    carrier_name: Mapped[str | None] = mapped_column(Text)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # new -> noting (a note write started) -> done
+    shop_state: Mapped[str] = mapped_column(String(20), nullable=False, default="new")
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("supplier_order_id", "new_status", name="uq_status_history_once"),)
+
+
+class SyncState(Base):
+    """Small named values that must survive restarts (catch-up watermark, catalog lastUpdate)."""
+
+    __tablename__ = "sync_state"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class DeadLetterRecord(Base):
+    """A dead-lettered message moved from its dead-letter queue into operators' hands."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(200), nullable=False)
+    message_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    order_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    first_failed_at: Mapped[str | None] = mapped_column(String(40))
+    last_failed_at: Mapped[str | None] = mapped_column(String(40))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("queue", "message_id", "last_failed_at", name="uq_dead_letter_once"),)

@@ -1,0 +1,100 @@
+"""The messages that travel between the services, with an explicit schema version.
+
+An OrderLineMessage carries everything supplier_sync needs without calling the
+shop back. Every message may arrive twice or out of order: the receiver orders
+them by the shop's `date_modified_gmt`, never by arrival.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    message_id: str = Field(default_factory=new_message_id)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+class Recipient(BaseModel):
+    """The shipping recipient, as the supplier needs it for a dropshipping order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = ""
+    company: str = ""
+    phone: str = ""
+    address_1: str = ""
+    address_2: str = ""
+    postcode: str = ""
+    city: str = ""
+    state: str = ""
+    country: str = ""
+
+
+class SupplierLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    line_id: int
+    product_id: int
+    variation_id: int = 0
+    stock_id: int
+    quantity: int = Field(ge=0)
+
+
+class OrderLineMessage(_Message):
+    """One supplier line of a shop order, or (line=None) an order left with none.
+
+    `supplier_line_ids` lists every supplier line the order had at that
+    moment, so a line that disappeared from the order can be released.
+    """
+
+    kind: Literal["order_line"] = "order_line"
+    source: Literal["webhook", "catchup", "backfill"] = "webhook"
+    topic: str
+    order_id: int
+    order_number: str = ""
+    status: str
+    # None only for order.deleted, whose body is just {"id": N}.
+    date_modified_gmt: datetime | None
+    deleted: bool = False
+    line: SupplierLine | None = None
+    supplier_line_ids: list[int] = Field(default_factory=list)
+    recipient: Recipient | None = None
+    customer_note: str = ""
+
+
+class StatusChangeMessage(_Message):
+    """The supplier moved one of our orders to another status."""
+
+    kind: Literal["status_change"] = "status_change"
+    supplier_order_id: int
+    shop_order_id: int
+    order_key: str
+    old_status: int | None
+    new_status: int
+    tracking_code: str | None = None
+    tracking_url: str | None = None
+    carrier_name: str | None = None
+    observed_at: datetime
+
+
+def parse_order_line(body: bytes) -> OrderLineMessage:
+    return OrderLineMessage.model_validate_json(body)
+
+
+def parse_status_change(body: bytes) -> StatusChangeMessage:
+    return StatusChangeMessage.model_validate_json(body)

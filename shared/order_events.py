@@ -1,0 +1,166 @@
+"""WooCommerce order resource -> order-line messages. Pure: no I/O.
+
+The resolver (product map, then catalog) is passed in, so this conversion is
+tested with plain functions and hypothesis.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.messages import OrderLineMessage, Recipient, SupplierLine
+from shared.product_map import LineRef
+
+ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
+# Block checkout's drafts are not orders yet (woocommerce.md §2.4).
+IGNORED_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
+MAX_ID = 2**63 - 1
+MAX_QUANTITY = 1_000_000
+
+Resolver = Callable[[list[LineRef]], Mapping[LineRef, int]]
+
+
+class InvalidOrder(ValueError):
+    """The body is not an order resource; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    order_id: int
+    messages: list[OrderLineMessage]
+    has_supplier_lines: bool
+    ignored: str | None = None  # why nothing is to be done, when nothing is
+
+
+def _int(value: Any, where: str, *, minimum: int = 0, maximum: int = MAX_ID) -> int:
+    # bool is an int in Python; a JSON true is not an id.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())  # WooCommerce hooks sometimes pass numeric strings
+        else:
+            raise InvalidOrder(f"{where} must be an integer")
+    if not minimum <= value <= maximum:
+        raise InvalidOrder(f"{where} is out of range")
+    return value
+
+
+def _str(value: Any, where: str, *, required: bool = False) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidOrder(f"{where} must be a string")
+    return value
+
+
+def parse_gmt(value: Any, where: str = "date_modified_gmt") -> datetime:
+    """WooCommerce's *_gmt dates: ISO-8601 without an offset, meaning UTC."""
+    text = _str(value, where, required=True)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidOrder(f"{where} is not an ISO-8601 date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def order_id_of(body: Any) -> int:
+    if not isinstance(body, dict):
+        raise InvalidOrder("the body must be a JSON object (an order resource)")
+    if "id" not in body:
+        if "code" in body:
+            # WooCommerce sends its REST error object when it could not build the payload.
+            raise InvalidOrder(f"WooCommerce sent an error instead of an order: {str(body.get('code'))[:100]}")
+        raise InvalidOrder("the order has no id")
+    return _int(body["id"], "id", minimum=1)
+
+
+def recipient_of(order: Mapping[str, Any]) -> Recipient:
+    shipping = order.get("shipping") or {}
+    billing = order.get("billing") or {}
+    if not isinstance(shipping, dict) or not isinstance(billing, dict):
+        raise InvalidOrder("shipping and billing must be objects")
+
+    def pick(field: str) -> str:
+        # Fall back to billing where the shipping address is empty (no shipping address given).
+        value = _str(shipping.get(field), f"shipping.{field}") or _str(billing.get(field), f"billing.{field}")
+        return value.strip()
+
+    name = " ".join(p for p in (pick("first_name"), pick("last_name")) if p)
+    return Recipient(
+        name=name,
+        company=pick("company"),
+        phone=pick("phone"),
+        address_1=pick("address_1"),
+        address_2=pick("address_2"),
+        postcode=pick("postcode"),
+        city=pick("city"),
+        state=pick("state"),
+        country=pick("country"),
+    )
+
+
+def convert(body: Any, topic: str, resolve: Resolver, source: str = "webhook") -> Conversion:
+    """One message per supplier line; one line-less message for an order left with none."""
+    if topic not in ORDER_TOPICS:
+        raise ValueError(f"not an order topic: {topic}")
+    order_id = order_id_of(body)
+    if topic == "order.deleted":
+        release = OrderLineMessage(
+            source=source, topic=topic, order_id=order_id, status="trash", date_modified_gmt=None, deleted=True
+        )
+        return Conversion(order_id, [release], has_supplier_lines=False)
+
+    status = _str(body.get("status"), "status", required=True)
+    if status in IGNORED_STATUSES:
+        return Conversion(order_id, [], has_supplier_lines=False, ignored=f"status {status}")
+    modified = parse_gmt(body.get("date_modified_gmt"))
+    number = _str(body.get("number"), "number") or str(order_id)
+    items = body.get("line_items") if body.get("line_items") is not None else []
+    if not isinstance(items, list):
+        raise InvalidOrder("line_items must be an array")
+
+    refs: list[tuple[int, LineRef, int]] = []
+    for index, item in enumerate(items):
+        where = f"line_items[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidOrder(f"{where} must be an object")
+        line_id = _int(item.get("id"), f"{where}.id", minimum=1)
+        ref = LineRef(
+            product_id=_int(item.get("product_id"), f"{where}.product_id"),
+            variation_id=_int(item.get("variation_id") or 0, f"{where}.variation_id"),
+            sku=_str(item.get("sku"), f"{where}.sku").strip(),
+        )
+        quantity = _int(item.get("quantity"), f"{where}.quantity", maximum=MAX_QUANTITY)
+        refs.append((line_id, ref, quantity))
+    if len({line_id for line_id, _, _ in refs}) != len(refs):
+        raise InvalidOrder("line_items ids must be unique")
+
+    stock_ids = resolve([ref for _, ref, _ in refs]) if refs else {}
+    lines = [
+        SupplierLine(
+            line_id=line_id,
+            product_id=ref.product_id,
+            variation_id=ref.variation_id,
+            stock_id=stock_ids[ref],
+            quantity=quantity,
+        )
+        for line_id, ref, quantity in refs
+        if ref in stock_ids
+    ]
+    common = dict(
+        source=source,
+        topic=topic,
+        order_id=order_id,
+        order_number=number,
+        status=status,
+        date_modified_gmt=modified,
+        supplier_line_ids=[line.line_id for line in lines],
+        recipient=recipient_of(body),
+        customer_note=_str(body.get("customer_note"), "customer_note"),
+    )
+    if not lines:
+        return Conversion(order_id, [OrderLineMessage(**common)], has_supplier_lines=False)
+    return Conversion(order_id, [OrderLineMessage(line=line, **common) for line in lines], has_supplier_lines=True)

@@ -1,0 +1,117 @@
+"""Which shop products are supplier models, and the product-map CSV import.
+
+A line is a supplier line when its (product_id, variation_id) is in the
+product map, or else when its SKU equals a model `code` or `barcode` in the
+stored supplier catalog (interfaces.md, "Which order lines belong to the supplier").
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.db.models import CatalogModel, ProductMapping
+
+CSV_HEADER = ["wc_product_id", "wc_variation_id", "stock_id"]
+
+
+@dataclass(frozen=True)
+class LineRef:
+    product_id: int
+    variation_id: int
+    sku: str
+
+
+class ProductResolver:
+    """Resolves order lines to stock_ids with one query per kind of lookup."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def resolve(self, lines: Iterable[LineRef]) -> dict[LineRef, int]:
+        lines = list(lines)
+        if not lines:
+            return {}
+        pairs = {(l.product_id, l.variation_id) for l in lines}
+        mapped = {
+            (row.wc_product_id, row.wc_variation_id): row.stock_id
+            for row in self.session.execute(
+                select(ProductMapping).where(
+                    ProductMapping.wc_product_id.in_({p for p, _ in pairs})
+                )
+            ).scalars()
+            if (row.wc_product_id, row.wc_variation_id) in pairs
+        }
+        result = {l: mapped[(l.product_id, l.variation_id)] for l in lines if (l.product_id, l.variation_id) in mapped}
+        skus = {l.sku for l in lines if l not in result and l.sku}
+        if skus:
+            by_sku: dict[str, list[tuple[int, int]]] = {}
+            rows = self.session.execute(
+                select(CatalogModel.stock_id, CatalogModel.code, CatalogModel.barcode)
+                .where(or_(CatalogModel.code.in_(skus), CatalogModel.barcode.in_(skus)))
+                .order_by(CatalogModel.stock_id)
+            )
+            for stock_id, code, barcode in rows:
+                # A model code is not unique across sizes (rewix-api.md §6): a code
+                # shared by several models is ambiguous and maps nothing; a barcode wins.
+                for value, weight in ((barcode, 2), (code, 1)):
+                    if value in skus:
+                        by_sku.setdefault(value, []).append((weight, stock_id))
+            for l in lines:
+                candidates = by_sku.get(l.sku) if l not in result else None
+                if candidates:
+                    best = max(w for w, _ in candidates)
+                    chosen = {s for w, s in candidates if w == best}
+                    if len(chosen) == 1:
+                        result[l] = chosen.pop()
+        return result
+
+
+class ImportError_(ValueError):
+    """A bad row of a product-map file: the message names its line number."""
+
+
+def parse_product_map(text: str) -> list[tuple[int, int, int]]:
+    """Parse the whole file first: one bad row and nothing is applied."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportError_("line 1: the file is empty; expected the header " + ",".join(CSV_HEADER)) from None
+    if [h.strip().lower() for h in header] != CSV_HEADER:
+        raise ImportError_(f"line 1: expected the header {','.join(CSV_HEADER)}, got {','.join(header)}")
+    rows: dict[tuple[int, int], int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 3:
+            raise ImportError_(f"line {line}: expected 3 fields, got {len(row)}")
+        try:
+            product, variation, stock = (int(cell.strip()) for cell in row)
+        except ValueError:
+            raise ImportError_(f"line {line}: every field must be a whole number: {','.join(row)}") from None
+        if product <= 0 or variation < 0 or stock <= 0:
+            raise ImportError_(f"line {line}: ids must be positive (wc_variation_id 0 for a simple product)")
+        rows[(product, variation)] = stock
+    return [(p, v, s) for (p, v), s in rows.items()]
+
+
+def import_product_map(session: Session, rows: list[tuple[int, int, int]]) -> int:
+    """Upsert the rows: re-importing a row updates its stock_id."""
+    if not rows:
+        return 0
+    stmt = insert(ProductMapping).values(
+        [{"wc_product_id": p, "wc_variation_id": v, "stock_id": s} for p, v, s in rows]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[ProductMapping.wc_product_id, ProductMapping.wc_variation_id],
+        set_={"stock_id": stmt.excluded.stock_id, "updated_at": stmt.excluded.updated_at},
+    )
+    session.execute(stmt)
+    return len(rows)

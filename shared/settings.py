@@ -1,0 +1,112 @@
+"""Configuration from the environment (interfaces.md, "Configuration").
+
+One Settings object for every process; each process names the values it cannot
+run without through `require`, which stops it at start with one line naming the
+variable instead of failing later in the middle of a message.
+"""
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/rewix_sync"
+
+    rewix_api_url: str | None = None
+    rewix_api_key: str | None = None
+    rewix_api_password: SecretStr | None = None
+
+    wc_webhook_secret: SecretStr | None = None
+    wc_url: str | None = None
+    wc_consumer_key: str | None = None
+    wc_consumer_secret: SecretStr | None = None
+
+    ingest_host: str = "0.0.0.0"
+    ingest_port: int = 8080
+
+    poll_interval_seconds: float = Field(60.0, gt=0)
+    # Requests per second the poller may spend on the supplier's status endpoints.
+    poll_requests_per_second: float = Field(5.0, gt=0)
+    shop_catchup_interval_seconds: float = Field(300.0, ge=0)
+    sync_retry_delays: list[int] = [5, 30, 120, 600, 1800, 3600]
+
+    admin_token: SecretStr | None = None
+    admin_port: int = 8081
+
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @field_validator("sync_retry_delays", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts:
+                raise ValueError("needs at least one delay in seconds")
+            return [int(p) for p in parts]
+        return value
+
+    @field_validator("sync_retry_delays")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(d <= 0 for d in value):
+            raise ValueError("every delay must be a positive number of seconds")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("json", "console"):
+            raise ValueError("must be json or console")
+        return value
+
+    @field_validator("rewix_api_url", "wc_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    def secret(self, name: str) -> str:
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start when the environment cannot run this process."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic.ValidationError: report the first problem on one line
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            first = errors()[0]
+            name = str(first["loc"][0]).upper() if first.get("loc") else "configuration"
+            raise ConfigurationError(f"configuration error: {name}: {first['msg']}") from None
+        raise
+
+
+def require(settings: Settings, *names: str) -> Settings:
+    """Stop the process with one line naming the first missing variable."""
+    for name in names:
+        if not getattr(settings, name.lower()):
+            raise ConfigurationError(f"configuration error: {name.upper()} is required but not set")
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def fail(message: str) -> "None":
+    """One clear line on stderr and a non-zero exit, for command-line entry points."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,141 @@
+"""Test infrastructure: a database and a RabbitMQ vhost of this run's own.
+
+URLs come from DATABASE_URL / AMQP_URL when set, else from testcontainers when
+a Docker engine answers, else from the local defaults. Each run creates a
+uniquely named database and vhost and removes them at the end.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+from sqlalchemy import create_engine, text
+
+from shared import topology
+from shared.db import normalise_url
+from shared.db.migrate import upgrade
+from shared.db.models import Base
+
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_RETRY_DELAYS = [1, 2, 4]
+
+
+def _docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def _containers() -> Iterator[dict[str, str]]:
+    """Only used when neither URL is given and Docker exists."""
+    urls: dict[str, str] = {}
+    started = []
+    if ("DATABASE_URL" not in os.environ or "AMQP_URL" not in os.environ) and _docker_available():
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        if "DATABASE_URL" not in os.environ:
+            pg = PostgresContainer("postgres:15").start()
+            started.append(pg)
+            urls["db"] = pg.get_connection_url()
+        if "AMQP_URL" not in os.environ:
+            mq = RabbitMqContainer("rabbitmq:3.12").start()
+            started.append(mq)
+            urls["amqp"] = f"amqp://guest:guest@{mq.get_container_host_ip()}:{mq.get_exposed_port(5672)}/%2F"
+    yield urls
+    for container in started:
+        container.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(_containers: dict[str, str]) -> Iterator[str]:
+    base = os.environ.get("DATABASE_URL") or _containers.get("db") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    parsed = urllib.parse.urlsplit(normalise_url(base))
+    name = f"rewix_test_{RUN_ID}"
+    admin = create_engine(parsed._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = parsed._replace(path=f"/{name}").geturl()
+    upgrade(url)
+    yield url
+    from shared.db import get_engine
+
+    get_engine.cache_clear()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(_containers: dict[str, str]) -> Iterator[str]:
+    base = os.environ.get("AMQP_URL") or _containers.get("amqp") or "amqp://guest:guest@127.0.0.1:5672/%2F"
+    parsed = urllib.parse.urlsplit(base)
+    user = urllib.parse.unquote(parsed.username or "guest")
+    vhost = f"rewix_test_{RUN_ID}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    yield parsed._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def db(database_url: str) -> str:
+    """A database URL with every table emptied."""
+    engine = create_engine(normalise_url(database_url))
+    with engine.begin() as c:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return database_url
+
+
+def all_queue_names(delays: list[int]) -> list[str]:
+    names = []
+    for q in topology.WORK_QUEUES:
+        names += [q.name, q.dead] + [q.wait(d) for d in sorted(set(delays))]
+    return names
+
+
+@pytest.fixture
+def broker(amqp_url: str) -> str:
+    """An AMQP URL whose topology is declared and whose queues are empty."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    topology.declare(channel, TEST_RETRY_DELAYS)
+    for name in all_queue_names(TEST_RETRY_DELAYS):
+        channel.queue_purge(name)
+    connection.close()
+    return amqp_url
+
+
+def drain(amqp_url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Take every message currently in `queue` (acked)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    out = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        out.append((properties, body))
+    connection.close()
+    return out
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
