@@ -1,0 +1,212 @@
+"""The Rewix wire format: every element name, attribute and date pattern lives here.
+
+rewix-api.md §10 lists what is guessed about the protocol; when a guess turns
+out wrong, this module is the one to change. Parsing goes through defusedxml
+so a hostile or broken answer cannot expand entities or load a DTD; any body
+that does not parse raises PermanentError (repeating the call cannot fix it).
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _defused_fromstring
+
+from shared.errors import PermanentError
+from shared.rewix.models import (
+    Catalog,
+    CatalogModel,
+    DropshippingOrder,
+    GrowingOrder,
+    ModelLock,
+    SupplierOrderStatus,
+)
+
+# §4.1: "yyyy/MM/dd HH:mm:ss Z". We always send UTC, so the offset is fixed.
+DATE_FORMAT = "%Y/%m/%d %H:%M:%S +0000"
+
+# §3.2: every plugin sends all three operations, empty ones included.
+LOCK_OPERATIONS = ("lock", "unlock", "set")
+
+
+def format_date(moment: datetime) -> str:
+    """A moment in the order date format, in UTC; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime(DATE_FORMAT)
+
+
+def _to_bytes(root: ET.Element) -> bytes:
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _parse(body: bytes | str, what: str) -> ET.Element:
+    try:
+        # No legitimate answer carries a DTD: refusing it also refuses
+        # entity-expansion and external-entity tricks outright.
+        return _defused_fromstring(body, forbid_dtd=True)
+    except (ET.ParseError, DefusedXmlException, ValueError) as exc:
+        raise PermanentError(f"unparsable {what}: {exc}", body=_excerpt(body)) from exc
+
+
+def _excerpt(body: bytes | str) -> str:
+    if isinstance(body, bytes):
+        return body[:500].decode("utf-8", "replace")
+    return body[:500]
+
+
+def _int(value: str | None, what: str, body: bytes | str) -> int:
+    try:
+        return int((value or "").strip())
+    except ValueError:
+        raise PermanentError(f"{what} is not an integer: {value!r}", body=_excerpt(body)) from None
+
+
+# --- growing order (§3) ---------------------------------------------------
+
+def build_lock_request(
+    *,
+    set: Mapping[int, int] | None = None,  # noqa: A002 - the protocol's own word
+    lock: Mapping[int, int] | None = None,
+    unlock: Mapping[int, int] | None = None,
+) -> bytes:
+    """POST orders/sold body: one <operation> per type, each with its <model/>s."""
+    by_type = {"lock": lock or {}, "unlock": unlock or {}, "set": set or {}}
+    root = ET.Element("root")
+    for op_type in LOCK_OPERATIONS:
+        operation = ET.SubElement(root, "operation", type=op_type)
+        for stock_id, quantity in by_type[op_type].items():
+            if quantity < 0:
+                raise ValueError(f"negative quantity {quantity} for stock_id {stock_id}")
+            ET.SubElement(operation, "model", stock_id=str(int(stock_id)), quantity=str(int(quantity)))
+    return _to_bytes(root)
+
+
+def parse_lock_response(body: bytes | str) -> GrowingOrder:
+    """<root order_id="N"><model stock_id locked available/>…</root> (all attributes)."""
+    root = _parse(body, "growing order")
+    if root.tag != "root":
+        raise PermanentError(f"growing order: unexpected root <{root.tag}>", body=_excerpt(body))
+    # The docs' JSON example shows order_id 0 for "no growing order yet".
+    order_id = _int(root.get("order_id", "0"), "order_id", body)
+    models: dict[int, ModelLock] = {}
+    for model in root.iter("model"):
+        stock_id = _int(model.get("stock_id"), "model stock_id", body)
+        models[stock_id] = ModelLock(
+            stock_id=stock_id,
+            locked=_int(model.get("locked"), "model locked", body),
+            available=_int(model.get("available", "0"), "model available", body),
+        )
+    return GrowingOrder(order_id=order_id, models=models)
+
+
+# --- dropshipping order (§4) ------------------------------------------------
+
+def _text(parent: ET.Element, tag: str, value: str | int) -> ET.Element:
+    child = ET.SubElement(parent, tag)
+    child.text = str(value)
+    return child
+
+
+def build_dropshipping_order(order: DropshippingOrder) -> bytes:
+    """POST orders/0/dropshipping body, filled the way the mature plugins do (§4.3).
+
+    The whole street goes into street_name; street_type, address_number and the
+    phone prefix stay empty. <address> and <phone> are always present because
+    the platform dereferences both without a null check (§4.1).
+    """
+    if not order.items:
+        raise ValueError(f"order {order.key} has no items")
+    r = order.recipient
+    root = ET.Element("root")
+    xml_order = ET.SubElement(ET.SubElement(root, "order_list"), "order")
+    _text(xml_order, "key", order.key)
+    _text(xml_order, "date", format_date(order.date))
+
+    details = ET.SubElement(xml_order, "recipient_details")
+    _text(details, "recipient", r.name)
+    _text(details, "careof", r.careof)
+    _text(details, "cfpiva", "")
+    _text(details, "customer_key", "")
+    _text(details, "notes", r.notes)
+    address = ET.SubElement(details, "address")
+    _text(address, "street_type", "")
+    _text(address, "street_name", " ".join(part.strip() for part in (r.address_1, r.address_2) if part.strip()))
+    _text(address, "address_number", "")
+    _text(address, "zip", r.postcode)
+    _text(address, "city", r.city)
+    _text(address, "province", r.province)
+    _text(address, "countrycode", r.countrycode.strip().upper())
+    phone = ET.SubElement(details, "phone")
+    _text(phone, "prefix", "")
+    _text(phone, "number", r.phone)
+
+    item_list = ET.SubElement(xml_order, "item_list")
+    for stock_id, quantity in order.items.items():
+        if quantity <= 0:
+            raise ValueError(f"order {order.key}: quantity {quantity} for stock_id {stock_id}")
+        item = ET.SubElement(item_list, "item")
+        _text(item, "stock_id", int(stock_id))
+        _text(item, "quantity", int(quantity))
+    return _to_bytes(root)
+
+
+# --- order status (§5.2) ----------------------------------------------------
+
+def _child_text(parent: ET.Element, tag: str) -> str | None:
+    child = parent.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        return None
+    return child.text.strip()
+
+
+def parse_order_statuses(body: bytes | str) -> list[SupplierOrderStatus]:
+    """root > order_list > order*; elements not read here (parsedDate, customer_id…) are ignored."""
+    root = _parse(body, "order status")
+    statuses = []
+    for order in root.iterfind("order_list/order"):
+        order_id = _child_text(order, "order_id")
+        status = _child_text(order, "status")
+        if order_id is None or status is None:
+            raise PermanentError("order status without order_id or status", body=_excerpt(body))
+        substatus = _child_text(order, "substatus")
+        statuses.append(
+            SupplierOrderStatus(
+                order_id=_int(order_id, "order_id", body),
+                key=_child_text(order, "ext_ref"),
+                status=_int(status, "status", body),
+                substatus=_int(substatus, "substatus", body) if substatus is not None else None,
+                last_update=_child_text(order, "last_update"),
+                tracking_code=_child_text(order, "tracking_code"),
+                tracking_url=_child_text(order, "tracking_url"),
+                carrier_name=_child_text(order, "carrier_name"),
+            )
+        )
+    return statuses
+
+
+# --- catalog export (§6, JSON TEAL) -----------------------------------------
+
+def parse_catalog(body: bytes | str) -> Catalog:
+    """Top-level lastUpdate plus pageItems[] products, each with models[] (id = stock_id)."""
+    try:
+        data: Any = json.loads(body)
+        models = [
+            CatalogModel(
+                stock_id=int(model["id"]),
+                product_id=int(product["id"]),
+                code=str(model.get("code") or ""),
+                barcode=str(model.get("barcode") or ""),
+                availability=int(model.get("availability") or 0),
+            )
+            for product in data.get("pageItems") or []
+            for model in product.get("models") or []
+        ]
+        last_update = data.get("lastUpdate")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PermanentError(f"unparsable catalog: {exc!r}", body=_excerpt(body)) from exc
+    return Catalog(last_update=str(last_update) if last_update is not None else None, models=models)
