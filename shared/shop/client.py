@@ -1,0 +1,213 @@
+"""WooCommerce REST API v3 client for orders and order notes.
+
+Every failure leaves as a typed error from shared.errors, decided in one place
+(`_raise_for`), so the retry policy never has to look at status codes.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+from shared.errors import PermanentError, TransientError, parse_retry_after
+
+
+class WooCommerceClient:
+    """Orders of one shop. Authenticates with HTTP Basic (key as user, secret as password),
+    which WooCommerce honours over HTTPS."""
+
+    def __init__(
+        self,
+        base_url: str,
+        consumer_key: str,
+        consumer_secret: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api = f"{self.base_url}/wp-json/wc/v3"
+        self._consumer_key = consumer_key
+        # Passed per request rather than set on the session, so a shared session is not changed.
+        self._auth = requests.auth.HTTPBasicAuth(consumer_key, consumer_secret)
+        self.timeout = timeout
+        if session is None:
+            session = requests.Session()
+            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
+            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"WooCommerceClient({self.base_url!r}, consumer_key={self._consumer_key!r})"
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def get_order(self, order_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/orders/{int(order_id)}").json()
+
+    def iter_orders_modified_since(self, since: datetime, per_page: int = 100) -> Iterator[dict[str, Any]]:
+        """Orders modified strictly after `since` (UTC), oldest change first, page by page.
+
+        Pages are offsets: an order changed while we page moves to the end (it is seen again),
+        and the rows behind it shift one place forward, so a caller reconciling should
+        restart from before the oldest change it has not confirmed rather than trust one pass.
+        """
+        page = 1
+        while True:
+            response = self._call("GET", "/orders", params=self._modified_query(since, per_page, page))
+            yield from response.json()
+            total_pages = _int_header(response, "X-WP-TotalPages")
+            if page >= total_pages:
+                return
+            page += 1
+
+    def count_orders_modified_since(self, since: datetime) -> int:
+        """How many orders `iter_orders_modified_since` would walk (X-WP-Total), for progress."""
+        response = self._call("GET", "/orders", params=self._modified_query(since, 1, 1))
+        return _int_header(response, "X-WP-Total")
+
+    def update_order(self, order_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", f"/orders/{int(order_id)}", json_body=fields).json()
+
+    def complete_order(self, order_id: int, *, meta: dict[str, str]) -> dict[str, Any]:
+        """Set the status to completed and store `meta` on the order in the same save."""
+        fields = {
+            "status": "completed",
+            "meta_data": [{"key": key, "value": value} for key, value in meta.items()],
+        }
+        return self.update_order(order_id, fields)
+
+    # -- notes ----------------------------------------------------------------------------
+
+    def add_note(self, order_id: int, note: str, customer_note: bool = False) -> dict[str, Any]:
+        """A private note (or, with customer_note=True, one the customer sees and is emailed)."""
+        body = {"note": note, "customer_note": customer_note, "added_by_user": False}
+        return self._call("POST", f"/orders/{int(order_id)}/notes", json_body=body, expect=201).json()
+
+    def list_notes(self, order_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/orders/{int(order_id)}/notes").json()
+
+    # -- transport ------------------------------------------------------------------------
+
+    @staticmethod
+    def _modified_query(since: datetime, per_page: int, page: int) -> dict[str, Any]:
+        return {
+            "modified_after": _gmt_iso(since),
+            "dates_are_gmt": "true",
+            "orderby": "modified",
+            "order": "asc",
+            "per_page": per_page,
+            "page": page,
+            "status": "any",
+        }
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+        expect: int = 200,
+    ) -> _CheckedResponse:
+        what = f"shop {method} {path}"
+        try:
+            response = self._session.request(
+                method,
+                self._api + path,
+                params=params,
+                json=json_body,
+                auth=self._auth,
+                timeout=self.timeout,
+                # A redirect (http -> https, trailing slash) would turn a PUT into a GET.
+                allow_redirects=False,
+                headers={"Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(what, exc, write=method != "GET") from None
+        _raise_for(what, response, expect, write=method != "GET")
+        return _CheckedResponse(what, response, write=method != "GET")
+
+
+class _CheckedResponse:
+    """A response with the expected status whose body has not been parsed yet."""
+
+    def __init__(self, what: str, response: requests.Response, *, write: bool) -> None:
+        self._what = what
+        self._response = response
+        self._write = write
+        self.headers = response.headers
+
+    def json(self) -> Any:
+        try:
+            return self._response.json()
+        except ValueError:
+            # Typically a proxy's or a maintenance page's HTML with 200: worth trying again later.
+            raise TransientError(
+                f"{self._what}: response is not JSON",
+                status=self._response.status_code,
+                body=self._response.text,
+                outcome_unknown=self._write,
+            ) from None
+
+
+def _transport_error(what: str, exc: requests.RequestException, *, write: bool) -> TransientError:
+    kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+    # The request's URL carries no credentials, but exception texts are not ours to vouch for.
+    return TransientError(f"{what}: {kind} ({type(exc).__name__})", outcome_unknown=write and _may_have_been_sent(exc))
+
+
+def _may_have_been_sent(exc: requests.RequestException) -> bool:
+    """False only when the connection was never made, so the shop cannot have seen the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError) and exc.args and isinstance(exc.args[0], MaxRetryError):
+        return not isinstance(exc.args[0].reason, (NewConnectionError, ConnectTimeoutError))
+    return True
+
+
+def _raise_for(what: str, response: requests.Response, expect: int, *, write: bool) -> None:
+    status = response.status_code
+    if status == expect:
+        return
+    code, message = _error_fields(response)
+    reason = f"{what}: {status} {code}: {message}" if code else f"{what}: HTTP {status}"
+    body = response.text
+    if status == 429 or status >= 500:
+        raise TransientError(
+            reason,
+            status=status,
+            body=body,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            # A 5xx may come from a proxy after WordPress already saved the change.
+            outcome_unknown=write and status >= 500,
+        )
+    raise PermanentError(reason, status=status, body=body)
+
+
+def _error_fields(response: requests.Response) -> tuple[str, str]:
+    """WooCommerce's error body is {"code", "message", "data": {"status"}}; anything else yields blanks."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return "", ""
+    if not isinstance(payload, dict):
+        return "", ""
+    return str(payload.get("code") or ""), str(payload.get("message") or "")
+
+
+def _int_header(response: requests.Response | _CheckedResponse, name: str) -> int:
+    try:
+        return int(response.headers.get(name, "0"))
+    except ValueError:
+        raise TransientError(f"shop: header {name} is not a number", status=200) from None
+
+
+def _gmt_iso(moment: datetime) -> str:
+    """WooCommerce date-time without offset; a naive value is taken as UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
