@@ -37,8 +37,11 @@ class Conversion:
 def _int(value: Any, where: str, *, minimum: int = 0, maximum: int = MAX_ID) -> int:
     # bool is an int in Python; a JSON true is not an id.
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())  # WooCommerce hooks sometimes pass numeric strings
+        text = value.strip() if isinstance(value, str) else ""
+        # WooCommerce hooks sometimes pass numeric strings; only ASCII digits are
+        # numbers here ("²".isdigit() is true, yet int("²") fails).
+        if text.isascii() and text.isdigit() and len(text) <= 19:
+            value = int(text)
         else:
             raise InvalidOrder(f"{where} must be an integer")
     if not minimum <= value <= maximum:
@@ -51,6 +54,14 @@ def _str(value: Any, where: str, *, required: bool = False) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidOrder(f"{where} must be a string")
+    # JSON can carry lone surrogates and NULs; neither survives the message's
+    # UTF-8 encoding or a PostgreSQL text column, and WooCommerce sends neither.
+    if "\x00" in value:
+        raise InvalidOrder(f"{where} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOrder(f"{where} is not valid Unicode") from None
     return value
 
 
@@ -62,8 +73,11 @@ def parse_gmt(value: Any, where: str = "date_modified_gmt") -> datetime:
     except ValueError:
         raise InvalidOrder(f"{where} is not an ISO-8601 date-time") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # an offset pushing year 1 or 9999 out of range
+        raise InvalidOrder(f"{where} is out of range") from None
 
 
 def order_id_of(body: Any) -> int:
