@@ -1,0 +1,27 @@
+# One image for every service; docker-compose.yml picks the command
+# (python -m services.ingest, python -m services.supplier_sync, ...).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 --user-group rewix
+WORKDIR /app
+
+# Pinned dependencies first: this layer is rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
+
+COPY pyproject.toml ./
+COPY shared ./shared
+COPY services ./services
+COPY simulators ./simulators
+RUN pip install --no-deps . && rm -rf build ./*.egg-info
+
+USER rewix
+EXPOSE 8080 8081
+# No HEALTHCHECK here: only some services serve HTTP. docker-compose.yml checks
+# those with a Python one-liner (the slim image has no curl).
+CMD ["python", "-m", "services.ingest"]
