@@ -1,20 +1,30 @@
 """`rewix-sync`: the operator's command line (interfaces.md, "Operator commands").
 
-Every command fails with one clear line on stderr and a non-zero exit when it
-cannot do its work.
+Every command fails with one clear line on stderr and a non-zero exit (2) when
+it cannot do its work; `reconcile` exits 1 when differences remain.
 """
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError
+from pika.exceptions import AMQPError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from shared.amqp import BrokerUnavailable
+from shared.errors import ExternalError
 from shared.logging import configure_logging
-from shared.settings import ConfigurationError, Settings, load_settings
+from shared.settings import ConfigurationError, Settings, load_settings, require
+
+
+class Failure(click.ClickException):
+    """The command could not do its work: one line on stderr, exit 2."""
+
+    exit_code = 2
 
 
 def fails_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -25,12 +35,40 @@ def fails_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except ConfigurationError as exc:
-            raise click.ClickException(str(exc.code)) from None
+            raise Failure(str(exc.code)) from None
         except OperationalError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
-            raise click.ClickException(f"database unavailable: {first}") from None
+            raise Failure(f"database unavailable: {first}") from None
+        except ProgrammingError as exc:
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            if "does not exist" in first:
+                raise Failure(f"database schema missing ({first}): run `rewix-sync db upgrade`") from None
+            raise
+        except BrokerUnavailable as exc:
+            raise Failure(f"RabbitMQ unavailable: {_one_line(exc)}") from None
+        except AMQPError as exc:
+            raise Failure(f"RabbitMQ unavailable: {exc!r}") from None
+        except ExternalError as exc:
+            raise Failure(_external_failure(exc)) from None
 
     return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _external_failure(exc: ExternalError) -> str:
+    if exc.status in (401, 403):
+        return f"credentials refused (HTTP {exc.status}): {_one_line(exc)}"
+    return _one_line(exc)
+
+
+def emit_json(value: Any) -> None:
+    from services.admin.views import jsonable
+
+    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
 
 
 class Context:
@@ -88,14 +126,287 @@ def products_import(ctx: Context, file: Path) -> None:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise click.ClickException(f"{file}: not a UTF-8 text file") from None
+        raise Failure(f"{file}: not a UTF-8 text file") from None
     try:
         rows = parse_product_map(text)
     except ImportError_ as exc:
-        raise click.ClickException(f"{file}: {exc}; nothing was imported") from None
+        raise Failure(f"{file}: {exc}; nothing was imported") from None
     with session_scope(ctx.settings.database_url) as session:
         count = import_product_map(session, rows)
     click.echo(f"imported {count} product mappings")
+
+
+# --- what the shop's orders hold at the supplier -----------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@pass_context
+@fails_cleanly
+def reservations(ctx: Context, as_json: bool) -> None:
+    """What the open orders need reserved at the supplier, and what it holds.
+
+    One row per supplier model (Remote ID = stock_id): the WooCommerce product
+    or variation, the shop orders needing it with a link to each, units needed
+    by pending and processing orders, units locked at the supplier, sync status.
+    """
+    from shared.db import session_scope
+    from services.admin import views
+
+    with session_scope(ctx.settings.database_url) as session:
+        rows = views.reservations(session, ctx.settings.wc_url)
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(render_reservations(rows, ctx.settings.wc_url))
+
+
+def render_reservations(rows: list[dict[str, Any]], wc_url: str | None) -> str:
+    from services.admin.tables import render
+
+    if not rows:
+        return "nothing is reserved: no open order needs a supplier product"
+    table = render(
+        ["Remote ID", "WooCommerce ID", "Orders", "Needed", "Locked", "Sync status"],
+        [
+            [
+                row["stock_id"],
+                row["woocommerce_id"],
+                ", ".join(f"#{o['number'] or o['order_id']} {o['status']} x{o['quantity']}" for o in row["orders"]),
+                row["needed"],
+                row["locked"],
+                row["sync_status"],
+            ]
+            for row in rows
+        ],
+        numeric=[0, 3, 4],
+    )
+    links: dict[int, tuple[str, str | None]] = {}
+    for row in rows:
+        for order in row["orders"]:
+            links[order["order_id"]] = (order["number"] or str(order["order_id"]), order["url"])
+    lines = [table]
+    if links:
+        lines.append("")
+        if wc_url:
+            lines.append("Order details:")
+            lines += [f"  #{number}  {url}" for _, (number, url) in sorted(links.items())]
+        else:
+            lines.append("(set WC_URL to link each order to its page in WooCommerce)")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@pass_context
+@fails_cleanly
+def orders(ctx: Context, as_json: bool) -> None:
+    """Every shop order with supplier lines, and its supplier order.
+
+    Shows the supplier order id, its status (Booked, Confirmed, Working on,
+    Ready, Dispatched, Failed...), tracking, the last sync and the last error.
+    """
+    from shared.db import session_scope
+    from services.admin import views
+
+    with session_scope(ctx.settings.database_url) as session:
+        rows = views.orders(session, ctx.settings.wc_url)
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(render_orders(rows))
+
+
+def supplier_status_text(row: dict[str, Any]) -> str:
+    if row["supplier_status_name"] is None:
+        return "not sent"
+    text = row["supplier_status_name"]
+    if row["cancelled_in_shop"]:
+        text += " (cancelled in shop!)"
+    return text
+
+
+def tracking_text(row: dict[str, Any]) -> str | None:
+    parts = [p for p in (row["tracking_code"], row["carrier_name"]) if p]
+    return " ".join([parts[0], f"({parts[1]})"] if len(parts) == 2 else parts) or None
+
+
+def render_orders(rows: list[dict[str, Any]]) -> str:
+    from services.admin.tables import render
+
+    if not rows:
+        return "no shop order with supplier lines yet"
+    return render(
+        ["Order", "Shop status", "Supplier lines", "Sync", "Supplier order", "Supplier status", "Tracking",
+         "Last sync", "Last error"],
+        [
+            [
+                f"#{row['number'] or row['order_id']}" + ("" if str(row["order_id"]) == row["number"] else f" ({row['order_id']})"),
+                row["status"] + (" (deleted)" if row["deleted"] else ""),
+                ", ".join(f"{line['stock_id']} x{line['quantity']}" for line in row["lines"]) or "none left",
+                row["sync_status"],
+                row["supplier_order_id"],
+                supplier_status_text(row),
+                tracking_text(row),
+                row["last_synced_at"],
+                row["last_error"],
+            ]
+            for row in rows
+        ],
+        numeric=[4],
+        max_cell=48,
+    )
+
+
+# --- dead letters -------------------------------------------------------------------------
+
+
+@main.group()
+def dlq() -> None:
+    """Dead-lettered messages: list, show, replay, purge.
+
+    Every subcommand first moves the messages waiting in the dead-letter
+    queues (rewix.order_lines.dead, rewix.status_changes.dead) into the
+    database, where they are kept until replayed or purged.
+    """
+
+
+def _drain(ctx: Context) -> None:
+    from services.admin.dead_letters import drain
+
+    drain(ctx.settings.amqp_url, ctx.settings.database_url)
+
+
+def _ids_or_all(ids: tuple[int, ...], all_: bool, verb: str) -> list[int] | None:
+    if all_ and ids:
+        raise click.UsageError(f"give IDs or --all, not both")
+    if not all_ and not ids:
+        raise click.UsageError(f"name the dead letters to {verb} (IDs from `rewix-sync dlq list`) or give --all")
+    return None if all_ else list(ids)
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects instead of a table.")
+@pass_context
+@fails_cleanly
+def dlq_list(ctx: Context, as_json: bool) -> None:
+    """Dead letters with their reason, attempts and first/last failure time."""
+    from shared.db import session_scope
+    from services.admin import dead_letters
+    from services.admin.tables import iso_time, render
+
+    _drain(ctx)
+    with session_scope(ctx.settings.database_url) as session:
+        rows = [dead_letters.as_dict(r) for r in dead_letters.all_records(session)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no dead letters")
+        return
+    click.echo(
+        render(
+            ["ID", "Queue", "Order", "Attempts", "First failed", "Last failed", "Replayed", "Reason"],
+            [
+                [r["id"], r["queue"], r["order_id"], r["attempts"], iso_time(r["first_failed_at"]),
+                 iso_time(r["last_failed_at"]), iso_time(r["replayed_at"]), r["reason"]]
+                for r in rows
+            ],
+            numeric=[0, 2, 3],
+            free_last=True,
+        )
+    )
+
+
+@dlq.command("show")
+@click.argument("id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with headers and body).")
+@pass_context
+@fails_cleanly
+def dlq_show(ctx: Context, id: int, as_json: bool) -> None:  # noqa: A002 - the command's word
+    """One dead letter in full: reason, headers and body."""
+    from shared.db import session_scope
+    from services.admin import dead_letters
+
+    _drain(ctx)
+    with session_scope(ctx.settings.database_url) as session:
+        try:
+            (record,) = dead_letters.find(session, [id])
+        except dead_letters.UnknownDeadLetter as exc:
+            raise Failure(str(exc)) from None
+        data = dead_letters.as_dict(record)
+        headers = record.headers
+        body = dead_letters.body_bytes(record)
+    try:
+        parsed_body: Any = json.loads(body)
+    except ValueError:
+        parsed_body = None
+    if as_json:
+        emit_json({**data, "headers": headers, "body": body.decode("utf-8", errors="replace")})
+        return
+    for key, value in data.items():
+        click.echo(f"{key + ':':<17}{'-' if value is None else value}")
+    click.echo("headers:")
+    click.echo(json.dumps(headers, indent=2, ensure_ascii=False, sort_keys=True))
+    click.echo("body:")
+    if parsed_body is not None:
+        click.echo(json.dumps(parsed_body, indent=2, ensure_ascii=False))
+    else:
+        click.echo(body.decode("utf-8", errors="replace"))
+
+
+@dlq.command("replay")
+@click.argument("ids", type=int, nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Replay every dead letter not replayed yet.")
+@pass_context
+@fails_cleanly
+def dlq_replay(ctx: Context, ids: tuple[int, ...], all_: bool) -> None:
+    """Put dead letters back on their work queue, unchanged but for a fresh attempt count.
+
+    Safe to repeat: the consumers are idempotent, so replaying a message that
+    has since succeeded changes nothing at the supplier.
+    """
+    from services.admin import dead_letters
+
+    wanted = _ids_or_all(ids, all_, "replay")
+    _drain(ctx)
+    try:
+        done = dead_letters.replay(
+            ctx.settings.database_url, ctx.settings.amqp_url, ctx.settings.sync_retry_delays, wanted
+        )
+    except dead_letters.UnknownDeadLetter as exc:
+        raise Failure(str(exc)) from None
+    except KeyError as exc:
+        raise Failure(f"cannot replay: {exc.args[0]}") from None
+    for item in done:
+        click.echo(f"replayed {item.id} to {item.queue} (order {item.order_id if item.order_id is not None else '-'}, "
+                   f"message {item.message_id})")
+    click.echo(f"{len(done)} dead letter(s) replayed")
+
+
+@dlq.command("purge")
+@click.argument("ids", type=int, nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Drop every dead letter.")
+@pass_context
+@fails_cleanly
+def dlq_purge(ctx: Context, ids: tuple[int, ...], all_: bool) -> None:
+    """Drop dead letters for good, after printing what is dropped."""
+    from shared.db import session_scope
+    from services.admin import dead_letters
+
+    wanted = _ids_or_all(ids, all_, "purge")
+    _drain(ctx)
+    with session_scope(ctx.settings.database_url) as session:
+        try:
+            rows = dead_letters.find(session, wanted)
+        except dead_letters.UnknownDeadLetter as exc:
+            raise Failure(str(exc)) from None
+        for row in rows:
+            click.echo(f"dropping {row.id}: {row.queue} order {row.order_id if row.order_id is not None else '-'} "
+                       f"message {row.message_id}: {row.reason}")
+            click.echo(f"  body: {row.body}")
+        dead_letters.delete_records(session, rows)
+    click.echo(f"{len(rows)} dead letter(s) purged")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""What operators look at: the reservations and the orders, as plain rows.
+
+Shared by the command line and the web page. Each function reads the store in
+one session and returns lists of dicts whose values are JSON-friendly but for
+datetimes (see `jsonable`).
+
+"What the supplier must hold" is the same rule supplier_sync applies: lines
+still in the order, of orders in pending, on-hold or processing that are not
+deleted and have not been turned into a supplier order yet.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
+from shared.rewix import status_name
+
+HOLDING_STATUSES = ("on-hold", "pending", "processing")
+
+_HELD_LINES = text(
+    """
+    SELECT l.stock_id, l.order_id, l.line_id, l.product_id, l.variation_id, l.quantity,
+           l.sync_status, l.sync_error, o.number, o.status
+    FROM order_lines l
+    JOIN shop_orders o ON o.id = l.order_id
+    LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
+    WHERE NOT l.removed AND NOT o.deleted AND o.status IN ('pending', 'on-hold', 'processing')
+      AND s.id IS NULL AND l.quantity > 0
+    ORDER BY l.stock_id, l.order_id, l.line_id
+    """
+)
+
+# Most urgent first: a row shows the most urgent status among its lines.
+_URGENCY = ["dead_lettered", "failed", "short", "pending", "locked", "sent", "released"]
+
+
+def most_urgent(statuses: list[str]) -> str | None:
+    if not statuses:
+        return None
+    return min(statuses, key=lambda s: _URGENCY.index(s) if s in _URGENCY else -1)
+
+
+def admin_order_url(wc_url: str | None, order_id: int) -> str | None:
+    """The order's edit page in WordPress, as the seed plugin links it."""
+    if not wc_url:
+        return None
+    return f"{wc_url.rstrip('/')}/wp-admin/post.php?post={int(order_id)}&action=edit"
+
+
+def wc_id(product_id: int, variation_id: int) -> str:
+    """The WooCommerce id an operator looks up: the variation when there is one."""
+    return f"{variation_id} (product {product_id})" if variation_id else str(product_id)
+
+
+def needed_by_stock(session: Session) -> dict[int, int]:
+    """stock_id -> units the open orders need the supplier to hold (only ids needing some)."""
+    needed: dict[int, int] = defaultdict(int)
+    for row in session.execute(_HELD_LINES):
+        needed[row.stock_id] += row.quantity
+    return dict(needed)
+
+
+def reservations(session: Session, wc_url: str | None = None) -> list[dict[str, Any]]:
+    """One row per supplier model that is needed or still locked (the seed's order management table)."""
+    held = session.execute(_HELD_LINES).all()
+    locks = {lock.stock_id: lock for lock in session.scalars(select(StockLock))}
+    by_stock: dict[int, list[Any]] = defaultdict(list)
+    for row in held:
+        by_stock[row.stock_id].append(row)
+    stock_ids = sorted(set(by_stock) | {s for s, lock in locks.items() if lock.locked > 0})
+    rows = []
+    for stock_id in stock_ids:
+        lines = by_stock.get(stock_id, [])
+        lock = locks.get(stock_id)
+        needed = sum(line.quantity for line in lines)
+        locked = lock.locked if lock else 0
+        wc_ids = sorted({(line.product_id, line.variation_id) for line in lines})
+        orders = [
+            {
+                "order_id": line.order_id,
+                "number": line.number,
+                "status": line.status,
+                "line_id": line.line_id,
+                "quantity": line.quantity,
+                "sync_status": line.sync_status,
+                "sync_error": line.sync_error,
+                "url": admin_order_url(wc_url, line.order_id),
+            }
+            for line in lines
+        ]
+        status = most_urgent([line.sync_status for line in lines])
+        if status is None:
+            status = "to release"  # locked at the supplier, needed by no open order
+        rows.append(
+            {
+                "stock_id": stock_id,
+                "woocommerce_ids": [{"product_id": p, "variation_id": v} for p, v in wc_ids],
+                "woocommerce_id": ", ".join(wc_id(p, v) for p, v in wc_ids),
+                "orders": orders,
+                "needed": needed,
+                "needed_pending": sum(line.quantity for line in lines if line.status != "processing"),
+                "needed_processing": sum(line.quantity for line in lines if line.status == "processing"),
+                "locked": locked,
+                "available": lock.available if lock else None,
+                "synced_at": lock.synced_at if lock else None,
+                "sync_status": status,
+            }
+        )
+    return rows
+
+
+def orders(session: Session, wc_url: str | None = None) -> list[dict[str, Any]]:
+    """Every shop order with supplier lines, newest first, with its supplier order if sent."""
+    lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
+    for line in session.scalars(select(OrderLine).order_by(OrderLine.order_id, OrderLine.line_id)):
+        lines_by_order[line.order_id].append(line)
+    if not lines_by_order:
+        return []
+    shop_orders = session.scalars(
+        select(ShopOrder).where(ShopOrder.id.in_(list(lines_by_order))).order_by(ShopOrder.id.desc())
+    ).all()
+    supplier = {
+        s.shop_order_id: s
+        for s in session.scalars(select(SupplierOrder).where(SupplierOrder.shop_order_id.in_(list(lines_by_order))))
+    }
+    rows = []
+    for order in shop_orders:
+        lines = lines_by_order[order.id]
+        current = [line for line in lines if not line.removed]
+        sent = supplier.get(order.id)
+        errors = [e for e in (order.last_error, sent.last_error if sent else None) if e]
+        errors += [f"line {line.line_id}: {line.sync_error}" for line in current if line.sync_error]
+        last_sync = max(
+            (t for t in (order.last_synced_at, sent.last_polled_at if sent else None) if t is not None),
+            default=None,
+        )
+        rows.append(
+            {
+                "order_id": order.id,
+                "number": order.number,
+                "status": order.status,
+                "deleted": order.deleted,
+                "url": admin_order_url(wc_url, order.id),
+                "lines": [
+                    {
+                        "line_id": line.line_id,
+                        "stock_id": line.stock_id,
+                        "product_id": line.product_id,
+                        "variation_id": line.variation_id,
+                        "quantity": line.quantity,
+                        "sync_status": line.sync_status,
+                        "sync_error": line.sync_error,
+                    }
+                    for line in current
+                ],
+                "sync_status": most_urgent([line.sync_status for line in current]),
+                "supplier_order_id": sent.supplier_order_id if sent else None,
+                "supplier_key": sent.key if sent else None,
+                "supplier_status": sent.status if sent else None,
+                "supplier_status_name": status_name(sent.status) if sent else None,
+                "final": sent.final if sent else False,
+                "cancelled_in_shop": sent.cancelled_in_shop if sent else False,
+                "tracking_code": sent.tracking_code if sent else None,
+                "tracking_url": sent.tracking_url if sent else None,
+                "carrier_name": sent.carrier_name if sent else None,
+                "last_synced_at": last_sync,
+                "last_error": "; ".join(errors) or None,
+            }
+        )
+    return rows
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes as ISO-8601 UTC strings, recursively; everything else unchanged."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value

@@ -1,0 +1,100 @@
+"""The pure parts of the operator tooling: tables, dead-letter records, view helpers."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from services.admin import dead_letters, tables, views
+from shared import retry, topology
+
+WHEN = datetime(2026, 11, 26, 9, 0, 5, tzinfo=timezone.utc)
+
+
+def test_table_aligns_columns_and_shows_missing_values_as_dashes() -> None:
+    out = tables.render(["ID", "Name", "When"], [[1, "Zoë", None], [100, "a b\nc", WHEN]], numeric=[0])
+    assert out.splitlines() == [
+        " ID  Name   When",
+        "---  -----  --------------------",
+        "  1  Zoë    -",
+        "100  a b c  2026-11-26 09:00:05Z",
+    ]
+
+
+def test_table_cuts_long_cells_but_the_free_last_one() -> None:
+    long = "x" * 100
+    cut = tables.render(["A", "B"], [[long, long]], max_cell=10)
+    assert cut.splitlines()[2] == "xxxxxxxxx…  xxxxxxxxx…"
+    free = tables.render(["A", "B"], [[long, long]], max_cell=10, free_last=True)
+    assert free.splitlines()[2].endswith(long)
+
+
+def test_table_counts_wide_characters_twice() -> None:
+    out = tables.render(["A", "B"], [["日本", "x"], ["ab", "y"]])
+    # Both second cells start at display column 6, though at different character offsets.
+    assert [tables.width(line[: line.index(c)]) for line, c in zip(out.splitlines()[2:], "xy")] == [6, 6]
+
+
+def test_iso_time_and_most_urgent() -> None:
+    assert tables.iso_time("2026-11-26T10:00:05+01:00") == "2026-11-26 09:00:05Z"
+    assert tables.iso_time("garbage") == "garbage" and tables.iso_time(None) == "-"
+    assert views.most_urgent(["locked", "short", "pending"]) == "short"
+    assert views.most_urgent(["sent", "dead_lettered"]) == "dead_lettered"
+    assert views.most_urgent([]) is None
+
+
+def test_admin_order_url() -> None:
+    assert views.admin_order_url("https://shop.example.com/", 42) == "https://shop.example.com/wp-admin/post.php?post=42&action=edit"
+    assert views.admin_order_url(None, 42) is None
+    assert views.wc_id(2101, 2104) == "2104 (product 2101)" and views.wc_id(3307, 0) == "3307"
+
+
+def test_record_of_a_message_our_consumer_dead_lettered() -> None:
+    route = retry.route_failure(retry.RetryLater("HTTP 503", 503), {retry.ATTEMPTS: 5, retry.FIRST_FAILED_AT: "first"},
+                                topology.ORDER_LINES, [1, 2, 4, 8, 16], now=WHEN)
+    values = dead_letters.record_values("rewix.order_lines.dead", "m-1", route.headers, b'{"order_id": 77}')
+    assert values["queue"] == "rewix.order_lines"
+    assert values["order_id"] == 77 and values["message_id"] == "m-1"
+    assert values["reason"] == "gave up after 6 attempts: HTTP 503"
+    assert values["attempts"] == 6
+    assert values["first_failed_at"] == "first" and values["last_failed_at"] == WHEN.isoformat()
+    assert values["body"] == '{"order_id": 77}'
+
+
+def test_record_of_a_message_rabbitmq_dead_lettered_itself() -> None:
+    headers = {
+        "x-death": [
+            {"count": 1, "reason": "delivery_limit", "queue": "rewix.status_changes", "time": WHEN,
+             "exchange": "rewix.events", "routing-keys": ["status_change"]},
+            {"count": 2, "reason": "expired", "queue": "rewix.status_changes.wait.1s", "time": WHEN},
+        ],
+        "x-first-death-reason": "expired",
+        retry.ATTEMPTS: 2,
+    }
+    values = dead_letters.record_values("rewix.status_changes.dead", "m-2", headers, b'{"shop_order_id": 9}')
+    assert values["reason"] == "delivery limit exceeded"
+    assert values["queue"] == "rewix.status_changes"
+    assert values["order_id"] == 9
+    assert values["last_failed_at"] == WHEN.isoformat()
+    assert values["attempts"] == 2 + topology.DELIVERY_LIMIT
+    assert values["headers"]["x-death"][0]["time"] == WHEN.isoformat()  # stored as JSON
+
+
+def test_a_wait_queue_expiry_is_not_a_broker_dead_letter() -> None:
+    headers = {"x-death": [{"reason": "expired", "queue": "rewix.order_lines.wait.4s", "time": WHEN}],
+               retry.REASON: "permanent", retry.QUEUE: "rewix.order_lines", retry.LAST_FAILED_AT: "t"}
+    values = dead_letters.record_values("rewix.order_lines.dead", "m", headers, b"[]")
+    assert values["reason"] == "permanent" and values["last_failed_at"] == "t" and values["order_id"] is None
+
+
+def test_order_id_only_from_a_sane_integer() -> None:
+    assert dead_letters.order_id_of(b'{"order_id": true}') is None
+    assert dead_letters.order_id_of(b'{"order_id": "12"}') is None
+    assert dead_letters.order_id_of(b'{"order_id": 12, "shop_order_id": 13}') == 12
+    assert dead_letters.order_id_of(b"\xff") is None
+    assert dead_letters.order_id_of(b"{") is None
+
+
+def test_messages_without_id_or_timestamps_still_have_a_stable_key() -> None:
+    a = dead_letters.record_values("rewix.order_lines.dead", None, None, b"poison")
+    b = dead_letters.record_values("rewix.order_lines.dead", None, None, b"poison")
+    assert a["message_id"] == b["message_id"] and a["message_id"].startswith("sha256:")
+    assert a["last_failed_at"] == "" and a["reason"] == "no reason recorded"
