@@ -1,0 +1,1 @@
+"""ingest: receives WooCommerce webhooks and turns each order event into order-line messages."""

@@ -1,0 +1,94 @@
+"""Ingest on gunicorn, configured in code.
+
+One worker process with several threads (gthread): the metrics registry stays
+in one process, and each thread keeps its own RabbitMQ connection. SIGTERM
+stops accepting, lets the requests in hand finish (GRACEFUL_SECONDS at most)
+and exits 0.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from shared.logging import get_logger
+from shared.settings import Settings
+
+from services.ingest.app import IngestApp
+
+log = get_logger("ingest")
+
+THREADS = 8
+GRACEFUL_SECONDS = 8  # SIGTERM to exit well within 10 s
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+def create_app(settings: Settings) -> IngestApp:
+    return IngestApp(
+        secret=settings.secret("wc_webhook_secret"),
+        database_url=settings.database_url,
+        amqp_url=settings.amqp_url,
+        retry_delays=settings.sync_retry_delays,
+    )
+
+
+class IngestServer(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: IngestApp | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        options: dict[str, Any] = {
+            "bind": [f"{self._host()}:{self.settings.ingest_port}"],
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": THREADS,
+            "graceful_timeout": GRACEFUL_SECONDS,
+            "timeout": REQUEST_TIMEOUT_SECONDS,
+            "keepalive": 5,
+            "accesslog": None,  # the app logs one structured line per webhook
+            "errorlog": "-",
+            "loglevel": "warning",
+            "proc_name": "rewix-ingest",
+            "control_socket_disable": True,
+            "when_ready": self._when_ready,
+            "post_worker_init": self._post_worker_init,
+            "worker_exit": self._worker_exit,
+            "on_exit": self._on_exit,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def _host(self) -> str:
+        host = self.settings.ingest_host
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    def load(self) -> IngestApp:
+        # Runs in the worker, after the fork: connections are made there, lazily.
+        self.app = create_app(self.settings)
+        return self.app
+
+    @staticmethod
+    def _when_ready(server: Any) -> None:
+        for listener in server.LISTENERS:
+            log.info("ingest listening", url=str(listener))
+
+    def _post_worker_init(self, _worker: Any) -> None:
+        if self.app is not None:
+            # Only a look: ingest starts (and answers 503 to order events) with the broker down.
+            threading.Thread(target=self.app.check_dependencies, name="dependency-check", daemon=True).start()
+
+    def _worker_exit(self, _server: Any, _worker: Any) -> None:
+        if self.app is not None:
+            self.app.close()
+
+    @staticmethod
+    def _on_exit(_server: Any) -> None:
+        log.info("ingest stopped")
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; gunicorn exits the process with 0 after a graceful stop."""
+    IngestServer(settings).run()
