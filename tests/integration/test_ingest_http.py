@@ -1,0 +1,571 @@
+"""ingest over real HTTP: a `python -m services.ingest` subprocess, the run's
+PostgreSQL database and RabbitMQ vhost, and what reached the broker."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import insert
+
+from shared import topology
+from shared.db import session_scope
+from shared.db.models import CatalogModel
+from shared.messages import parse_order_line
+from shared.product_map import import_product_map
+from shared.shop.signature import sign, wp_json_encode
+from simulators.shop.orders import make_order, replace_lines
+from tests.conftest import drain
+
+ROOT = Path(__file__).resolve().parents[2]
+# As stored in WooCommerce: it signs with the entities decoded ("&amp;" -> "&", "&#039;" -> "'").
+SECRET = "wh-s3cr&amp;t&#039;42"
+DECODED_SECRET = "wh-s3cr&t'42"
+MAX_BODY = 1024 * 1024
+LINES = topology.ORDER_LINES.name
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+# Supplier products of these tests.
+VARIATION = {"product_id": 2101, "variation_id": 2104, "quantity": 2, "sku": "SNK-GRÜN-42",
+             "name": "Sneaker „Grünwald“ - 42", "price": "89.90"}
+SIMPLE = {"product_id": 3307, "variation_id": 0, "quantity": 1, "sku": "TEE-0001",
+          "name": "T-shirt <Basic> & co.", "price": "19.50"}
+BY_CODE = {"product_id": 4400, "variation_id": 4401, "quantity": 3, "sku": "JKT-ÉTÉ-M",
+           "name": "Jacket Été - M", "price": "120.00"}
+BY_BARCODE = {"product_id": 4500, "variation_id": 0, "quantity": 1, "sku": "8056789012345",
+              "name": "Scarf", "price": "25.00"}
+SHOP_OWN = {"product_id": 9100, "variation_id": 0, "quantity": 5, "sku": "GIFT-CARD",
+            "name": "Gift card", "price": "50.00"}
+STOCK = {2101: 70001, 3307: 70002, 4400: 70003, 4500: 70004}
+
+
+class Ingest:
+    """A running `python -m services.ingest` with its log in a file."""
+
+    def __init__(self, **env: str) -> None:
+        self.log_file = tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".log", delete=False)
+        # SYNC_RETRY_DELAYS only names the wait queues ingest declares: the default is fine here.
+        full_env = {
+            **{k: v for k, v in os.environ.items() if k != "SYNC_RETRY_DELAYS"},
+            "WC_WEBHOOK_SECRET": SECRET,
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": "0",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.ingest"],
+            cwd=ROOT, env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT,
+        )
+        self.url = self._wait_listening()
+
+    def _wait_listening(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for line in self.lines():
+                if line.get("event") == "ingest listening":
+                    return line["url"]
+            if self.process.poll() is not None:
+                raise AssertionError(f"ingest exited with {self.process.returncode}: {self.text()}")
+            time.sleep(0.05)
+        self.process.kill()
+        raise AssertionError(f"ingest did not start: {self.text()}")
+
+    def text(self) -> str:
+        return Path(self.log_file.name).read_text(encoding="utf-8", errors="replace")
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for raw in self.text().splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                out.append({"raw": raw})
+        return out
+
+    def post(self, body: bytes, topic: str | None = "order.updated", *, signed: bool = True,
+             headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+        all_headers = {"Content-Type": "application/json", "User-Agent": "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"}
+        if topic is not None:
+            resource, _, event = topic.partition(".")
+            all_headers |= {
+                "X-WC-Webhook-Source": "https://shop.example.com/",
+                "X-WC-Webhook-Topic": topic,
+                "X-WC-Webhook-Resource": resource,
+                "X-WC-Webhook-Event": event,
+                "X-WC-Webhook-ID": "7",
+                "X-WC-Webhook-Delivery-ID": hashlib.md5(str(time.time()).encode()).hexdigest(),
+            }
+        if signed:
+            all_headers["X-WC-Webhook-Signature"] = sign(body, SECRET)
+        all_headers |= headers or {}
+        return requests.post(self.url + "/webhooks/woocommerce", data=body, headers=all_headers, timeout=15, **kw)
+
+    def order(self, order: dict[str, Any], topic: str = "order.updated") -> requests.Response:
+        return self.post(wp_json_encode(order), topic)
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.url + path, timeout=15)
+
+    def metric(self, name: str, **labels: str) -> float:
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+        for line in self.get("/metrics").text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def stop(self) -> int:
+        """SIGTERM; it must exit 0 within STOP_TIMEOUT seconds."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("ingest did not stop within 10 s of SIGTERM") from None
+        finally:
+            self.log_file.close()
+        return code
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+        Path(self.log_file.name).unlink(missing_ok=True)
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; stop() cuts every connection, start() serves again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.1)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        self._stopped = threading.Event()
+        threading.Thread(target=self._accept, args=(listener, self._stopped), daemon=True).start()
+
+    def _accept(self, listener: socket.socket, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            try:
+                client, _ = listener.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
+    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url)
+    yield server
+    try:
+        assert server.stop() == 0
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def catalog(db: str, broker: str) -> str:
+    """Product map for VARIATION and SIMPLE, catalog models for BY_CODE (code) and BY_BARCODE (barcode)."""
+    with session_scope(db) as session:
+        import_product_map(session, [(2101, 2104, STOCK[2101]), (3307, 0, STOCK[3307])])
+        session.execute(insert(CatalogModel), [
+            {"stock_id": STOCK[4400], "product_id": 500, "code": "JKT-ÉTÉ-M", "barcode": "8056789000001"},
+            {"stock_id": STOCK[4500], "product_id": 501, "code": "SCARF", "barcode": "8056789012345"},
+            # A model whose code matches no SKU in these orders.
+            {"stock_id": 70099, "product_id": 502, "code": "OTHER", "barcode": ""},
+        ])
+    return db
+
+
+def published(amqp_url: str) -> list[Any]:
+    return [parse_order_line(body) for _props, body in drain(amqp_url, LINES)]
+
+
+def a_valid_order(order_id: int = 5001) -> bytes:
+    return wp_json_encode(make_order(order_id, lines=[VARIATION]))
+
+
+# -- the table of interfaces.md, row by row ---------------------------------------------------------
+
+
+def test_ping_is_answered_exactly_200_and_publishes_nothing(ingest: Ingest, broker: str) -> None:
+    response = requests.post(
+        ingest.url + "/webhooks/woocommerce", data=b"webhook_id=12",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+                 "User-Agent": "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert drain(broker, LINES) == []
+    # The same body with X-WC-* headers is not a ping: it needs a signature.
+    assert ingest.post(b"webhook_id=12", "order.updated", signed=False).status_code == 401
+
+
+@pytest.mark.parametrize("how", ["missing", "garbage", "other body", "raw secret", "hex digest", "non-ascii"])
+def test_missing_or_wrong_signature_is_401(ingest: Ingest, catalog: str, broker: str, how: str) -> None:
+    body = a_valid_order()
+    raw = hmac.new(SECRET.encode(), body, hashlib.sha256)
+    signature = {
+        "missing": None,
+        "garbage": "not-a-signature",
+        "other body": sign(body + b" ", SECRET),
+        "raw secret": base64.b64encode(raw.digest()).decode(),  # entities not decoded: WooCommerce #21693
+        "hex digest": hmac.new(DECODED_SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        "non-ascii": "é" * 44,
+    }[how]
+    headers = {} if signature is None else {"X-WC-Webhook-Signature": signature}
+    if signature is not None and not signature.isascii():
+        headers = {"X-WC-Webhook-Signature": signature.encode("latin-1")}  # type: ignore[dict-item]
+    response = ingest.post(body, "order.created", signed=False, headers=headers)
+    assert response.status_code == 401
+    assert "error" in response.json()
+    assert drain(broker, LINES) == []
+
+
+def test_signature_uses_the_secret_with_html_entities_decoded(ingest: Ingest, catalog: str, broker: str) -> None:
+    body = a_valid_order()
+    signature = base64.b64encode(hmac.new(DECODED_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    response = ingest.post(body, "order.created", signed=False, headers={"X-WC-Webhook-Signature": signature})
+    assert response.status_code == 200
+    assert len(published(broker)) == 1
+
+
+def test_body_over_1_mib_is_413(ingest: Ingest, broker: str) -> None:
+    too_big = b"x" * (MAX_BODY + 1)
+    response = ingest.post(too_big, "order.updated")  # Content-Length says it
+    assert response.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # chunked: no Content-Length, so the read itself is capped
+        for _ in range(16):
+            yield b"y" * (64 * 1024)
+        yield b"y" * 100
+
+    response = ingest.post(chunks(), "order.updated", signed=False)  # type: ignore[arg-type]
+    assert response.status_code == 413
+    # Exactly 1 MiB passes the size check and fails later, as not JSON.
+    assert ingest.post(b"z" * MAX_BODY, "order.updated").status_code == 400
+    assert drain(broker, LINES) == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{\"id\": 1,", b"\xff\xfe\x00garbage", b"", b"[" * 100_000])
+def test_not_json_is_400_naming_the_problem(ingest: Ingest, broker: str, body: bytes) -> None:
+    response = ingest.post(body, "order.created")
+    assert response.status_code == 400
+    assert "not JSON" in response.json()["error"]
+    assert drain(broker, LINES) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ([{"id": 1}], "JSON object"),
+        ("a string", "JSON object"),
+        ({"code": "woocommerce_rest_cannot_view", "message": "Sorry, you cannot view this resource.",
+          "data": {"status": 401}}, "woocommerce_rest_cannot_view"),
+        ({"status": "pending", "line_items": []}, "no id"),
+        ({"id": 5001, "status": "pending", "date_modified_gmt": "2026-11-26T09:00:00", "line_items": {"0": {}}},
+         "line_items must be an array"),
+        ({"id": 5001, "status": "pending", "date_modified_gmt": "yesterday", "line_items": []}, "date_modified_gmt"),
+        ({"id": 5001, "status": "pending", "date_modified_gmt": "2026-11-26T09:00:00",
+          "line_items": [{"id": 1, "product_id": 2101, "quantity": "two"}]}, "line_items[0].quantity"),
+        ({"id": True}, "id must be an integer"),
+    ],
+)
+def test_json_that_is_not_an_order_is_400_naming_the_problem(
+    ingest: Ingest, catalog: str, broker: str, payload: Any, problem: str
+) -> None:
+    response = ingest.post(wp_json_encode(payload), "order.updated")
+    assert response.status_code == 400
+    assert problem in response.json()["error"]
+    assert drain(broker, LINES) == []
+
+
+def test_other_topics_are_202_ignored_and_counted(ingest: Ingest, broker: str) -> None:
+    before = ingest.metric("rewix_ingest_webhooks_total", outcome="other_topic")
+    product = wp_json_encode({"id": 2101, "name": "Sneaker", "sku": "SNK"})
+    assert ingest.post(product, "product.updated").status_code == 202
+    assert ingest.post(wp_json_encode({"action": "woocommerce_payment_complete", "arg": 5001}),
+                       "action.woocommerce_payment_complete").status_code == 202
+    assert ingest.metric("rewix_ingest_webhooks_total", outcome="other_topic") == before + 2
+    assert ingest.metric("rewix_ingest_other_topics_total", topic="product.updated") >= 1
+    assert drain(broker, LINES) == []
+
+
+def test_a_valid_order_publishes_one_message_per_supplier_line(ingest: Ingest, catalog: str, broker: str) -> None:
+    order = make_order(5002, status="processing", lines=[VARIATION, SIMPLE, SHOP_OWN, BY_CODE, BY_BARCODE],
+                       customer_note="Bitte beim Nachbarn abgeben / ring twice", number="WC-5002")
+    before = ingest.metric("rewix_ingest_messages_published_total")
+    response = ingest.order(order, "order.created")
+    assert response.status_code == 200, response.text
+    assert response.json()["messages"] == 4
+
+    deliveries = drain(broker, LINES)
+    messages = [parse_order_line(body) for _props, body in deliveries]
+    items = {item["product_id"]: item for item in order["line_items"]}
+    supplier_ids = sorted(items[p]["id"] for p in (2101, 3307, 4400, 4500))
+    by_product = {m.line.product_id: m for m in messages if m.line}
+    assert sorted(by_product) == [2101, 3307, 4400, 4500]  # the gift card is the shop's own
+    for product_id, message in by_product.items():
+        item = items[product_id]
+        assert message.line.stock_id == STOCK[product_id]
+        assert message.line.line_id == item["id"]
+        assert message.line.variation_id == item["variation_id"]
+        assert message.line.quantity == item["quantity"]
+        assert sorted(message.supplier_line_ids) == supplier_ids
+        assert (message.topic, message.source, message.order_id) == ("order.created", "webhook", 5002)
+        assert (message.order_number, message.status, message.deleted) == ("WC-5002", "processing", False)
+        assert message.date_modified_gmt.isoformat().startswith(order["date_modified_gmt"])
+        assert message.recipient.name == "Zoë Müller-Ørsted"
+        assert message.recipient.city == "Łódź"
+        assert message.customer_note == "Bitte beim Nachbarn abgeben / ring twice"
+    for properties, body in deliveries:
+        assert properties.delivery_mode == 2
+        assert properties.message_id == json.loads(body)["message_id"]
+        assert properties.content_type == "application/json"
+    assert len({m.message_id for m in messages}) == 4
+    assert ingest.metric("rewix_ingest_messages_published_total") == before + 4
+
+
+def test_missing_optional_fields_and_unknown_extra_fields(ingest: Ingest, catalog: str, broker: str) -> None:
+    order = {
+        "id": 5003,
+        "status": "on-hold",
+        "date_modified_gmt": "2026-11-26T09:15:00",
+        "line_items": [{"id": 9, "product_id": 3307, "quantity": 2, "sku": None, "x_plugin": {"gift": True}}],
+        "x_custom_field": [1, {"nested": "ünïcödé"}],
+        "meta_data": [{"id": 1, "key": "_something", "value": {"a": [1, 2]}}],
+    }
+    assert ingest.order(order).status_code == 200
+    [message] = published(broker)
+    assert message.order_number == "5003"
+    assert message.line.stock_id == STOCK[3307] and message.line.variation_id == 0 and message.line.quantity == 2
+    assert message.recipient.name == "" and message.customer_note == ""
+
+
+def test_order_deleted_releases_a_known_order_and_ignores_an_unknown_one(
+    ingest: Ingest, catalog: str, broker: str
+) -> None:
+    assert ingest.order(make_order(5004, lines=[VARIATION, SHOP_OWN]), "order.created").status_code == 200
+    assert len(published(broker)) == 1
+
+    response = ingest.post(wp_json_encode({"id": 5004}), "order.deleted")
+    assert response.status_code == 200
+    [release] = published(broker)
+    assert (release.order_id, release.deleted, release.line, release.topic) == (5004, True, None, "order.deleted")
+
+    response = ingest.post(wp_json_encode({"id": 5999}), "order.deleted")
+    assert response.status_code == 200
+    assert published(broker) == []
+
+
+def test_an_order_losing_its_last_supplier_line_publishes_one_line_less_message(
+    ingest: Ingest, catalog: str, broker: str
+) -> None:
+    order = make_order(5005, lines=[SIMPLE, SHOP_OWN])
+    assert ingest.order(order, "order.created").status_code == 200
+    assert len(published(broker)) == 1
+
+    replace_lines(order, [SHOP_OWN])
+    order["date_modified_gmt"] = "2099-01-01T00:00:00"
+    assert ingest.order(order).status_code == 200
+    [message] = published(broker)
+    assert (message.order_id, message.line, message.supplier_line_ids) == (5005, None, [])
+
+
+def test_orders_without_supplier_lines_and_drafts_cost_nothing(ingest: Ingest, catalog: str, broker: str) -> None:
+    response = ingest.order(make_order(5006, lines=[SHOP_OWN]), "order.created")
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    draft = make_order(5007, status="checkout-draft", lines=[VARIATION])
+    response = ingest.order(draft)
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert drain(broker, LINES) == []
+
+
+def test_health_readiness_and_metrics(ingest: Ingest, broker: str) -> None:
+    assert ingest.get("/healthz").status_code == 200
+    assert ingest.get("/readyz").status_code == 200
+    metrics = ingest.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["Content-Type"].startswith("text/plain")
+    for name in ("rewix_ingest_webhooks_total", "rewix_ingest_messages_published_total",
+                 "rewix_ingest_webhook_duration_seconds_bucket"):
+        assert name in metrics.text
+    assert ingest.get("/nowhere").status_code == 404
+    assert requests.get(ingest.url + "/webhooks/woocommerce", timeout=5).status_code == 405
+
+
+def test_one_log_line_per_webhook_without_body_secret_or_address(ingest: Ingest, catalog: str, broker: str) -> None:
+    assert ingest.order(make_order(5008, lines=[VARIATION]), "order.created").status_code == 200
+    assert ingest.post(b"garbage", "order.created", signed=False,
+                       headers={"X-WC-Webhook-Signature": "x"}).status_code == 401
+    drain(broker, LINES)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [l for l in ingest.lines() if l.get("event") == "webhook"]
+        if any(l.get("order_id") == 5008 for l in lines):
+            break
+        time.sleep(0.05)
+    [line] = [l for l in lines if l.get("order_id") == 5008]
+    assert line["topic"] == "order.created" and line["outcome"] == "published" and line["status"] == 200
+    assert line["messages"] == 1 and isinstance(line["duration_ms"], float)
+    text = ingest.text()
+    for private in ("Piotrkowska", "zoe.muller", "Müller", "42 123 45 67", "90-926", SECRET, DECODED_SECRET,
+                    "wc_order_", "Sneaker"):
+        assert private not in text, private
+
+
+# -- broker and database failures, in processes of their own ----------------------------------------
+
+
+def test_broker_unreachable_at_start_answers_503_and_starts_anyway(
+    database_url: str, catalog: str, broker: str
+) -> None:
+    server = Ingest(AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F", DATABASE_URL=database_url)
+    try:
+        assert server.get("/healthz").status_code == 200
+        assert server.get("/readyz").status_code == 503
+        assert server.order(make_order(5101, lines=[VARIATION])).status_code == 503
+        assert requests.post(server.url + "/webhooks/woocommerce", data=b"webhook_id=3", timeout=5).status_code == 200
+        assert drain(broker, LINES) == []
+        deadline = time.monotonic() + 5
+        while not any(l.get("level") == "warning" and "rabbitmq" in l.get("event", "") for l in server.lines()):
+            assert time.monotonic() < deadline, server.text()
+            time.sleep(0.05)
+        assert server.stop() == 0
+    finally:
+        server.close()
+
+
+def test_database_unreachable_answers_503_and_publishes_nothing(amqp_url: str, catalog: str, broker: str) -> None:
+    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing")
+    try:
+        response = server.order(make_order(5102, lines=[VARIATION]))
+        assert response.status_code == 503 and "database" in response.json()["error"]
+        assert server.get("/readyz").status_code == 503
+        assert drain(broker, LINES) == []
+        assert server.stop() == 0
+    finally:
+        server.close()
+
+
+def test_broker_outage_answers_503_and_recovers_without_restart(
+    database_url: str, catalog: str, broker: str
+) -> None:
+    proxy = TcpProxy(("127.0.0.1", 5672))
+    proxy.start()
+    vhost = broker.rsplit("/", 1)[1]
+    server = Ingest(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}", DATABASE_URL=database_url)
+    try:
+        assert server.order(make_order(5103, lines=[VARIATION])).status_code == 200
+        assert len(published(broker)) == 1
+
+        proxy.stop()
+        for order_id in (5104, 5105, 5106):  # whichever thread answers, its connection is gone
+            response = server.order(make_order(order_id, lines=[VARIATION]))
+            assert response.status_code == 503, response.text
+        assert server.get("/readyz").status_code == 503
+        assert published(broker) == []
+
+        proxy.start()
+        deadline = time.monotonic() + 10
+        while (status := server.order(make_order(5107, lines=[VARIATION])).status_code) != 200:
+            assert status == 503 and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert server.get("/readyz").status_code == 200
+        assert {m.order_id for m in published(broker)} == {5107}
+        assert server.stop() == 0
+    finally:
+        server.close()
+        proxy.stop()
+
+
+def test_sigterm_stops_cleanly_with_exit_0(database_url: str, amqp_url: str) -> None:
+    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url)
+    try:
+        assert server.get("/readyz").status_code == 200
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < STOP_TIMEOUT
+        assert any(l.get("event") == "ingest stopped" for l in server.lines())
+    finally:
+        server.close()
+
+
+def test_missing_secret_stops_at_start_with_one_line_naming_it(database_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WC_WEBHOOK_SECRET"}
+    result = subprocess.run([sys.executable, "-m", "services.ingest"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "WC_WEBHOOK_SECRET" in lines[0]
