@@ -279,9 +279,9 @@ def _drain(ctx: Context) -> None:
 
 def _ids_or_all(ids: tuple[int, ...], all_: bool, verb: str) -> list[int] | None:
     if all_ and ids:
-        raise click.UsageError(f"give IDs or --all, not both")
+        raise Failure("give IDs or --all, not both")
     if not all_ and not ids:
-        raise click.UsageError(f"name the dead letters to {verb} (IDs from `rewix-sync dlq list`) or give --all")
+        raise Failure(f"name the dead letters to {verb} (IDs from `rewix-sync dlq list`) or give --all")
     return None if all_ else list(ids)
 
 
@@ -407,6 +407,149 @@ def dlq_purge(ctx: Context, ids: tuple[int, ...], all_: bool) -> None:
             click.echo(f"  body: {row.body}")
         dead_letters.delete_records(session, rows)
     click.echo(f"{len(rows)} dead letter(s) purged")
+
+
+# --- the supplier and the shop ------------------------------------------------------------
+
+
+def rewix_client(settings: Settings) -> Any:
+    from shared.rewix import RewixClient
+
+    require(settings, "REWIX_API_URL", "REWIX_API_KEY", "REWIX_API_PASSWORD")
+    return RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
+
+
+def shop_client(settings: Settings) -> Any:
+    from shared.shop import WooCommerceClient
+
+    require(settings, "WC_URL", "WC_CONSUMER_KEY", "WC_CONSUMER_SECRET")
+    return WooCommerceClient(settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"))
+
+
+@main.command()
+@click.option("--apply", "apply_", is_flag=True, help="Set the supplier to what the open orders need.")
+@pass_context
+@fails_cleanly
+def reconcile(ctx: Context, apply_: bool) -> None:
+    """Compare the supplier's growing order with what the open orders need.
+
+    Prints every stock_id whose locked quantity at the supplier differs from
+    what the pending, on-hold and processing orders not yet sent need. With
+    --apply, sets the supplier to exactly that in one call. Exits 0 when both
+    agree (or agree after --apply), 1 when differences remain.
+    """
+    from services.admin import reconcile as rec
+
+    client = rewix_client(ctx.settings)
+    found = rec.compare(ctx.settings.database_url, client)
+    if not found:
+        click.echo("the supplier holds exactly what the open orders need")
+        return
+    click.echo(render_differences(found))
+    if not apply_:
+        click.echo(f"{len(found)} difference(s); `rewix-sync reconcile --apply` sets the supplier to what is needed")
+        ctx_exit(1)
+    applied = rec.apply(ctx.settings.database_url, client)
+    click.echo(f"set {len(applied.sent)} model(s) at the supplier: "
+               + ", ".join(f"{s}={q}" for s, q in sorted(applied.sent.items())))
+    if applied.remaining:
+        click.echo(render_differences(applied.remaining))
+        click.echo(f"{len(applied.remaining)} difference(s) remain: the supplier could not lock everything asked")
+        ctx_exit(1)
+    click.echo("the supplier now holds exactly what the open orders need")
+
+
+def ctx_exit(code: int) -> None:
+    raise click.exceptions.Exit(code)
+
+
+def render_differences(found: list[Any]) -> str:
+    from services.admin.tables import render
+
+    def what(delta: int) -> str:
+        return f"lock {delta} more" if delta > 0 else f"release {-delta}"
+
+    return render(
+        ["Remote ID", "Needed", "Locked at supplier", "Difference"],
+        [[d.stock_id, d.needed, d.locked, f"{d.delta:+d} ({what(d.delta)})"] for d in found],
+        numeric=[0, 1, 2],
+    )
+
+
+@main.command()
+@click.option("--since", required=True, metavar="ISO8601",
+              help="UTC moment, e.g. 2026-11-26T09:00:00Z: orders modified at or after it are sent again.")
+@pass_context
+@fails_cleanly
+def backfill(ctx: Context, since: str) -> None:
+    """Send the shop's orders modified since a moment through the webhook path again.
+
+    For webhook deliveries that were missed or failed: pulls the orders from
+    the WooCommerce REST API and publishes what each needs, like a webhook.
+    """
+    from services.admin import backfill as bf
+    from shared.amqp import Publisher
+    from shared.order_intake import OrderIntake
+
+    try:
+        moment = bf.parse_since(since)
+    except ValueError:
+        raise Failure(f"--since: {since!r} is not an ISO-8601 time such as 2026-11-26T09:00:00Z") from None
+    settings = ctx.settings
+    shop = shop_client(settings)
+    from shared.db import ping
+
+    ping(settings.database_url)
+    publisher = Publisher(settings.amqp_url, settings.sync_retry_delays)
+    publisher.ping()
+    intake = OrderIntake(settings.database_url, publisher)
+    total, orders_iter = bf.orders_since(shop, moment)
+    summary = bf.Summary()
+    try:
+        with click.progressbar(length=total, label=f"orders modified since {moment.isoformat()}",
+                               file=click.get_text_stream("stderr"), show_pos=True) as bar:
+            bf.submit_all(intake, orders_iter, summary, on_order=lambda: bar.update(1))
+    except BrokerUnavailable as exc:
+        raise Failure(f"RabbitMQ unavailable after {summary.orders} of {total} orders ({_one_line(exc)}); "
+                      f"run the backfill again with the same --since") from None
+    finally:
+        publisher.close()
+    for problem in summary.invalid:
+        click.echo(f"skipped {problem}", err=True)
+    click.echo(f"backfill: {summary.orders} orders, {summary.published} messages published, "
+               f"{summary.skipped} skipped (no supplier line or not an order)")
+
+
+@main.group()
+def catalog() -> None:
+    """The supplier catalog stored locally (to match order lines by SKU)."""
+
+
+@catalog.command("sync")
+@pass_context
+@fails_cleanly
+def catalog_sync(ctx: Context) -> None:
+    """Download the supplier catalog and store every model's stock_id, code, barcode and availability.
+
+    Only the changes since the last download are fetched; the whole catalog
+    when there was none, or when the supplier says it was too long ago.
+    """
+    import math
+
+    from services.admin import catalog as cat
+    from shared.errors import TransientError
+
+    client = rewix_client(ctx.settings)
+    try:
+        result = cat.sync(ctx.settings.database_url, client)
+    except TransientError as exc:
+        if exc.status == 429:
+            wait = f"{math.ceil(exc.retry_after)} s" if exc.retry_after is not None else "a while"
+            click.echo(f"Error: rate limited by the supplier, retry in {wait}", err=True)
+            ctx_exit(1)
+        raise
+    how = "full catalog" if result.full else f"changes since {result.since}"
+    click.echo(f"catalog: {result.models} models stored ({how}); next sync asks for changes since {result.last_update}")
 
 
 if __name__ == "__main__":
