@@ -65,14 +65,12 @@ def wait_for(what: str, attempt: Callable[[], Any], stop: threading.Event | None
         try:
             return attempt()
         except Exception as exc:  # any failure to reach the dependency
-            if stop is not None and stop.is_set():
-                raise
             log.warning("waiting for dependency", dependency=what, error=str(exc)[:200], retry_in=round(delay, 2))
-            if stop is not None:
-                if stop.wait(delay):
-                    raise
-            else:
+            if stop is None:
                 time.sleep(delay)
+            elif stop.wait(delay):
+                # Asked to stop while still waiting: a clean exit, not a crash.
+                raise SystemExit(0) from None
     raise AssertionError("unreachable")
 
 

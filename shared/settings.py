@@ -10,7 +10,9 @@ import sys
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -35,7 +37,8 @@ class Settings(BaseSettings):
     # Requests per second the poller may spend on the supplier's status endpoints.
     poll_requests_per_second: float = Field(5.0, gt=0)
     shop_catchup_interval_seconds: float = Field(300.0, ge=0)
-    sync_retry_delays: list[int] = [5, 30, 120, 600, 1800, 3600]
+    # Comma-separated in the environment (5,30,120), not JSON.
+    sync_retry_delays: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600]
 
     admin_token: SecretStr | None = None
     admin_port: int = 8081

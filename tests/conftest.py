@@ -23,7 +23,7 @@ from shared.db.migrate import upgrade
 from shared.db.models import Base
 
 RUN_ID = uuid.uuid4().hex[:8]
-TEST_RETRY_DELAYS = [1, 2, 4]
+TEST_RETRY_DELAYS = [1, 2, 4, 8, 16]
 
 
 def _docker_available() -> bool:

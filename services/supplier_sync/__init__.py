@@ -1,0 +1,1 @@
+"""supplier_sync: keeps the supplier's growing order equal to what the shop's orders need."""

@@ -1,0 +1,115 @@
+"""Runs supplier_sync's consumer in a thread against the supplier simulator, for tests."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import create_engine, text
+
+from shared import topology
+from shared.amqp import Publisher
+from shared.consumer import BatchConsumer
+from shared.db import normalise_url
+from shared.messages import OrderLineMessage, Recipient, SupplierLine
+from shared.rewix import RewixClient
+from services.supplier_sync.handler import OrderLineHandler
+from simulators.rewix import start_in_thread
+from simulators.rewix.control import SimulatorControl
+from tests.conftest import TEST_RETRY_DELAYS
+
+API_KEY, PASSWORD = "test-key", "test-password"
+BASE_DATE = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+RECIPIENT = Recipient(
+    name="Zoë Müller", phone="+39 333 1234567", address_1="Via Roma 1", address_2="Scala B",
+    postcode="20121", city="Milano", state="MI", country="IT",
+)
+
+
+def order_messages(
+    order_id: int,
+    status: str,
+    lines: dict[int, tuple[int, int]],  # line_id -> (stock_id, quantity)
+    *,
+    version: int = 0,
+    topic: str = "order.updated",
+) -> list[OrderLineMessage]:
+    """The messages ingest would publish for one state of an order."""
+    date = BASE_DATE + timedelta(seconds=version)
+    common = dict(
+        topic=topic, order_id=order_id, order_number=f"WC-{order_id}", status=status,
+        date_modified_gmt=date, supplier_line_ids=sorted(lines), recipient=RECIPIENT,
+    )
+    if not lines:
+        return [OrderLineMessage(**common)]
+    return [
+        OrderLineMessage(line=SupplierLine(line_id=lid, product_id=stock, stock_id=stock, quantity=qty), **common)
+        for lid, (stock, qty) in sorted(lines.items())
+    ]
+
+
+def deleted_message(order_id: int) -> OrderLineMessage:
+    return OrderLineMessage(topic="order.deleted", order_id=order_id, status="trash", date_modified_gmt=None, deleted=True)
+
+
+class SyncHarness:
+    def __init__(self, amqp_url: str, database_url: str, *, workers: int = 1, stock_ids=range(1001, 1011), availability=100):
+        self.amqp_url, self.database_url = amqp_url, database_url
+        self.sim = start_in_thread(api_key=API_KEY, password=PASSWORD)
+        self.control = SimulatorControl(self.sim.url)
+        self.control.seed_catalog(
+            [{"stock_id": s, "product_id": s, "code": f"M{s}", "barcode": f"80{s}", "availability": availability} for s in stock_ids]
+        )
+        self.publisher = Publisher(amqp_url, TEST_RETRY_DELAYS)
+        self.stop = threading.Event()
+        self.threads = []
+        for n in range(workers):
+            client = RewixClient(self.sim.url, API_KEY, PASSWORD, timeout=5)
+            consumer = BatchConsumer(
+                amqp_url, topology.ORDER_LINES, OrderLineHandler(database_url, client, TEST_RETRY_DELAYS),
+                retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{n}",
+            )
+            thread = threading.Thread(target=consumer.run, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        self.engine = create_engine(normalise_url(database_url))
+
+    def publish(self, messages) -> None:
+        for m in messages:
+            self.publisher.publish(m.to_bytes(), routing_key=topology.ORDER_LINE, message_id=m.message_id)
+
+    def locks(self) -> dict[int, int]:
+        models = self.control.state()["growing_order"]["models"]
+        return {int(k): int(v) for k, v in models.items() if int(v) > 0}
+
+    def supplier_orders(self) -> list[dict]:
+        return self.control.state()["orders"]
+
+    def query(self, sql: str, **params):
+        with self.engine.connect() as c:
+            return c.execute(text(sql), params).all()
+
+    def line_statuses(self) -> dict[tuple[int, int], str]:
+        return {(o, l): s for o, l, s in self.query("SELECT order_id, line_id, sync_status FROM order_lines")}
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.publisher.close()
+        self.control.close()
+        self.sim.stop()
+        self.engine.dispose()
+
+
+counter = itertools.count(1)

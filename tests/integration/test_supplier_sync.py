@@ -1,0 +1,141 @@
+"""supplier_sync end to end: real RabbitMQ and PostgreSQL, the supplier simulator over HTTP."""
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+
+from tests.conftest import drain, queue_depth
+from tests.integration.sync_harness import SyncHarness, deleted_message, order_messages
+
+DEAD = "rewix.order_lines.dead"
+
+
+@pytest.fixture
+def sync(broker, db):
+    harness = SyncHarness(broker, db)
+    yield harness
+    harness.close()
+
+
+def test_pending_order_is_locked(sync):
+    sync.publish(order_messages(1, "pending", {11: (1001, 2), 12: (1002, 1)}))
+    sync.wait_until(lambda: sync.locks() == {1001: 2, 1002: 1}, what="locks")
+    sync.wait_until(lambda: sync.line_statuses() == {(1, 11): "locked", (1, 12): "locked"}, what="line statuses")
+    assert sync.supplier_orders() == []
+
+
+def test_paid_order_is_sent_once_with_the_recipient(sync):
+    sync.publish(order_messages(2, "pending", {21: (1003, 2)}, version=0))
+    sync.wait_until(lambda: sync.locks() == {1003: 2})
+    paid = order_messages(2, "processing", {21: (1003, 2)}, version=1)
+    sync.publish(paid + paid)  # WooCommerce fires order.updated more than once
+    sync.wait_until(lambda: len(sync.supplier_orders()) == 1, what="supplier order")
+    sync.wait_until(lambda: sync.line_statuses() == {(2, 21): "sent"})
+    order = sync.supplier_orders()[0]
+    assert order["key"] == "WC-2"
+    assert order["items"] in ({"1003": 2}, {1003: 2})
+    recipient = json.dumps(order["recipient"], ensure_ascii=False)
+    assert "Zoë Müller" in recipient and "Milano" in recipient and "20121" in recipient
+    rows = sync.query("SELECT key, supplier_order_id, status FROM supplier_orders")
+    assert rows == [("WC-2", order["order_id"], 5)]
+    # The sent units left the growing order; nothing more is held for it.
+    sync.wait_until(lambda: sync.locks() == {}, what="locks released after sending")
+    sync.publish(paid)  # a late duplicate
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0)
+    assert len(sync.supplier_orders()) == 1
+    assert sync.control.state()["duplicates"] == 0
+
+
+@pytest.mark.parametrize("how", ["cancelled", "deleted", "line removed", "quantity lowered"])
+def test_release(sync, how):
+    sync.publish(order_messages(3, "pending", {31: (1004, 3), 32: (1005, 1)}, version=0))
+    sync.wait_until(lambda: sync.locks() == {1004: 3, 1005: 1})
+    if how == "cancelled":
+        sync.publish(order_messages(3, "cancelled", {31: (1004, 3), 32: (1005, 1)}, version=1))
+        expected = {}
+    elif how == "deleted":
+        sync.publish([deleted_message(3)])
+        expected = {}
+    elif how == "line removed":
+        sync.publish(order_messages(3, "pending", {31: (1004, 3)}, version=1))
+        expected = {1004: 3}
+    else:
+        sync.publish(order_messages(3, "pending", {31: (1004, 1), 32: (1005, 1)}, version=1))
+        expected = {1004: 1, 1005: 1}
+    sync.wait_until(lambda: sync.locks() == expected, what=f"release ({how})")
+    if how in ("cancelled", "deleted"):
+        sync.wait_until(lambda: set(sync.line_statuses().values()) == {"released"})
+
+
+def test_shuffled_and_duplicated_deliveries_converge_exactly(sync):
+    rng = random.Random(7)
+    stock = list(range(1001, 1011))
+    messages, final = [], {}
+    for order_id in range(100, 130):
+        lines = {order_id * 10 + i: (rng.choice(stock), rng.randint(1, 3)) for i in range(rng.randint(1, 3))}
+        states = [("pending", lines)]
+        if rng.random() < 0.4:
+            edited = {k: (s, rng.randint(0, 3)) for k, (s, _) in lines.items()}
+            states.append(("on-hold", {k: v for k, v in edited.items() if v[1] > 0}))
+        if rng.random() < 0.3:
+            states.append(("cancelled", states[-1][1]))
+        for version, (status, state_lines) in enumerate(states):
+            messages += order_messages(order_id, status, state_lines, version=version)
+        last_status, last_lines = states[-1]
+        if last_status != "cancelled":
+            for stock_id, qty in last_lines.values():
+                final[stock_id] = final.get(stock_id, 0) + qty
+    deliveries = messages + rng.sample(messages, len(messages) // 2)
+    rng.shuffle(deliveries)
+    sync.publish(deliveries)
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0, timeout=60)
+    sync.wait_until(lambda: sync.locks() == final, timeout=30, what="exact final locks")
+    assert queue_depth(sync.amqp_url, DEAD) == 0
+
+
+def test_supplier_outage_is_ridden_out(sync):
+    sync.control.faults(status_window={"status": 503, "seconds": 20})
+    sync.publish(order_messages(5, "pending", {51: (1006, 2)}))
+    sync.publish(order_messages(6, "processing", {61: (1007, 1)}))
+    sync.wait_until(lambda: len(sync.supplier_orders()) == 1 and sync.locks() == {1006: 2}, timeout=60, what="recovery")
+    assert queue_depth(sync.amqp_url, DEAD) == 0
+
+
+def test_rate_limit_is_ridden_out(sync):
+    sync.control.faults(rate_limit={"per_second": 2, "retry_after": 1})
+    for order_id in range(60, 70):
+        # Spaced out so they are not coalesced into one call: each must get through.
+        sync.publish(order_messages(order_id, "pending", {order_id * 10: (1008, 1)}))
+        time.sleep(0.05)
+    sync.wait_until(lambda: sync.locks() == {1008: 10}, timeout=60, what="locks under rate limit")
+    assert sync.control.state()["rejected_429"] > 0
+    assert queue_depth(sync.amqp_url, DEAD) == 0
+
+
+def test_a_refused_model_is_dead_lettered_alone(sync):
+    sync.control.faults(poisoned_stock_ids=[1009])
+    sync.publish(
+        order_messages(7, "pending", {71: (1009, 1)})
+        + order_messages(8, "pending", {81: (1001, 2)})
+        + order_messages(9, "pending", {91: (1002, 1), 92: (1009, 2)})
+    )
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, DEAD) == 2, what="two dead letters")
+    sync.wait_until(lambda: sync.locks() == {1001: 2, 1002: 1}, what="other models locked")
+    dead = drain(sync.amqp_url, DEAD)
+    reasons = [props.headers["x-rewix-reason"] for props, _ in dead]
+    assert all("1009" in r for r in reasons)
+    assert {props.headers["x-rewix-http-status"] for props, _ in dead} == {400}
+    statuses = sync.line_statuses()
+    assert statuses[(7, 71)] == "dead_lettered" and statuses[(9, 92)] == "dead_lettered"
+    assert statuses[(8, 81)] == "locked" and statuses[(9, 91)] == "locked"
+
+
+def test_unparseable_message_is_dead_lettered(sync):
+    sync.publisher.publish(b'{"kind": "order_line", "nonsense": true}', routing_key="order_line", message_id="bad-1")
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, DEAD) == 1)
+    (props, body), = drain(sync.amqp_url, DEAD)
+    assert props.headers["x-rewix-reason"].startswith("unparseable message")
+    assert props.headers["x-rewix-attempts"] == 1

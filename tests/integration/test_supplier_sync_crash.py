@@ -1,0 +1,74 @@
+"""SIGKILL supplier_sync in the middle of a burst; a restarted worker converges exactly."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import TEST_RETRY_DELAYS, queue_depth
+from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, order_messages
+
+
+def start_worker(harness: SyncHarness) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "AMQP_URL": harness.amqp_url,
+        "DATABASE_URL": harness.database_url,
+        "REWIX_API_URL": harness.sim.url,
+        "REWIX_API_KEY": API_KEY,
+        "REWIX_API_PASSWORD": PASSWORD,
+        "SYNC_RETRY_DELAYS": ",".join(map(str, TEST_RETRY_DELAYS)),
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-m", "services.supplier_sync"], env=env)
+
+
+@pytest.fixture
+def harness(broker, db):
+    h = SyncHarness(broker, db, workers=0, availability=10_000)
+    yield h
+    h.close()
+
+
+def test_sigkill_in_a_burst_converges_exactly(harness):
+    harness.control.faults(latency_ms=20)  # long enough to die with calls in flight
+    expected_locks: dict[int, int] = {}
+    paid = set()
+    messages = []
+    for order_id in range(1, 201):
+        stock = 1001 + order_id % 10
+        status = "processing" if order_id % 4 == 0 else "pending"
+        messages += order_messages(order_id, status, {order_id * 10: (stock, 1), order_id * 10 + 1: (1001, 1)})
+        if status == "processing":
+            paid.add(f"WC-{order_id}")
+        else:
+            expected_locks[stock] = expected_locks.get(stock, 0) + 1
+            expected_locks[1001] = expected_locks.get(1001, 0) + 1
+    harness.publish(messages)
+
+    worker = start_worker(harness)
+    # Kill it once it is visibly half-way: some paid orders sent, others not.
+    harness.wait_until(lambda: len(harness.supplier_orders()) >= 10, timeout=30, what="work under way")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    sent_before_kill = len(harness.supplier_orders())
+    killed_with_left = queue_depth(harness.amqp_url, "rewix.order_lines")
+
+    worker = start_worker(harness)
+    try:
+        harness.wait_until(lambda: queue_depth(harness.amqp_url, "rewix.order_lines") == 0, timeout=90, what="queue drained")
+        harness.wait_until(lambda: harness.locks() == expected_locks, timeout=30, what="exact locks")
+        harness.wait_until(lambda: {o["key"] for o in harness.supplier_orders()} == paid, timeout=30, what="all paid sent")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0
+    keys = [o["key"] for o in harness.supplier_orders()]
+    assert sent_before_kill < len(paid), "the worker was killed too late to prove anything"
+    print(f"\nburst: {len(messages)} messages, killed after {sent_before_kill} supplier orders with {killed_with_left} messages back in the queue; "
+          f"{len(keys)} supplier orders for {len(paid)} paid shop orders, duplicates refused: {harness.control.state()['duplicates']}")
+    assert len(keys) == len(set(keys)) == len(paid)
+    assert queue_depth(harness.amqp_url, "rewix.order_lines.dead") == 0
