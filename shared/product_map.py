@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from shared.db.models import CatalogModel, ProductMapping
 
 CSV_HEADER = ["wc_product_id", "wc_variation_id", "stock_id"]
+MAX_ID = 2**63 - 1  # the columns are BIGINT
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,15 @@ def parse_product_map(text: str) -> list[tuple[int, int, int]]:
             continue
         if len(row) != 3:
             raise ImportError_(f"line {line}: expected 3 fields, got {len(row)}")
-        try:
-            product, variation, stock = (int(cell.strip()) for cell in row)
-        except ValueError:
-            raise ImportError_(f"line {line}: every field must be a whole number: {','.join(row)}") from None
-        if product <= 0 or variation < 0 or stock <= 0:
+        cells = [cell.strip() for cell in row]
+        # Plain ASCII digits only: int() would also take "+5", "1_000" and other scripts' digits.
+        if not all(cell.isascii() and cell.isdigit() for cell in cells):
+            raise ImportError_(f"line {line}: every field must be a whole number: {','.join(row)}")
+        product, variation, stock = (int(cell) for cell in cells)
+        if product <= 0 or stock <= 0:
             raise ImportError_(f"line {line}: ids must be positive (wc_variation_id 0 for a simple product)")
+        if max(product, variation, stock) > MAX_ID:
+            raise ImportError_(f"line {line}: an id is larger than {MAX_ID}")
         rows[(product, variation)] = stock
     return [(p, v, s) for (p, v), s in rows.items()]
 
