@@ -1,0 +1,189 @@
+"""Settings from the environment (one clear line per problem) and log lines (ids bound, personal data and secrets masked)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from shared.logging import bind_ids, bound_ids, clear_ids, configure_logging, get_logger, mask
+from shared.settings import ConfigurationError, load_settings, require
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without any of this system's variables."""
+    for name in list(os.environ):
+        if name.split("_")[0] in {"AMQP", "DATABASE", "REWIX", "WC", "INGEST", "POLL", "SHOP", "SYNC", "ADMIN", "LOG"}:
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_contract(environment: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert (settings.ingest_host, settings.ingest_port, settings.admin_port) == ("0.0.0.0", 8080, 8081)
+    assert (settings.poll_interval_seconds, settings.shop_catchup_interval_seconds) == (60, 300)
+    assert settings.sync_retry_delays == [5, 30, 120, 600, 1800, 3600]
+    assert (settings.log_level, settings.log_format) == ("INFO", "json")
+
+
+def test_values_come_from_the_environment(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("SYNC_RETRY_DELAYS", "1, 2,4")
+    environment.setenv("REWIX_API_URL", "https://supplier.example.com/")
+    environment.setenv("WC_WEBHOOK_SECRET", "s3cret")
+    environment.setenv("INGEST_PORT", "9090")
+    settings = load_settings()
+    assert settings.sync_retry_delays == [1, 2, 4]
+    assert settings.rewix_api_url == "https://supplier.example.com"
+    assert settings.secret("wc_webhook_secret") == "s3cret"
+    assert settings.ingest_port == 9090
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize("name", ["WC_WEBHOOK_SECRET", "REWIX_API_URL", "ADMIN_TOKEN"])
+def test_a_missing_required_variable_is_one_line_naming_it(environment: pytest.MonkeyPatch, name: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        require(load_settings(), "DATABASE_URL", name)
+    message = str(raised.value.code)
+    assert name in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("INGEST_PORT", "eighty"), ("LOG_FORMAT", "xml"), ("SYNC_RETRY_DELAYS", "5,0,30"), ("SYNC_RETRY_DELAYS", "5,x"),
+     ("POLL_INTERVAL_SECONDS", "0")],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(environment: pytest.MonkeyPatch, name: str, value: str) -> None:
+    environment.setenv(name, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value.code)
+    assert name in message and "\n" not in message
+
+
+def test_a_service_started_with_a_bad_value_exits_with_one_line(environment: pytest.MonkeyPatch) -> None:
+    env = {**os.environ, "WC_WEBHOOK_SECRET": "s3cret", "INGEST_PORT": "eighty"}
+    result = subprocess.run([sys.executable, "-m", "services.ingest"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "INGEST_PORT" in line and "s3cret" not in line
+
+
+# -- logging ---------------------------------------------------------------------------------------
+
+
+class Captured(io.StringIO):
+    """What configure_logging writes to stderr."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self._monkeypatch = monkeypatch
+
+    def configure(self, fmt: str, level: str = "INFO") -> None:
+        # Inside the test: pytest puts its own sys.stderr back between setup and call.
+        self._monkeypatch.setattr(sys, "stderr", self)
+        configure_logging(level, fmt)
+
+
+@pytest.fixture
+def log_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
+    saved = structlog.get_config()
+    yield Captured(monkeypatch)
+    clear_ids()
+    structlog.configure(**saved)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_one_json_line_per_event_with_level_and_time(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    log = get_logger("test")
+    log.debug("not shown")
+    log.info("webhook", topic="order.updated", outcome="published", messages=2)
+    [line] = lines(log_stream)
+    assert line["event"] == "webhook" and line["level"] == "info" and line["timestamp"].endswith("Z")
+    assert (line["topic"], line["outcome"], line["messages"]) == ("order.updated", "published", 2)
+
+
+def test_bound_ids_appear_on_every_line_until_unbound(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    log = get_logger("test")
+    with bound_ids(order_id=812, message_id="abc"):
+        log.info("first")
+        log.warning("second")
+    log.info("third")
+    bind_ids(order_id=9)
+    log.info("fourth")
+    first, second, third, fourth = lines(log_stream)
+    assert first["order_id"] == second["order_id"] == 812 and first["message_id"] == "abc"
+    assert "order_id" not in third
+    assert fourth["order_id"] == 9
+
+
+def test_personal_data_is_masked_wherever_it_sits(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    get_logger("test").info(
+        "order",
+        name="Zoë Müller-Ørsted",
+        email="zoe.muller@example.com",
+        phone="+48 42 123 45 67",
+        recipient={"name": "Zoë Müller", "address_1": "ul. Piotrkowska 104/2", "postcode": "90-926",
+                   "company": "Ørsted ApS", "city": "Łódź"},
+        billing={"first_name": "Zoë", "last_name": "Müller", "email": "z@example.com"},
+        lines=[{"address": "Via Roma 1"}],
+        customer_note="Ring twice, ask for Zoë",
+        order_id=812,
+    )
+    text = log_stream.getvalue()
+    for private in ("Müller", "Zoë", "zoe.muller", "123 45", "Piotrkowska", "90-926", "Ørsted", "Via Roma", "Ring twice"):
+        assert private not in text, private
+    [line] = lines(log_stream)
+    assert line["name"] == "Z***d" and line["recipient"]["address_1"] == "u***2"
+    assert line["order_id"] == 812 and line["recipient"]["city"] == "Łódź"  # a city alone names nobody
+
+
+def test_secrets_are_replaced(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    get_logger("test").info(
+        "settings",
+        password="hunter2",
+        wc_webhook_secret="wh-s3cr3t",
+        rewix_api_password="pw-0001",
+        authorization="Basic dXNlcjpwdw==",
+        amqp_url="amqp://rewix:mq-pass@rabbitmq:5672/%2F",
+        database_url="postgresql://rewix:pg-pass@postgres/rewix_sync",
+        headers={"Authorization": "Bearer tok-123", "Accept": "application/json"},
+    )
+    text = log_stream.getvalue()
+    for secret in ("hunter2", "wh-s3cr3t", "pw-0001", "dXNlcjpwdw", "mq-pass", "pg-pass", "tok-123"):
+        assert secret not in text, secret
+    [line] = lines(log_stream)
+    assert line["password"] == "[secret]" and line["headers"] == {"Authorization": "[secret]", "Accept": "application/json"}
+
+
+def test_console_format_masks_too(log_stream: Captured) -> None:
+    log_stream.configure("console")
+    get_logger("test").info("order", email="zoe.muller@example.com", token="tok-123", order_id=812)
+    text = log_stream.getvalue()
+    assert "zoe.muller" not in text and "tok-123" not in text and "812" in text
+
+
+@pytest.mark.parametrize(("value", "masked"), [("Zoë Müller", "Z***r"), ("ab", "***"), ("", "***"), (12345, "1***5")])
+def test_mask_keeps_only_the_ends(value: object, masked: str) -> None:
+    assert mask(value) == masked
