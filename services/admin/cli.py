@@ -552,5 +552,30 @@ def catalog_sync(ctx: Context) -> None:
     click.echo(f"catalog: {result.models} models stored ({how}); next sync asks for changes since {result.last_update}")
 
 
+# --- the operator page ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True, envvar="ADMIN_HOST",
+              help="Address to listen on (the port is ADMIN_PORT).")
+@pass_context
+@fails_cleanly
+def web(ctx: Context, host: str) -> None:
+    """Serve the operator page on ADMIN_PORT (refuses everyone until ADMIN_TOKEN is set).
+
+    Reservations, orders with their supplier status and tracking, and dead
+    letters with a replay button. Log in with the token in a browser, or send
+    `Authorization: Bearer <token>`.
+    """
+    from services.admin.web import AdminServer
+    from shared.db import ping
+
+    settings = ctx.settings
+    if not settings.admin_token:
+        click.echo("warning: ADMIN_TOKEN is not set: the page refuses everyone until it is", err=True)
+    ping(settings.database_url)
+    AdminServer(settings, host).run()
+
+
 if __name__ == "__main__":
     main()
