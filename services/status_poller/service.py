@@ -1,0 +1,80 @@
+"""Wires the status poller's three loops: polling (main thread), the applier and the shop catch-up."""
+from __future__ import annotations
+
+import threading
+import time
+
+from shared import topology
+from shared.amqp import Publisher
+from shared.consumer import BatchConsumer
+from shared.logging import get_logger
+from shared.order_intake import OrderIntake
+from shared.rewix import RewixClient
+from shared.settings import Settings
+from shared.shop import WooCommerceClient
+from services.status_poller.applier import StatusChangeApplier
+from services.status_poller.budget import RequestBudget
+from services.status_poller.catchup import ShopCatchUp
+from services.status_poller.poller import StatusPoller
+
+log = get_logger("status_poller")
+
+REQUIRED = ("REWIX_API_URL", "REWIX_API_KEY", "REWIX_API_PASSWORD", "WC_URL", "WC_CONSUMER_KEY", "WC_CONSUMER_SECRET")
+# HTTP timeouts short enough that a SIGTERM is honoured within 10 s with a call in flight.
+HTTP_TIMEOUT = 5.0
+# Status changes applied per batch: they are few, and each costs shop calls.
+APPLIER_BATCH = 20
+# Seconds to wait for the other loops after the poll loop has stopped.
+JOIN_TIMEOUT = 8.0
+
+
+def rewix_client(settings: Settings) -> RewixClient:
+    return RewixClient(
+        settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"), timeout=HTTP_TIMEOUT
+    )
+
+
+def shop_client(settings: Settings) -> WooCommerceClient:
+    return WooCommerceClient(
+        settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"), timeout=HTTP_TIMEOUT
+    )
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Run until `stop` is set; dependencies must already answer (or will, later)."""
+    delays = settings.sync_retry_delays
+    rewix = rewix_client(settings)
+    applier = StatusChangeApplier(settings.database_url, shop_client(settings))
+    consumer = BatchConsumer(
+        settings.amqp_url, topology.STATUS_CHANGES, applier,
+        retry_delays=delays, stop=stop, max_batch=APPLIER_BATCH, name="status_applier",
+    )
+    threads = [threading.Thread(target=consumer.run, name="status-applier", daemon=True)]
+    catchup_publisher = None
+    if settings.shop_catchup_interval_seconds > 0:
+        catchup_publisher = Publisher(settings.amqp_url, delays)
+        catchup = ShopCatchUp(
+            settings.database_url, shop_client(settings), OrderIntake(settings.database_url, catchup_publisher),
+            settings.shop_catchup_interval_seconds,
+        )
+        threads.append(threading.Thread(target=catchup.run, args=(stop,), name="shop-catchup", daemon=True))
+    for thread in threads:
+        thread.start()
+
+    publisher = Publisher(settings.amqp_url, delays)
+    poller = StatusPoller(
+        settings.database_url, rewix, publisher,
+        interval=settings.poll_interval_seconds,
+        budget=RequestBudget(settings.poll_requests_per_second),
+    )
+    try:
+        poller.run(stop)
+    finally:
+        stop.set()
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        publisher.close()
+        if catchup_publisher is not None:
+            catchup_publisher.close()
+        rewix.close()

@@ -1,0 +1,99 @@
+"""What the shop is told about each supplier status (interfaces.md, "Order lifecycle"). Pure.
+
+Booked, Confirmed, Working on, Ready (and any other status on the way) add an
+order note naming the status in English. Dispatched adds a note with the
+tracking and sets the order `completed` with the tracking in its meta.
+Cancelled, Failed and the other error codes add a note and leave the
+customer's order as it is: an operator decides.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+from shared.rewix import DISPATCHED, is_final, status_name
+
+META_TRACKING_CODE = "rewix_tracking_code"
+META_TRACKING_URL = "rewix_tracking_url"
+META_CARRIER = "rewix_carrier"
+COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class ShopUpdate:
+    """One status's whole effect on the shop order: a note, and maybe the completion."""
+
+    note: str
+    complete: bool = False
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def is_error(status: int) -> bool:
+    """Cancelled (2000), Failed (2001) and the other final codes that are not a dispatch."""
+    return is_final(status) and status != DISPATCHED
+
+
+def plan(
+    supplier_order_id: int,
+    status: int,
+    *,
+    tracking_code: str | None = None,
+    tracking_url: str | None = None,
+    carrier_name: str | None = None,
+) -> ShopUpdate:
+    """The shop update for a supplier order that reached `status`.
+
+    The note text is a function of its inputs only, so a retry can find the
+    note it may already have written by comparing texts.
+    """
+    head = f"Supplier order {supplier_order_id} is now {status_name(status)}"
+    if status == DISPATCHED:
+        meta = {
+            key: value.strip()
+            for key, value in (
+                (META_TRACKING_CODE, tracking_code),
+                (META_TRACKING_URL, tracking_url),
+                (META_CARRIER, carrier_name),
+            )
+            if value and value.strip()
+        }
+        details = [
+            f"{label}: {meta[key]}."
+            for label, key in (
+                ("Tracking code", META_TRACKING_CODE),
+                ("Carrier", META_CARRIER),
+                ("Tracking URL", META_TRACKING_URL),
+            )
+            if key in meta
+        ]
+        if not details:
+            details = ["No tracking was given."]
+        return ShopUpdate(note=" ".join([f"{head}.", *details]), complete=True, meta=meta)
+    if is_error(status):
+        return ShopUpdate(
+            note=(
+                f"{head} (status {status}). The customer's order was left as it is: "
+                "check the order on the supplier's platform."
+            )
+        )
+    return ShopUpdate(note=f"{head}.")
+
+
+def already_completed(order: dict, update: ShopUpdate) -> bool:
+    """True when the shop order already shows the completion `update` would write."""
+    if order.get("status") != COMPLETED:
+        return False
+    meta = {m.get("key"): m.get("value") for m in order.get("meta_data") or [] if isinstance(m, dict)}
+    return all(meta.get(key) == value for key, value in update.meta.items())
+
+
+def has_note(notes: list[dict], text: str) -> bool:
+    """True when one of the order's notes is `text` (WordPress may have escaped or wrapped it)."""
+    wanted = _normalise(text)
+    return any(isinstance(n, dict) and _normalise(str(n.get("note") or "")) == wanted for n in notes)
+
+
+def _normalise(text: str) -> str:
+    text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    return " ".join(text.split())

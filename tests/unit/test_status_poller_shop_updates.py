@@ -1,0 +1,69 @@
+"""What the shop is told for each supplier status."""
+from __future__ import annotations
+
+import pytest
+
+from shared.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, FAILED, READY, WORKING_ON
+from services.status_poller.shop_updates import already_completed, has_note, is_error, plan
+
+
+@pytest.mark.parametrize(
+    ("status", "name"),
+    [(BOOKED, "Booked"), (CONFIRMED, "Confirmed"), (WORKING_ON, "Working on"), (READY, "Ready")],
+)
+def test_statuses_on_the_way_add_a_note_naming_the_status(status: int, name: str) -> None:
+    update = plan(4711, status)
+    assert update.note == f"Supplier order 4711 is now {name}."
+    assert not update.complete
+    assert update.meta == {}
+
+
+def test_dispatched_completes_the_order_with_the_tracking_in_a_note_and_in_meta() -> None:
+    update = plan(4711, DISPATCHED, tracking_code="1Z999", tracking_url="https://track.example/1Z999", carrier_name="UPS")
+    assert update.complete
+    assert update.meta == {
+        "rewix_tracking_code": "1Z999",
+        "rewix_tracking_url": "https://track.example/1Z999",
+        "rewix_carrier": "UPS",
+    }
+    assert update.note.startswith("Supplier order 4711 is now Dispatched.")
+    for part in ("1Z999", "https://track.example/1Z999", "UPS"):
+        assert part in update.note
+
+
+def test_dispatched_without_tracking_still_completes_and_says_so() -> None:
+    update = plan(4711, DISPATCHED, tracking_code="  ", tracking_url=None)
+    assert update.complete
+    assert update.meta == {}
+    assert update.note == "Supplier order 4711 is now Dispatched. No tracking was given."
+
+
+@pytest.mark.parametrize(("status", "name"), [(CANCELLED, "Cancelled"), (FAILED, "Failed"), (2002, "Verify failed"), (2005, "Rejected")])
+def test_cancelled_and_failed_add_a_note_and_leave_the_customers_order_alone(status: int, name: str) -> None:
+    update = plan(4711, status)
+    assert not update.complete
+    assert update.meta == {}
+    assert update.note.startswith(f"Supplier order 4711 is now {name} (status {status}).")
+    assert is_error(status)
+
+
+def test_the_note_is_the_same_every_time_so_a_retry_can_find_it() -> None:
+    first = plan(4711, DISPATCHED, tracking_code="X", carrier_name="DHL")
+    again = plan(4711, DISPATCHED, tracking_code="X", carrier_name="DHL")
+    assert first == again
+
+
+def test_has_note_sees_through_wordpress_escaping_and_wrapping() -> None:
+    text = plan(4711, DISPATCHED, tracking_url="https://t.example/?a=1&b=2").note
+    stored = "<p>" + text.replace("&", "&amp;") + "</p>\n"
+    assert has_note([{"note": "Order status changed from Processing to Completed."}, {"note": stored}], text)
+    assert not has_note([{"note": "Supplier order 4711 is now Ready."}], text)
+    assert not has_note([], text)
+
+
+def test_already_completed_needs_the_status_and_the_same_tracking_meta() -> None:
+    update = plan(4711, DISPATCHED, tracking_code="1Z", carrier_name="UPS")
+    meta = [{"id": 1, "key": "rewix_tracking_code", "value": "1Z"}, {"id": 2, "key": "rewix_carrier", "value": "UPS"}]
+    assert already_completed({"status": "completed", "meta_data": meta}, update)
+    assert not already_completed({"status": "processing", "meta_data": meta}, update)
+    assert not already_completed({"status": "completed", "meta_data": meta[:1]}, update)
