@@ -222,11 +222,12 @@ class IngestApp:
     def webhook(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         started = time.perf_counter()
         topic = (environ.get("HTTP_X_WC_WEBHOOK_TOPIC") or "").strip()
+        failure: str | None = None
         try:
             answer = self._handle(environ, topic)
         except Exception as exc:  # a bug: answer 500, log where without quoting the order
             answer = Answer(500, "error", {"error": "internal error"}, problem=type(exc).__name__)
-            log.error("webhook failed", topic=topic or None, traceback=safe_traceback(exc))
+            failure = safe_traceback(exc)
         duration = time.perf_counter() - started
         self.metrics.observe(answer.outcome, duration, answer.published)
         if answer.outcome == "other_topic":
@@ -242,13 +243,18 @@ class IngestApp:
         )
         if answer.problem:
             fields["problem"] = _printable(answer.problem)
+        if failure:
+            fields["traceback"] = failure
         level = log.info if answer.status < 400 else log.error if answer.outcome == "error" else log.warning
         with bound_ids(order_id=answer.order_id):
             level("webhook", **fields)
         return _json(start_response, answer.status, answer.body)
 
     def _handle(self, environ: dict[str, Any], topic: str) -> Answer:
-        body = self._read_body(environ)
+        try:
+            body = self._read_body(environ)
+        except OSError as exc:  # the client stopped sending (gunicorn's NoMoreData, a broken chunk)
+            return Answer(400, "invalid", {"error": "the body could not be read"}, problem=type(exc).__name__)
         if body is None:
             return Answer(413, "too_large", {"error": f"body over {MAX_BODY} bytes"}, problem="body too large")
 

@@ -29,7 +29,7 @@ from shared.messages import parse_order_line
 from shared.product_map import import_product_map
 from shared.shop.signature import sign, wp_json_encode
 from simulators.shop.orders import make_order, replace_lines
-from tests.conftest import drain
+from tests.conftest import TEST_RETRY_DELAYS, drain
 
 ROOT = Path(__file__).resolve().parents[2]
 # As stored in WooCommerce: it signs with the entities decoded ("&amp;" -> "&", "&#039;" -> "'").
@@ -59,10 +59,10 @@ class Ingest:
 
     def __init__(self, **env: str) -> None:
         self.log_file = tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".log", delete=False)
-        # SYNC_RETRY_DELAYS only names the wait queues ingest declares: the default is fine here.
         full_env = {
-            **{k: v for k, v in os.environ.items() if k != "SYNC_RETRY_DELAYS"},
+            **os.environ,
             "WC_WEBHOOK_SECRET": SECRET,
+            "SYNC_RETRY_DELAYS": ",".join(str(d) for d in TEST_RETRY_DELAYS),
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": "0",
             "LOG_FORMAT": "json",
@@ -101,7 +101,9 @@ class Ingest:
 
     def post(self, body: bytes, topic: str | None = "order.updated", *, signed: bool = True,
              headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
-        all_headers = {"Content-Type": "application/json", "User-Agent": "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"}
+        # WordPress speaks HTTP/1.0: one connection per delivery.
+        all_headers = {"Content-Type": "application/json", "User-Agent": "WooCommerce/9.9.0 Hookshot (WordPress/6.8)",
+                       "Connection": "close"}
         if topic is not None:
             resource, _, event = topic.partition(".")
             all_headers |= {
@@ -121,7 +123,7 @@ class Ingest:
         return self.post(wp_json_encode(order), topic)
 
     def get(self, path: str) -> requests.Response:
-        return requests.get(self.url + path, timeout=15)
+        return requests.get(self.url + path, headers={"Connection": "close"}, timeout=15)
 
     def metric(self, name: str, **labels: str) -> float:
         wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
@@ -316,6 +318,17 @@ def test_body_over_1_mib_is_413(ingest: Ingest, broker: str) -> None:
     assert response.status_code == 413
     # Exactly 1 MiB passes the size check and fails later, as not JSON.
     assert ingest.post(b"z" * MAX_BODY, "order.updated").status_code == 400
+    assert drain(broker, LINES) == []
+
+
+def test_a_body_cut_short_is_400_not_a_crash(ingest: Ingest, broker: str) -> None:
+    host, port = ingest.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(b"POST /webhooks/woocommerce HTTP/1.1\r\nHost: ingest\r\nTransfer-Encoding: chunked\r\n"
+                       b"X-WC-Webhook-Topic: order.updated\r\n\r\n10\r\n{\"id\":")
+        client.shutdown(socket.SHUT_WR)
+        answer = client.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 ")
     assert drain(broker, LINES) == []
 
 
