@@ -73,7 +73,11 @@ class Ingest:
             [sys.executable, "-m", "services.ingest"],
             cwd=ROOT, env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT,
         )
-        self.url = self._wait_listening()
+        try:
+            self.url = self._wait_listening()
+        except BaseException:
+            self.close()
+            raise
 
     def _wait_listening(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT
@@ -84,7 +88,6 @@ class Ingest:
             if self.process.poll() is not None:
                 raise AssertionError(f"ingest exited with {self.process.returncode}: {self.text()}")
             time.sleep(0.05)
-        self.process.kill()
         raise AssertionError(f"ingest did not start: {self.text()}")
 
     def text(self) -> str:
@@ -575,7 +578,7 @@ def test_sigterm_stops_cleanly_with_exit_0(database_url: str, amqp_url: str) -> 
         server.close()
 
 
-def test_missing_secret_stops_at_start_with_one_line_naming_it(database_url: str) -> None:
+def test_missing_secret_stops_at_start_with_one_line_naming_it() -> None:
     env = {k: v for k, v in os.environ.items() if k != "WC_WEBHOOK_SECRET"}
     result = subprocess.run([sys.executable, "-m", "services.ingest"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=30)
