@@ -9,6 +9,7 @@ from click.testing import CliRunner, Result
 from services.admin.cli import main
 from shared.db import session_scope
 from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
+from tests.conftest import TEST_RETRY_DELAYS
 
 WC_URL = "https://shop.example.com"
 SYNCED = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
@@ -18,6 +19,7 @@ def cli_env(database_url: str, amqp_url: str = "amqp://guest:guest@127.0.0.1:567
     env = {
         "DATABASE_URL": database_url,
         "AMQP_URL": amqp_url,
+        "SYNC_RETRY_DELAYS": ",".join(str(d) for d in TEST_RETRY_DELAYS),
         "WC_URL": WC_URL,
         "LOG_LEVEL": "WARNING",
     }
