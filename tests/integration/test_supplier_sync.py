@@ -139,3 +139,16 @@ def test_unparseable_message_is_dead_lettered(sync):
     (props, body), = drain(sync.amqp_url, DEAD)
     assert props.headers["x-rewix-reason"].startswith("unparseable message")
     assert props.headers["x-rewix-attempts"] == 1
+
+
+def test_the_completion_echo_costs_the_supplier_nothing(sync):
+    sync.publish(order_messages(4, "processing", {41: (1006, 1)}, version=0))
+    sync.wait_until(lambda: len(sync.supplier_orders()) == 1 and sync.locks() == {})
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0)
+    calls_before = dict(sync.control.state()["calls"])
+    # Completing the order in the shop fires order.updated back at us.
+    sync.publish(order_messages(4, "completed", {41: (1006, 1)}, version=1))
+    sync.wait_until(lambda: sync.query("SELECT status FROM shop_orders WHERE id = 4") == [("completed",)])
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0)
+    assert sync.control.state()["calls"] == calls_before
+    assert sync.line_statuses() == {(4, 41): "sent"}
