@@ -149,6 +149,6 @@ def test_database_down_fails_with_one_line(db: str) -> None:
 
 def test_every_command_has_help() -> None:
     for command in (["reservations"], ["orders"], ["dlq"], ["dlq", "list"], ["dlq", "show"], ["dlq", "replay"],
-                    ["dlq", "purge"]):
+                    ["dlq", "purge"], ["web"], ["demo"], ["db", "upgrade"], ["products", "import"]):
         result = CliRunner().invoke(main, [*command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
