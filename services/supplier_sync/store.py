@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -284,17 +283,3 @@ def note_order_sync(session: Session, order_ids: Iterable[int], error: str | Non
 
 def mark_lines(session: Session, keys: Iterable[tuple[int, int]], status: str, error: str | None) -> None:
     set_line_statuses(session, {k: (status, error) for k in keys})
-
-
-def lines_for_stock(session: Session, order_ids: Iterable[int], stock_ids: Iterable[int]) -> list[tuple[int, int]]:
-    ids, sids = sorted(set(order_ids)), sorted(set(stock_ids))
-    if not ids or not sids:
-        return []
-    rows = session.execute(
-        select(OrderLine.order_id, OrderLine.line_id).where(OrderLine.order_id.in_(ids), OrderLine.stock_id.in_(sids))
-    )
-    return [(o, l) for o, l in rows]
-
-
-def as_dict(model: Any) -> dict[str, Any]:
-    return {c.key: getattr(model, c.key) for c in model.__table__.columns}
