@@ -8,6 +8,7 @@ addresses) is masked wherever it appears under a known key.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -29,6 +30,14 @@ PERSONAL_KEYS = frozenset(
 )
 
 
+# scheme://user:password@host anywhere in a string (an error text, a URL under any key).
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+
+
+def hide_url_credentials(text: str) -> str:
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:[secret]@", text)
+
+
 def mask(value: Any) -> str:
     """Keep enough to recognise a value, never enough to read it: 'Zoë Müller' -> 'Z***r'."""
     text = str(value)
@@ -47,11 +56,16 @@ def _scrub(value: Any, key: str = "") -> Any:
         return [_scrub(v, key) for v in value]
     if lowered in PERSONAL_KEYS and value not in (None, ""):
         return mask(value)
+    if isinstance(value, str) and "://" in value:
+        return hide_url_credentials(value)
     return value
 
 
 def scrub_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if k == "event" else _scrub(v, k)) for k, v in event_dict.items()}
+    scrubbed = {k: (v if k == "event" else _scrub(v, k)) for k, v in event_dict.items()}
+    if "exception" in scrubbed and isinstance(scrubbed["exception"], str):
+        scrubbed["exception"] = hide_url_credentials(scrubbed["exception"])
+    return scrubbed
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from typing import Annotated
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 
 class Settings(BaseSettings):
@@ -87,6 +88,8 @@ class ConfigurationError(SystemExit):
 def load_settings() -> Settings:
     try:
         return Settings()
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        raise ConfigurationError(f"configuration error: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # pydantic.ValidationError: report the first problem on one line
         errors = getattr(exc, "errors", None)
         if callable(errors):

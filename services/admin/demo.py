@@ -234,7 +234,7 @@ class Feeder:
         ids = {o.order_id: self.supplier_order(o)[0] for o in paid}
         self.progress("supplier: orders sent with the shipping address, now Booked: "
                       + ", ".join(f"#{shop} -> {supplier}" for shop, supplier in ids.items())
-                      + (f"; cancelled orders' units released" if cancelled else ""))
+                      + ("; cancelled orders' units released" if cancelled else ""))
 
         for status, name in STEPS:
             for shop_id, supplier_id in ids.items():

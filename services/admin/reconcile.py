@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
 from services.admin.views import needed_by_stock
 from shared.db import session_scope
+from shared.holdings import lock_stock_ids
 from shared.db.models import StockLock
 from shared.rewix import GrowingOrder, RewixClient
 
@@ -55,12 +54,6 @@ def compare(database_url: str, client: RewixClient) -> list[Difference]:
 class Applied:
     sent: dict[int, int]  # stock_id -> quantity set at the supplier
     remaining: list[Difference]
-
-
-def lock_stock_ids(session: Session, stock_ids: Iterable[int]) -> None:
-    """supplier_sync's per-model lock: the plain stock_id as the key, ascending."""
-    for stock_id in sorted(set(stock_ids)):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": stock_id})
 
 
 def apply(database_url: str, client: RewixClient) -> Applied:

@@ -14,26 +14,12 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.holdings import held_lines
 from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
 from shared.rewix import status_name
-
-HOLDING_STATUSES = ("on-hold", "pending", "processing")
-
-_HELD_LINES = text(
-    """
-    SELECT l.stock_id, l.order_id, l.line_id, l.product_id, l.variation_id, l.quantity,
-           l.sync_status, l.sync_error, o.number, o.status
-    FROM order_lines l
-    JOIN shop_orders o ON o.id = l.order_id
-    LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
-    WHERE NOT l.removed AND NOT o.deleted AND o.status IN ('pending', 'on-hold', 'processing')
-      AND s.id IS NULL AND l.quantity > 0
-    ORDER BY l.stock_id, l.order_id, l.line_id
-    """
-)
 
 # Most urgent first: a row shows the most urgent status among its lines.
 _URGENCY = ["dead_lettered", "failed", "short", "pending", "locked", "sent", "released"]
@@ -60,14 +46,14 @@ def wc_id(product_id: int, variation_id: int) -> str:
 def needed_by_stock(session: Session) -> dict[int, int]:
     """stock_id -> units the open orders need the supplier to hold (only ids needing some)."""
     needed: dict[int, int] = defaultdict(int)
-    for row in session.execute(_HELD_LINES):
+    for row in held_lines(session):
         needed[row.stock_id] += row.quantity
     return dict(needed)
 
 
 def reservations(session: Session, wc_url: str | None = None) -> list[dict[str, Any]]:
     """One row per supplier model that is needed or still locked (the seed's order management table)."""
-    held = session.execute(_HELD_LINES).all()
+    held = held_lines(session)
     locks = {lock.stock_id: lock for lock in session.scalars(select(StockLock))}
     by_stock: dict[int, list[Any]] = defaultdict(list)
     for row in held:

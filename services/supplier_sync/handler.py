@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from shared import retry
+from shared import holdings, retry
 from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.errors import PermanentError, TransientError
@@ -84,7 +84,7 @@ class OrderLineHandler:
         if not stock_ids and not order_ids:
             return result
         with session_scope(self.database_url) as session:
-            store.lock_stock_ids(session, stock_ids)
+            holdings.lock_stock_ids(session, stock_ids)
             self._set_to_needed(session, stock_ids, order_ids, result)
             sent_stock = self._send_paid(session, order_ids, result)
             if sent_stock:

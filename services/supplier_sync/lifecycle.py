@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-# pending/on-hold hold the goods; processing holds them until the order is sent.
-HOLDING_STATUSES = frozenset({"pending", "on-hold", "processing"})
+from shared.holdings import HOLDING_STATUSES
 PAID_STATUSES = frozenset({"processing"})
 # Statuses that let go of whatever was held; "completed" needs nothing more either.
 RELEASING_STATUSES = frozenset({"cancelled", "refunded", "failed", "trash"})

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
 from shared.messages import OrderLineMessage
-from services.supplier_sync.lifecycle import HOLDING_STATUSES, HeldLine, StoredState, supersedes
+from shared import holdings
+from services.supplier_sync.lifecycle import HeldLine, StoredState, supersedes
 
 
 def now() -> datetime:
@@ -106,34 +107,10 @@ def _stock_ids_of(session: Session, order_id: int) -> set[int]:
     return set(session.scalars(select(OrderLine.stock_id).where(OrderLine.order_id == order_id)))
 
 
-def lock_stock_ids(session: Session, stock_ids: Iterable[int]) -> None:
-    for stock_id in sorted(set(stock_ids)):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": stock_id})
-
-
-# The one definition of "what the supplier must hold": lines still in the
-# order, of orders holding stock, not yet turned into a supplier order.
-_HELD_LINES = """
-    SELECT l.stock_id, l.order_id, l.line_id, l.quantity
-    FROM order_lines l
-    JOIN shop_orders o ON o.id = l.order_id
-    LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
-    WHERE l.stock_id IN :ids AND NOT l.removed AND NOT o.deleted
-      AND o.status IN :holding AND s.id IS NULL AND l.quantity > 0
-"""
-
-
 def held_lines(session: Session, stock_ids: Iterable[int]) -> dict[int, list[HeldLine]]:
-    ids = sorted(set(stock_ids))
-    result: dict[int, list[HeldLine]] = {i: [] for i in ids}
-    if not ids:
-        return result
-    rows = session.execute(
-        text(_HELD_LINES).bindparams(bindparam("ids", expanding=True), bindparam("holding", expanding=True)),
-        {"ids": ids, "holding": sorted(HOLDING_STATUSES)},
-    )
-    for stock_id, order_id, line_id, quantity in rows:
-        result[stock_id].append(HeldLine(order_id, line_id, quantity))
+    result: dict[int, list[HeldLine]] = {i: [] for i in sorted(set(stock_ids))}
+    for row in holdings.held_lines(session, result):
+        result[row.stock_id].append(HeldLine(row.order_id, row.line_id, row.quantity))
     return result
 
 

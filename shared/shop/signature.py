@@ -45,7 +45,9 @@ def verify(body: bytes, signature_header: str | None, secret: str) -> bool:
     """True when the header is the signature of exactly these bytes (constant-time compare)."""
     if not signature_header:
         return False
-    return hmac.compare_digest(sign(body, secret), signature_header.strip())
+    # Compare bytes: compare_digest refuses non-ASCII str, and a forged header may hold any.
+    expected = sign(body, secret).encode("ascii")
+    return hmac.compare_digest(expected, signature_header.strip().encode("utf-8", "surrogateescape"))
 
 
 def wp_json_encode(obj: Any) -> bytes:
