@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that run the real services as subprocesses and print figures."""
