@@ -538,8 +538,9 @@ def run(
     naive_orders = naive_orders if naive_orders is not None else {l: 200 for l in latencies if l >= 50}
     log_dir = log_dir or log_directory("bench-pipeline")
     say = out or (lambda _line: None)
+    load_before = os.getloadavg()[0]
     say(f"pipeline: {orders} pending orders x {LINES_PER_ORDER} supplier lines over {models} models, "
-        f"{senders} webhook senders, {os.cpu_count()} CPUs; logs in {log_dir}")
+        f"{senders} webhook senders, {os.cpu_count()} CPUs (load average {load_before:.1f}); logs in {log_dir}")
     began = time.monotonic()
     bursts: dict[int, Burst] = {}
 
@@ -564,7 +565,8 @@ def run(
             runs.append(result)
     figures = {
         "config": {"orders": orders, "naive_orders": naive_orders, "latencies_ms": latencies, "senders": senders,
-                   "models": models, "lines_per_order": LINES_PER_ORDER, "seed": seed, "cpus": os.cpu_count()},
+                   "models": models, "lines_per_order": LINES_PER_ORDER, "seed": seed, "cpus": os.cpu_count(),
+                   "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "runs": [r.as_dict() for r in runs],
         "targets": targets(runs),
         "log_dir": str(log_dir),
@@ -634,7 +636,9 @@ def report(figures: dict[str, Any]) -> list[str]:
         lines.append("naive worker burst: " + ", ".join(f"{n} orders at {l} ms" for l, n in sorted(naive_sizes.items()))
                      + " (smaller, to bound its run time; rates are per line, so comparable)")
     lines.append("latency = line locked (supplier_sync: DB trigger stamp; naive: supplier's answer) - webhook answered 200")
-    lines.append(f"benchmark time {figures['seconds']:.0f} s")
+    before, after = figures["config"]["load_average"]
+    lines.append(f"benchmark time {figures['seconds']:.0f} s; 1-minute load average {before:.1f} before, {after:.1f} after "
+                 f"(other work on the machine shares its {figures['config']['cpus']} CPUs)")
     lines.append("")
     for t in figures["targets"]:
         value = t["value"]
