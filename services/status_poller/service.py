@@ -22,8 +22,9 @@ log = get_logger("status_poller")
 REQUIRED = ("REWIX_API_URL", "REWIX_API_KEY", "REWIX_API_PASSWORD", "WC_URL", "WC_CONSUMER_KEY", "WC_CONSUMER_SECRET")
 # HTTP timeouts short enough that a SIGTERM is honoured within 10 s with a call in flight.
 HTTP_TIMEOUT = 5.0
-# Status changes applied per batch: they are few, and each costs shop calls.
-APPLIER_BATCH = 20
+# Status changes handled per batch: they are few, each costs a few shop calls, and a
+# batch in hand is finished before a SIGTERM is honoured.
+APPLIER_BATCH = 5
 # Seconds to wait for the other loops after the poll loop has stopped.
 JOIN_TIMEOUT = 8.0
 

@@ -24,7 +24,7 @@ class OpenOrders:
     db_now: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lease:
     """An open supplier order leased for one poll, with what we last recorded of it."""
 
@@ -42,7 +42,7 @@ class Lease:
     planned: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollRecord:
     """What to write back for one leased row."""
 
