@@ -320,10 +320,13 @@ def test_ingest_is_published_and_checked_on_readyz():
 
 
 def test_admin_is_published_on_this_machine_only_and_checked():
-    port = container_env("admin")["ADMIN_PORT"]
+    env = container_env("admin")
+    port = env["ADMIN_PORT"]
+    assert env["ADMIN_HOST"] == "0.0.0.0"
+    assert any("ADMIN_HOST" in (getattr(p, "envvar", None) or ()) for p in resolve_click(["web"])[0].params)
     published = [interpolate(p, ENV_EXAMPLE) for p in SERVICES["admin"]["ports"]]
     assert published == [f"127.0.0.1:{ENV_EXAMPLE['ADMIN_PORT']}:{port}"]
-    assert f"('127.0.0.1', {port})" in python_check("admin")
+    assert f"http://127.0.0.1:{port}/healthz" in python_check("admin")
 
 
 def test_demo_profile_is_wired_together():
@@ -546,6 +549,8 @@ def local_env(name: str, db: str, broker: str, simulators: dict[str, str]) -> di
     env.update(simulators, AMQP_URL=broker, DATABASE_URL=db, SYNC_RETRY_DELAYS="1,2,4")
     if name == "ingest":
         env.update(INGEST_HOST="127.0.0.1", INGEST_PORT=str(free_port()))
+    if name == "admin":
+        env.update(ADMIN_HOST="127.0.0.1", ADMIN_PORT=str(free_port()))
     for key, value in env.items():
         host = urllib.parse.urlsplit(value).hostname if "://" in value else None
         assert host not in COMPOSE_HOSTS, f"{key}={value} still names a compose service"
@@ -570,13 +575,18 @@ def consumers(amqp_url: str, queue: str) -> int:
         connection.close()
 
 
+def healthcheck_path(name: str) -> str:
+    return urllib.parse.urlsplit(re.search(r"http://[^'\"]+", python_check(name)).group(0)).path
+
+
 def ingest_ready(env: dict[str, str]) -> bool:
     base = f"http://127.0.0.1:{env['INGEST_PORT']}"
-    if http_status(base + "/healthz") != 200:
-        return False
-    # The very endpoint the compose healthcheck asks.
-    path = urllib.parse.urlsplit(re.search(r"http://[^'\"]+", python_check("ingest")).group(0)).path
-    return http_status(base + path) == 200
+    # /healthz as soon as the process runs, then the very endpoint the compose healthcheck asks.
+    return http_status(base + "/healthz") == 200 and http_status(base + healthcheck_path("ingest")) == 200
+
+
+def admin_ready(env: dict[str, str]) -> bool:
+    return http_status(f"http://127.0.0.1:{env['ADMIN_PORT']}{healthcheck_path('admin')}") == 200
 
 
 def assert_documented_metrics_exist(env: dict[str, str]) -> None:
@@ -597,6 +607,7 @@ def assert_documented_metrics_exist(env: dict[str, str]) -> None:
 
 READY = {
     "ingest": ingest_ready,
+    "admin": admin_ready,
     "supplier_sync": lambda env: consumers(env["AMQP_URL"], topology.ORDER_LINES.name) > 0,
     "status_poller": lambda env: consumers(env["AMQP_URL"], topology.STATUS_CHANGES.name) > 0,
 }
@@ -605,7 +616,9 @@ READY = {
 @pytest.mark.parametrize("name", sorted(READY))
 def test_service_starts_with_the_compose_configuration_and_stops_on_sigterm(name, db, broker, simulators):
     env = local_env(name, db, broker, simulators)
-    argv = [sys.executable, *command_of(name)[1:]]
+    program, *args = command_of(name)
+    # `python` and the console script `rewix-sync` of the image, from this interpreter's environment.
+    argv = [sys.executable if program == "python" else str(Path(sys.executable).with_name(program)), *args]
     process = subprocess.Popen(argv, cwd=ROOT, env={"PATH": os.environ["PATH"], **env},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
