@@ -18,9 +18,9 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from shared import topology
@@ -75,7 +75,6 @@ class PollStats:
     errors: int = 0
     released: int = 0
     batches: int = 0
-    cycles: list[dict[str, float]] = field(default_factory=list)
 
 
 def tracking_changed(lease: Lease, status: SupplierOrderStatus) -> bool:
@@ -192,7 +191,6 @@ class StatusPoller:
         budget: RequestBudget,
         concurrency: int = DEFAULT_CONCURRENCY,
         max_lease: int = DEFAULT_MAX_LEASE,
-        on_batch: Callable[[PollStats], None] | None = None,
     ) -> None:
         self.engine = get_engine(database_url)
         self.client = client
@@ -203,7 +201,6 @@ class StatusPoller:
         self.max_lease = max_lease
         self.concurrency = concurrency
         self.stats = PollStats()
-        self.on_batch = on_batch
 
     # --- the loop --------------------------------------------------------------------
 
@@ -280,8 +277,6 @@ class StatusPoller:
             errors=errors,
             throttled=throttled,
         )
-        if self.on_batch is not None:
-            self.on_batch(self.stats)
 
     def _observations(
         self, leases: list[Lease], stop: threading.Event, pool: ThreadPoolExecutor, offset: timedelta

@@ -376,6 +376,22 @@ def test_429s_slow_polling_down_without_losing_a_change(world: World) -> None:
     assert {m.order_key for m in messages if m.new_status == BOOKED} == {o["key"] for o in orders}
 
 
+def test_a_broker_outage_mid_run_delays_a_change_but_loses_nothing(world: World) -> None:
+    order = world.open_order()
+    with PollerThread(world, interval=0.3, per_second=50) as replica:
+        wait_until(lambda: world.supplier_row(order["row_id"])["last_polled_at"], what="first poll")
+        real = replica.poller.publisher
+        replica.poller.publisher = Publisher("amqp://guest:guest@127.0.0.1:1/%2F", TEST_RETRY_DELAYS, connect_timeout=0.5)
+        world.control.set_status(order["supplier_order_id"], CONFIRMED)
+        row = wait_until(lambda: (r := world.supplier_row(order["row_id"]))["last_error"] and r, what="the error")
+        assert "status 2 not announced yet" in row["last_error"] and row["status"] == BOOKED
+        assert replica.thread.is_alive()
+        replica.poller.publisher = real  # the broker is back
+        wait_until(lambda: world.supplier_row(order["row_id"])["status"] == CONFIRMED, what="Confirmed recorded")
+        assert world.supplier_row(order["row_id"])["last_error"] is None
+    assert CONFIRMED in [m.new_status for m in status_messages(world.amqp_url)]
+
+
 # --- shop catch-up ---------------------------------------------------------------------------------
 
 
