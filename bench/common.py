@@ -4,7 +4,9 @@ Each measured run gets a database and a RabbitMQ vhost of its own, created
 here and removed at the end even when the run fails. Services are started as
 `python -m ...` subprocesses in their own process group, with their output in
 a log file; every one still running when the benchmark ends (normally, by an
-exception or by SIGTERM/SIGINT) is stopped.
+exception or by SIGTERM/SIGINT) is stopped. Creating and removing the scratch
+database and vhost waits out a PostgreSQL or RabbitMQ restart of up to
+RESTART_PATIENCE seconds, so nothing is left behind by a restart elsewhere.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import pika
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from shared.db import normalise_url
 from shared.db.migrate import upgrade
@@ -34,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 STOP_TIMEOUT = 15.0
+# Seconds to keep trying to create or remove a scratch database or vhost while
+# PostgreSQL or RabbitMQ is (re)starting (other work on the machine may restart them).
+RESTART_PATIENCE = 30.0
 
 
 def base_database_url() -> str:
@@ -60,23 +66,47 @@ def scratch_database(prefix: str = "bench") -> Iterator[str]:
     """
     parsed = urllib.parse.urlsplit(normalise_url(base_database_url()))
     name = unique_name(prefix)
-    admin = create_engine(parsed._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(parsed._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
+        _patiently(admin, f'CREATE DATABASE "{name}"')
         try:
             url = parsed._replace(path=f"/{name}").geturl()
             upgrade(url)
             yield url
         finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _patiently(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def _patiently(admin: Any, statement: str) -> None:
+    """Run one administrative statement, trying again for a while if PostgreSQL is (re)starting."""
+    deadline = time.monotonic() + RESTART_PATIENCE
+    while True:
+        try:
+            with admin.connect() as c:
+                c.execute(text(statement))
+            return
+        except OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+
+
+NO_SUCH_VHOST = 65  # rabbitmqctl's exit status for a vhost that does not exist
+
+
+def _rabbitmqctl(*args: str, ok: tuple[int, ...] = (0,)) -> None:
+    """Run rabbitmqctl, trying again for a while when the broker does not answer."""
+    deadline = time.monotonic() + RESTART_PATIENCE
+    while True:
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+        if done.returncode in ok:
+            return
+        if time.monotonic() >= deadline:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} exited with {done.returncode}: {detail[-1] if detail else ''}")
+        time.sleep(1.0)
 
 
 @contextmanager
@@ -85,12 +115,12 @@ def scratch_vhost(prefix: str = "bench") -> Iterator[str]:
     parsed = urllib.parse.urlsplit(base_amqp_url())
     user = urllib.parse.unquote(parsed.username or "guest")
     vhost = unique_name(prefix)
-    _rabbitmqctl("add_vhost", vhost)
     try:
+        _rabbitmqctl("add_vhost", vhost)
         _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         yield parsed._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
     finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        _rabbitmqctl("delete_vhost", vhost, ok=(0, NO_SUCH_VHOST))
 
 
 def queue_info(amqp_url: str, queue: str) -> tuple[int, int] | None:

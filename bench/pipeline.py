@@ -318,9 +318,14 @@ class RunResult:
         return dict(self.__dict__)
 
 
-def run_one(spec: RunSpec) -> RunResult:
+def new_result(spec: RunSpec) -> RunResult:
+    return RunResult(spec.worker, spec.latency_ms, len(spec.burst.webhooks), spec.burst.line_count,
+                     log_dir=str(spec.log_dir))
+
+
+def run_one(spec: RunSpec, result: RunResult) -> RunResult:
+    """Measure one worker at one latency into `result`; figures taken before a failure stay in it."""
     burst = spec.burst
-    result = RunResult(spec.worker, spec.latency_ms, len(burst.webhooks), burst.line_count, log_dir=str(spec.log_dir))
     spec.log_dir.mkdir(parents=True, exist_ok=True)
     lock_log = spec.log_dir / "locks.txt"
     with ExitStack() as stack:
@@ -557,12 +562,7 @@ def run(
             budget = 60 + burst.line_count * latency / 1000 * 2 if worker == "naive" else 120
             spec = RunSpec(worker, latency, burst, senders, log_dir / f"{worker}-{latency}ms", budget)
             say(f"  running {worker} at {latency} ms supplier latency ({size} orders)...")
-            try:
-                result = run_one(spec)
-            except Exception as exc:  # one failed run is reported; the others still run
-                result = RunResult(worker, latency, size, burst.line_count, log_dir=str(spec.log_dir))
-                result.problems.append(f"run failed: {exc!r}"[:2000])
-            runs.append(result)
+            runs.append(attempt(spec, say))
     figures = {
         "config": {"orders": orders, "naive_orders": naive_orders, "latencies_ms": latencies, "senders": senders,
                    "models": models, "lines_per_order": LINES_PER_ORDER, "seed": seed, "cpus": os.cpu_count(),
@@ -577,6 +577,24 @@ def run(
         for line in report(figures):
             out(line)
     return figures
+
+
+def attempt(spec: RunSpec, say: Callable[[str], None], tries: int = 2) -> RunResult:
+    """One run; a run that could not be carried out (not one that measured badly) is tried once more."""
+    for number in range(1, tries + 1):
+        result = new_result(spec)
+        try:
+            return run_one(spec, result)
+        except Exception as exc:  # reported with the figures; the other runs still run
+            failure = f"{type(exc).__name__}: {exc}"[:1000]
+            if result.seconds is not None or number == tries:
+                # Measured, then failed (cleaning up, say): keep what was measured.
+                result.problems.append(f"run failed: {failure}")
+                return result
+            say(f"    run could not be carried out ({failure}); trying again")
+            spec = RunSpec(spec.worker, spec.latency_ms, spec.burst, spec.senders,
+                           spec.log_dir.with_name(spec.log_dir.name + f"-try{number + 1}"), spec.timeout)
+    raise AssertionError("unreachable")
 
 
 def targets(runs: list[RunResult]) -> list[dict[str, Any]]:
@@ -640,6 +658,8 @@ def report(figures: dict[str, Any]) -> list[str]:
     lines.append(f"benchmark time {figures['seconds']:.0f} s; 1-minute load average {before:.1f} before, {after:.1f} after "
                  f"(other work on the machine shares its {figures['config']['cpus']} CPUs)")
     lines.append("")
+    if not figures["targets"]:
+        lines.append(f"no targets checked: they apply at {TARGET_LATENCY_MS} ms, which was not run")
     for t in figures["targets"]:
         value = t["value"]
         shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
