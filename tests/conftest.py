@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from shared import topology
 from shared.db import normalise_url
@@ -24,6 +26,18 @@ from shared.db.models import Base
 
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_RETRY_DELAYS = [1, 2, 4, 8, 16]
+
+
+def with_database_retry(action, timeout: float = 60.0):
+    """Run `action`, retrying while PostgreSQL restarts (the fault tests restart it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _docker_available() -> bool:
@@ -59,17 +73,20 @@ def database_url(_containers: dict[str, str]) -> Iterator[str]:
     base = os.environ.get("DATABASE_URL") or _containers.get("db") or "postgresql://postgres@127.0.0.1:5432/postgres"
     parsed = urllib.parse.urlsplit(normalise_url(base))
     name = f"rewix_test_{RUN_ID}"
-    admin = create_engine(parsed._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin = create_engine(parsed._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+
+    def execute(sql: str) -> None:
+        with admin.connect() as c:
+            c.execute(text(sql))
+
+    with_database_retry(lambda: execute(f'CREATE DATABASE "{name}"'))
     url = parsed._replace(path=f"/{name}").geturl()
-    upgrade(url)
+    with_database_retry(lambda: upgrade(url))
     yield url
     from shared.db import get_engine
 
     get_engine.cache_clear()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with_database_retry(lambda: execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -92,10 +109,14 @@ def amqp_url(_containers: dict[str, str]) -> Iterator[str]:
 @pytest.fixture
 def db(database_url: str) -> str:
     """A database URL with every table emptied."""
-    engine = create_engine(normalise_url(database_url))
-    with engine.begin() as c:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine = create_engine(normalise_url(database_url), pool_pre_ping=True)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+
+    def truncate() -> None:
+        with engine.begin() as c:
+            c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+    with_database_retry(truncate)
     engine.dispose()
     return database_url
 
