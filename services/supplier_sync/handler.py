@@ -53,20 +53,19 @@ class OrderLineHandler:
             except (ValidationError, ValueError) as exc:
                 outcomes[index] = retry.DeadLetter(f"unparseable message: {_first_error(exc)}")
 
-        stock_ids: set[int] = set()
-        order_ids: set[int] = set()
         with session_scope(self.database_url) as session:
-            for index, message in messages:
-                with bound_ids(order_id=message.order_id, message_id=message.message_id):
-                    recorded = store.record(session, message)
-                    if recorded.applied:
-                        stock_ids |= recorded.stock_ids
-                        order_ids.add(message.order_id)
-                    else:
-                        log.info("older order state ignored", date_modified_gmt=str(message.date_modified_gmt))
+            recorded = store.record_batch(session, [m for _, m in messages])
+        for (_, message), applied in zip(messages, recorded.applied):
+            if not applied:
+                log.info(
+                    "older order state ignored",
+                    order_id=message.order_id,
+                    message_id=message.message_id,
+                    date_modified_gmt=str(message.date_modified_gmt),
+                )
 
         try:
-            result = self.converge(stock_ids, order_ids)
+            result = self.converge(set(recorded.stock_ids), set(recorded.order_ids))
         except TransientError as exc:
             log.warning("supplier unavailable, batch will be retried", error=exc.reason[:200], status=exc.status)
             failure = retry.RetryLater(f"supplier: {exc.reason}", exc.status, exc.retry_after)

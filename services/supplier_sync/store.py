@@ -8,9 +8,10 @@ the lock sets the supplier from totals nobody can change underneath it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -28,83 +29,141 @@ def now() -> datetime:
 
 @dataclass(frozen=True)
 class Recorded:
-    applied: bool
-    stock_ids: frozenset[int]
+    applied: list[bool]  # per message: did it carry the order's latest state?
+    stock_ids: frozenset[int]  # every model whose total may have changed
+    order_ids: frozenset[int]  # orders whose state changed
 
 
-def record(session: Session, message: OrderLineMessage) -> Recorded:
-    """Store the order state a message carries, if it is not older than what we have."""
-    order = session.execute(
-        select(ShopOrder).where(ShopOrder.id == message.order_id).with_for_update()
-    ).scalar_one_or_none()
-    stored = StoredState(order.date_modified_gmt, order.deleted) if order else None
-    before = _stock_ids_of(session, message.order_id)
-    if not supersedes(message.date_modified_gmt, message.deleted, message.topic, stored):
-        return Recorded(False, frozenset())
-
-    if order is None:
-        order = ShopOrder(id=message.order_id, status=message.status, supplier_line_ids=[])
-        session.add(order)
-    if message.deleted:
-        order.deleted = True
-        order.status = "trash"
-    else:
-        order.deleted = False
-        order.status = message.status
-        order.number = message.order_number
-        order.date_modified_gmt = message.date_modified_gmt
-        order.recipient = message.recipient.model_dump() if message.recipient else None
-        order.customer_note = message.customer_note
-        order.supplier_line_ids = list(message.supplier_line_ids)
-        session.flush()
-        _apply_lines(session, message)
-    session.flush()
-    return Recorded(True, frozenset(before | _stock_ids_of(session, message.order_id)))
+_ORDER_COLUMNS = [c.key for c in ShopOrder.__table__.columns if c.key not in ("updated_at",)]
 
 
-def _apply_lines(session: Session, message: OrderLineMessage) -> None:
-    version = message.date_modified_gmt
-    if message.line is not None:
-        line = message.line
-        stmt = insert(OrderLine).values(
-            order_id=message.order_id,
-            line_id=line.line_id,
-            product_id=line.product_id,
-            variation_id=line.variation_id,
-            stock_id=line.stock_id,
-            quantity=line.quantity,
-            version=version,
-            removed=False,
-            sync_status="pending",
+def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Recorded:
+    """Store the order states a batch carries, each only if not older than what we have.
+
+    A handful of statements per batch, whatever its size. The batch's orders
+    are locked in ascending id order, so two workers whose batches share
+    orders wait for each other instead of deadlocking.
+    """
+    if not messages:
+        return Recorded([], frozenset(), frozenset())
+    ids = sorted({m.order_id for m in messages})
+    # A row for every order first, so that there is something to lock.
+    created = set(
+        session.scalars(
+            insert(ShopOrder)
+            .values([{"id": i, "status": "", "supplier_line_ids": []} for i in ids])
+            .on_conflict_do_nothing(index_elements=[ShopOrder.id])
+            .returning(ShopOrder.id)
         )
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[OrderLine.order_id, OrderLine.line_id],
-                set_={
-                    "product_id": stmt.excluded.product_id,
-                    "variation_id": stmt.excluded.variation_id,
-                    "stock_id": stmt.excluded.stock_id,
-                    "quantity": stmt.excluded.quantity,
-                    "version": stmt.excluded.version,
-                    "removed": False,
-                },
-                where=(OrderLine.version.is_(None)) | (OrderLine.version <= stmt.excluded.version),
-            )
+    )
+    orders = {
+        row["id"]: dict(row)
+        for row in session.execute(
+            select(*(ShopOrder.__table__.c[k] for k in _ORDER_COLUMNS))
+            .where(ShopOrder.id.in_(ids))
+            .order_by(ShopOrder.id)
+            .with_for_update()
+        ).mappings()
+    }
+    before: dict[int, set[int]] = {i: set() for i in ids}
+    for order_id, stock_id in session.execute(
+        select(OrderLine.order_id, OrderLine.stock_id).where(OrderLine.order_id.in_(ids))
+    ):
+        before[order_id].add(stock_id)
+
+    applied: list[bool] = []
+    changed: set[int] = set()
+    lines: dict[tuple[int, int], dict[str, Any]] = {}
+    removals: dict[int, tuple[datetime, list[int]]] = {}
+    for message in messages:
+        order = orders[message.order_id]
+        stored = None if message.order_id in created and message.order_id not in changed else StoredState(
+            order["date_modified_gmt"], order["deleted"]
         )
-    # Lines the order no longer has at this state are released.
+        if not supersedes(message.date_modified_gmt, message.deleted, message.topic, stored):
+            applied.append(False)
+            continue
+        applied.append(True)
+        changed.add(message.order_id)
+        if message.deleted:
+            order.update(deleted=True, status="trash")
+            continue
+        order.update(
+            deleted=False,
+            status=message.status,
+            number=message.order_number,
+            date_modified_gmt=message.date_modified_gmt,
+            recipient=message.recipient.model_dump() if message.recipient else None,
+            customer_note=message.customer_note,
+            supplier_line_ids=list(message.supplier_line_ids),
+        )
+        version = message.date_modified_gmt
+        if message.line is not None:
+            key = (message.order_id, message.line.line_id)
+            if key not in lines or lines[key]["version"] <= version:
+                lines[key] = {"order_id": key[0], **message.line.model_dump(), "version": version}
+        if message.order_id not in removals or removals[message.order_id][0] <= version:
+            removals[message.order_id] = (version, list(message.supplier_line_ids))
+
+    _write_orders(session, [orders[i] for i in sorted(changed)])
+    _write_lines(session, list(lines.values()))
+    _mark_removed(session, removals)
+    stock_ids = set().union(*(before[i] for i in changed)) | {l["stock_id"] for l in lines.values()}
+    return Recorded(applied, frozenset(stock_ids), frozenset(changed))
+
+
+def _write_orders(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = insert(ShopOrder).values(rows)
     session.execute(
-        update(OrderLine)
-        .where(
-            OrderLine.order_id == message.order_id,
-            OrderLine.line_id.not_in(message.supplier_line_ids or [-1]),
-            (OrderLine.version.is_(None)) | (OrderLine.version <= version),
+        stmt.on_conflict_do_update(
+            index_elements=[ShopOrder.id],
+            set_={k: stmt.excluded[k] for k in _ORDER_COLUMNS if k != "id"} | {"updated_at": now()},
         )
-        .values(removed=True, version=version)
     )
 
 
-def _stock_ids_of(session: Session, order_id: int) -> set[int]:
-    return set(session.scalars(select(OrderLine.stock_id).where(OrderLine.order_id == order_id)))
+def _write_lines(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = insert(OrderLine).values([{**r, "removed": False, "sync_status": "pending"} for r in rows])
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[OrderLine.order_id, OrderLine.line_id],
+            set_={
+                k: stmt.excluded[k] for k in ("product_id", "variation_id", "stock_id", "quantity", "version")
+            }
+            | {"removed": False},
+            # A line never goes back to an older state of its order.
+            where=(OrderLine.version.is_(None)) | (OrderLine.version <= stmt.excluded.version),
+        )
+    )
+
+
+def _mark_removed(session: Session, removals: dict[int, tuple[datetime, list[int]]]) -> None:
+    """Lines an order no longer has at its latest state are released."""
+    if not removals:
+        return
+    orders = sorted(removals)
+    session.execute(
+        text(
+            """
+            UPDATE order_lines l SET removed = true, version = r.version
+            FROM unnest(CAST(:orders AS bigint[]), CAST(:versions AS timestamptz[]), CAST(:keep AS text[]))
+                 AS r(order_id, version, keep)
+            WHERE l.order_id = r.order_id
+              AND NOT (l.line_id = ANY(CAST(r.keep AS bigint[])))
+              AND (l.version IS NULL OR l.version <= r.version)
+              AND NOT (l.removed AND l.version = r.version)
+            """
+        ),
+        {
+            "orders": orders,
+            "versions": [removals[o][0] for o in orders],
+            "keep": ["{" + ",".join(map(str, removals[o][1])) + "}" for o in orders],
+        },
+    )
 
 
 def held_lines(session: Session, stock_ids: Iterable[int]) -> dict[int, list[HeldLine]]:
@@ -140,15 +199,26 @@ def save_locks(session: Session, answered: dict[int, tuple[int, int, int | None]
 
 
 def set_line_statuses(session: Session, statuses: dict[tuple[int, int], tuple[str, str | None]]) -> None:
-    """(order_id, line_id) -> (sync_status, error)."""
+    """(order_id, line_id) -> (sync_status, error); one statement, rows that change only."""
     if not statuses:
         return
+    keys = sorted(statuses)
     session.execute(
-        update(OrderLine),
-        [
-            {"order_id": o, "line_id": l, "sync_status": status, "sync_error": error}
-            for (o, l), (status, error) in statuses.items()
-        ],
+        text(
+            """
+            UPDATE order_lines l SET sync_status = v.status, sync_error = v.error, updated_at = now()
+            FROM unnest(CAST(:orders AS bigint[]), CAST(:lines AS bigint[]),
+                        CAST(:statuses AS text[]), CAST(:errors AS text[])) AS v(order_id, line_id, status, error)
+            WHERE l.order_id = v.order_id AND l.line_id = v.line_id
+              AND (l.sync_status, l.sync_error) IS DISTINCT FROM (v.status, v.error)
+            """
+        ),
+        {
+            "orders": [o for o, _ in keys],
+            "lines": [l for _, l in keys],
+            "statuses": [statuses[k][0] for k in keys],
+            "errors": [statuses[k][1] for k in keys],
+        },
     )
 
 
