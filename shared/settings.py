@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     admin_token: SecretStr | None = None
     admin_port: int = 8081
+    admin_host: str = "0.0.0.0"
 
     log_level: str = "INFO"
     log_format: str = "json"

@@ -556,8 +556,7 @@ def catalog_sync(ctx: Context) -> None:
 
 
 @main.command()
-@click.option("--host", default="0.0.0.0", show_default=True, envvar="ADMIN_HOST",
-              help="Address to listen on (the port is ADMIN_PORT).")
+@click.option("--host", default=None, help="Address to listen on [default: ADMIN_HOST, 0.0.0.0] (the port is ADMIN_PORT).")
 @pass_context
 @fails_cleanly
 def web(ctx: Context, host: str) -> None:
@@ -571,6 +570,7 @@ def web(ctx: Context, host: str) -> None:
     from shared.db import ping
 
     settings = ctx.settings
+    host = host or settings.admin_host
     if not settings.admin_token:
         click.echo("warning: ADMIN_TOKEN is not set: the page refuses everyone until it is", err=True)
     ping(settings.database_url)
