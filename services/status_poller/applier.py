@@ -5,7 +5,8 @@ message arrives. The history row (unique per supplier order and status)
 carries the shop's progress: new -> noting -> done.
 
     new     nothing written to the shop yet: mark noting, write the note,
-            complete the order if the status says so, mark done
+            complete the order if the status says so (read it first: never
+            complete one cancelled in the shop), mark done
     noting  a previous attempt may have written part of it (a crash, a timeout,
             a failed completion): list the order's notes and write the note
             only if it is not there; complete only if the order is not
@@ -31,7 +32,7 @@ from shared.messages import StatusChangeMessage, parse_status_change
 from shared.rewix import status_name
 from shared.shop import WooCommerceClient
 from services.status_poller import store
-from services.status_poller.shop_updates import ShopUpdate, already_completed, has_note, plan
+from services.status_poller.shop_updates import ShopUpdate, completion_needed, has_note, plan
 
 log = get_logger(__name__)
 
@@ -127,8 +128,12 @@ class StatusChangeApplier:
             if not (uncertain and has_note(self.shop.list_notes(shop_order_id), update.note)):
                 self.shop.add_note(shop_order_id, update.note)
             if update.complete:
-                if not (uncertain and already_completed(self.shop.get_order(shop_order_id), update)):
+                # Read first: the order may be completed already (a retry) or given up in the shop.
+                current = self.shop.get_order(shop_order_id)
+                if completion_needed(current, update):
                     self.shop.complete_order(shop_order_id, meta=update.meta)
+                elif current.get("status") != "completed":
+                    log.warning("dispatched, but the shop order is not completed", shop_status=current.get("status"))
         except TransientError as exc:
             log.warning("shop unavailable, status change will be retried", error=exc.reason[:300], status=exc.status)
             return retry.RetryLater(exc.reason[:300], status=exc.status, retry_after=exc.retry_after)

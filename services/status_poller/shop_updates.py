@@ -80,6 +80,16 @@ def plan(
     return ShopUpdate(note=f"{head}.")
 
 
+# A shop order in one of these was given up in the shop: the supplier's
+# dispatch is noted, but the order is not turned into a completed sale.
+NOT_COMPLETABLE = frozenset({"cancelled", "refunded", "failed", "trash"})
+
+
+def completion_needed(order: dict, update: ShopUpdate) -> bool:
+    """Should `update` complete this shop order, as it stands now?"""
+    return update.complete and order.get("status") not in NOT_COMPLETABLE and not already_completed(order, update)
+
+
 def already_completed(order: dict, update: ShopUpdate) -> bool:
     """True when the shop order already shows the completion `update` would write."""
     if order.get("status") != COMPLETED:

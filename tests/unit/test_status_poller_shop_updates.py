@@ -67,3 +67,14 @@ def test_already_completed_needs_the_status_and_the_same_tracking_meta() -> None
     assert already_completed({"status": "completed", "meta_data": meta}, update)
     assert not already_completed({"status": "processing", "meta_data": meta}, update)
     assert not already_completed({"status": "completed", "meta_data": meta[:1]}, update)
+
+
+def test_a_dispatch_never_completes_an_order_given_up_in_the_shop():
+    from services.status_poller.shop_updates import completion_needed, plan as plan_update
+
+    update = plan_update(4711, 3, tracking_code="T1", tracking_url="https://t/1", carrier_name="BRT")
+    for status in ("cancelled", "refunded", "failed", "trash"):
+        assert not completion_needed({"status": status, "meta_data": []}, update)
+    assert completion_needed({"status": "processing", "meta_data": []}, update)
+    done = {"status": "completed", "meta_data": [{"key": k, "value": v} for k, v in update.meta.items()]}
+    assert not completion_needed(done, update)
