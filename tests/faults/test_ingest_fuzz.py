@@ -64,8 +64,10 @@ def mutated_orders(draw: st.DrawFn) -> bytes:
     order = draw(base_orders())
     for _ in range(draw(st.integers(1, 4))):
         value = draw(JSON_VALUES)
-        if order["line_items"] and draw(st.booleans()):
-            line = order["line_items"][draw(st.integers(0, len(order["line_items"]) - 1))]
+        lines = [line for line in order.get("line_items") or [] if isinstance(line, dict)] \
+            if isinstance(order.get("line_items"), list) else []
+        if lines and draw(st.booleans()):
+            line = lines[draw(st.integers(0, len(lines) - 1))]
             line[draw(st.sampled_from(LINE_KEYS))] = value
         elif draw(st.booleans()):
             order.pop(draw(st.sampled_from(ORDER_KEYS)), None)

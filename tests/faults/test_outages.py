@@ -11,6 +11,7 @@ them again, and the outages stay short.
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 
@@ -19,17 +20,17 @@ import requests
 
 from shared.rewix import BOOKED
 from tests.faults.conftest import (
-    ShopBurst, World, figures, postgres_outage, rabbitmq_outage, unpersisted_deliveries, wait_until,
+    ShopBurst, TcpProxy, World, figures, postgres_outage, rabbitmq_outage, unpersisted_deliveries, wait_until,
 )
 
 CATCHUP_SECONDS = "2"
 
 
-def outage_in_a_burst(world: World, name: str, outage: Callable[[], float]) -> None:
-    ingest = world.ingest()
+def outage_in_a_burst(world: World, name: str, outage: Callable[[], float], **env: str) -> None:
+    ingest = world.ingest(**env)
     world.connect_webhooks(ingest)
-    sync = world.supplier_sync()
-    poller = world.status_poller(SHOP_CATCHUP_INTERVAL_SECONDS=CATCHUP_SECONDS)
+    sync = world.supplier_sync(**env)
+    poller = world.status_poller(SHOP_CATCHUP_INTERVAL_SECONDS=CATCHUP_SECONDS, **env)
     burst = ShopBurst(world, actions=150, per_second=15).start()  # 10 s: the outage falls in the middle
     burst.wait_done(1 / 3)
     down_for = outage()
@@ -71,10 +72,34 @@ def outage_in_a_burst(world: World, name: str, outage: Callable[[], float]) -> N
     assert ingest.starts == sync.starts == poller.starts == 1
 
 
+def cut_for(proxy: TcpProxy, seconds: float) -> float:
+    started = time.monotonic()
+    proxy.cut()
+    try:
+        time.sleep(seconds)
+    finally:
+        proxy.restore()
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_rabbitmq_unreachable_in_a_burst(world: World) -> None:
+    """The services reach RabbitMQ through a proxy that drops every connection and refuses new
+    ones for 5 s: the same reconnection path as a broker restart, without stopping the shared
+    broker (so this one can run as often as needed)."""
+    host, port = urllib.parse.urlsplit(world.amqp_url).hostname, urllib.parse.urlsplit(world.amqp_url).port or 5672
+    proxy = TcpProxy((host or "127.0.0.1", port))
+    try:
+        outage_in_a_burst(world, "RabbitMQ unreachable", lambda: cut_for(proxy, 5), AMQP_URL=proxy.url_for(world.amqp_url))
+    finally:
+        proxy.cut()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_rabbitmq_stopped_and_started_in_a_burst(world: World) -> None:
-    outage_in_a_burst(world, "RabbitMQ stop_app/start_app", lambda: rabbitmq_outage(world.amqp_url, seconds=6))
+    outage_in_a_burst(world, "RabbitMQ stop_app/start_app", lambda: rabbitmq_outage(world.amqp_url, seconds=5))
 
 
 @pytest.mark.slow
