@@ -249,6 +249,7 @@ def test_status_poller_sigkill_during_a_status_burst(world: World) -> None:
         "status_poller SIGKILL", orders=len(opened), statuses_sent=statuses_sent, applied=statuses_sent - lost,
         lost=lost, doubled=doubled, completions=sum(completions), kills=kills, converge_s=converge,
     )
+    assert all(k["applied_at_kill"] < len(opened) for k in kills), "a kill came after its status was applied"
     assert lost == 0 and doubled == 0
     assert completions == [1] * len(opened)
     assert all(o["status"] == "completed" for o in world.orders())
