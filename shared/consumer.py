@@ -19,7 +19,7 @@ from typing import Any
 from pika.exceptions import AMQPError
 
 from shared import retry, topology
-from shared.amqp import backoff_delays, connect, message_properties
+from shared.amqp import BrokerUnavailable, backoff_delays, connect, message_properties
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -73,9 +73,15 @@ class BatchConsumer:
             try:
                 self._consume()
                 delays = backoff_delays()
-            except (AMQPError, OSError) as exc:
+            except (AMQPError, OSError, BrokerUnavailable) as exc:
                 delay = next(delays)
                 log.warning("broker connection lost, reconnecting", consumer=self.name, error=repr(exc)[:200], retry_in=round(delay, 2))
+                self.stop.wait(delay)
+            except Exception:
+                # Never let the consumer die while its process looks alive: the
+                # unacked messages go back with the connection and are retried.
+                delay = next(delays)
+                log.exception("consumer failed, restarting it", consumer=self.name, retry_in=round(delay, 2))
                 self.stop.wait(delay)
         self._executor.shutdown(wait=True)
         log.info("consumer stopped", consumer=self.name)

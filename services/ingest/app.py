@@ -36,6 +36,8 @@ from services.ingest.metrics import IngestMetrics
 log = get_logger("ingest")
 
 WEBHOOK_PATH = "/webhooks/woocommerce"
+# Beyond this an oversized body is not even drained: the connection is closed instead.
+MAX_DRAIN = 16 * 1024 * 1024
 MAX_BODY = 1024 * 1024  # 1 MiB
 _READ_CHUNK = 64 * 1024
 # WooCommerce's ping: form-encoded, unsigned, no X-WC-* headers (woocommerce.md §1.4).
@@ -306,9 +308,10 @@ class IngestApp:
         if declared.isdigit():
             length = int(declared)
             if length > MAX_BODY:
-                # Read (and drop) up to the cap so that a client sending just over the
-                # limit gets to read its 413 instead of a reset connection.
-                _read(stream, MAX_BODY + 1, keep=False)
+                # Read and drop the body (up to a bound) so the connection can carry
+                # the next request: gunicorn drains only 64 KiB of an unread body and
+                # then hangs up on a client that was told to keep the connection.
+                _read(stream, min(length, MAX_DRAIN), keep=False)
                 return None
             return _read(stream, length)
         body = _read(stream, MAX_BODY + 1)  # chunked: no length to check first
