@@ -13,12 +13,10 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from shared.product_map import import_product_map
 from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient
 from shared.shop.signature import sign
 from services.status_poller.shop_updates import plan
+from tests.support import wait_until
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain
@@ -58,18 +57,6 @@ PAID = ("processing", "completed")
 
 
 # -- small helpers -------------------------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll `condition` until it is truthy (returned) or `timeout` seconds have passed (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def figures(test: str, **values: Any) -> None:
@@ -322,77 +309,6 @@ def postgres_outage(database_url: str, seconds: float) -> float:
         down = time.monotonic() - started
         wait_until(lambda: _database_answers(database_url), 60, "PostgreSQL to accept connections again", interval=0.2)
     return down
-
-
-class TcpProxy:
-    """127.0.0.1:<port> forwarded to a server; `cut()` refuses and drops every connection until
-    `restore()`, on the same port: a server unreachable for a while, without stopping it."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.restore()
-
-    def url_for(self, url: str) -> str:
-        """`url` with its host and port replaced by the proxy's."""
-        parsed = urllib.parse.urlsplit(url)
-        credentials = parsed.netloc.rpartition("@")[0]
-        return parsed._replace(netloc=f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}").geturl()
-
-    def restore(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for s in (source, sink):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 # -- the world: simulators, database, services -------------------------------------------------

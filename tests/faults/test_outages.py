@@ -20,8 +20,9 @@ import requests
 
 from shared.rewix import BOOKED
 from tests.faults.conftest import (
-    ShopBurst, TcpProxy, World, figures, postgres_outage, rabbitmq_outage, unpersisted_deliveries, wait_until,
+    ShopBurst, World, figures, postgres_outage, rabbitmq_outage, unpersisted_deliveries, wait_until,
 )
+from tests.support import TcpProxy
 
 CATCHUP_SECONDS = "2"
 

@@ -1,9 +1,7 @@
 """Runs supplier_sync's consumer in a thread against the supplier simulator, for tests."""
 from __future__ import annotations
 
-import itertools
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +17,7 @@ from services.supplier_sync.handler import OrderLineHandler
 from simulators.rewix import start_in_thread
 from simulators.rewix.control import SimulatorControl
 from tests.conftest import TEST_RETRY_DELAYS
+from tests.support import wait_until
 
 API_KEY, PASSWORD = "test-key", "test-password"
 BASE_DATE = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
@@ -94,13 +93,9 @@ class SyncHarness:
     def line_statuses(self) -> dict[tuple[int, int], str]:
         return {(o, l): s for o, l, s in self.query("SELECT order_id, line_id, sync_status FROM order_lines")}
 
-    def wait_until(self, condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+    @staticmethod
+    def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+        wait_until(condition, timeout, what, interval=0.1)
 
     def close(self) -> None:
         self.stop.set()
@@ -111,5 +106,3 @@ class SyncHarness:
         self.sim.stop()
         self.engine.dispose()
 
-
-counter = itertools.count(1)

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from shared.product_map import import_product_map
 from shared.shop.signature import sign, wp_json_encode
 from simulators.shop.orders import make_order, replace_lines
 from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.support import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 # As stored in WooCommerce: it signs with the entities decoded ("&amp;" -> "&", "&#039;" -> "'").
@@ -155,76 +155,6 @@ class Ingest:
             self.process.wait()
         self.log_file.close()
         Path(self.log_file.name).unlink(missing_ok=True)
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; stop() cuts every connection, start() serves again on the same port."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        listener.settimeout(0.1)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._stopped = threading.Event()
-        threading.Thread(target=self._accept, args=(listener, self._stopped), daemon=True).start()
-
-    def _accept(self, listener: socket.socket, stopped: threading.Event) -> None:
-        while not stopped.is_set():
-            try:
-                client, _ = listener.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            client.settimeout(None)
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for s in (source, sink):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
 
 
 # -- fixtures --------------------------------------------------------------------------------------
@@ -539,21 +469,20 @@ def test_broker_outage_answers_503_and_recovers_without_restart(
     database_url: str, catalog: str, broker: str
 ) -> None:
     proxy = TcpProxy(("127.0.0.1", 5672))
-    proxy.start()
     vhost = broker.rsplit("/", 1)[1]
     server = Ingest(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}", DATABASE_URL=database_url)
     try:
         assert server.order(make_order(5103, lines=[VARIATION])).status_code == 200
         assert len(published(broker)) == 1
 
-        proxy.stop()
+        proxy.cut()
         for order_id in (5104, 5105, 5106):  # whichever thread answers, its connection is gone
             response = server.order(make_order(order_id, lines=[VARIATION]))
             assert response.status_code == 503, response.text
         assert server.get("/readyz").status_code == 503
         assert published(broker) == []
 
-        proxy.start()
+        proxy.restore()
         deadline = time.monotonic() + 10
         while (status := server.order(make_order(5107, lines=[VARIATION])).status_code) != 200:
             assert status == 503 and time.monotonic() < deadline
@@ -563,7 +492,7 @@ def test_broker_outage_answers_503_and_recovers_without_restart(
         assert server.stop() == 0
     finally:
         server.close()
-        proxy.stop()
+        proxy.cut()
 
 
 def test_sigterm_stops_cleanly_with_exit_0(database_url: str, amqp_url: str) -> None:

@@ -35,6 +35,7 @@ from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY, PASSWORD = "poll-key", "poll-password"
@@ -42,17 +43,6 @@ CK, CS = "ck_poller", "cs_poller"
 STOCK_IDS = list(range(100000, 100030))
 SUPPLIER_LINE = {"product_id": 2101, "variation_id": 2104, "quantity": 1, "sku": "SNK-42", "name": "Sneaker - 42", "price": "89.90"}
 RECIPIENT = Recipient(name="Zoë Müller", address_1="Via Roma 1", postcode="20121", city="Milano", countrycode="IT")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 class World:
