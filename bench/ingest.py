@@ -26,7 +26,6 @@ from bench.common import (
     Service, install_cleanup, log_directory, percentile, scratch_database, scratch_vhost, service_env, wait_until,
 )
 from bench.pipeline import LINES_PER_ORDER, WEBHOOK_SECRET, _listening_url, _ready, make_burst, send_burst
-from shared import topology
 from shared.db import normalise_url
 from shared.messages import OrderLineMessage
 from shared.product_map import import_product_map
