@@ -15,10 +15,11 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from simulators.http import SimulatorHTTPServer
 from simulators.rewix.faults import FaultDecision
 from simulators.rewix.state import SimulatorState, Unavailable, WindowExpired
 from simulators.rewix.wire import BadRequest, parse_dropshipping_request, parse_lock_request, render_growing_order, render_order_statuses
@@ -283,14 +284,9 @@ def _status_answer(order: dict[str, object] | None) -> Answer:
     return Answer(200, render_order_statuses([order]), XML)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # benchmarks open many connections at once
+class _HTTPServer(SimulatorHTTPServer):
     state: SimulatorState
     credentials: tuple[str, str]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up (e.g. after its own timeout) is normal here, not a traceback."""
 
 
 class SimulatorServer:

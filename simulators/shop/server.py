@@ -20,11 +20,12 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from shared.shop.signature import wp_json_encode
+from simulators.http import SimulatorHTTPServer
 from simulators.shop.orders import (
     SITE_TZ,
     WRITABLE_STATUSES,
@@ -560,8 +561,7 @@ def reset(state: ShopState, webhooks: WebhookSender) -> None:
 # -- HTTP -----------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(SimulatorHTTPServer):
     rest: RestApi
     control: ControlApi
 
