@@ -267,11 +267,13 @@ def send_candidates(session: Session, order_ids: Iterable[int]) -> list[SendCand
         .where(ShopOrder.id.in_(ids), ShopOrder.status == "processing", ~ShopOrder.deleted, SupplierOrder.id.is_(None))
         .order_by(ShopOrder.id)
     ).all()
+    lines_of: dict[int, list[OrderLine]] = {order.id: [] for order in orders}
+    if lines_of:
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(lines_of), ~OrderLine.removed)):
+            lines_of[line.order_id].append(line)
     candidates = []
     for order in orders:
-        lines = session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order.id, ~OrderLine.removed)
-        ).all()
+        lines = lines_of[order.id]
         if not lines or {l.line_id for l in lines} != set(order.supplier_line_ids):
             continue  # some lines of this state have not arrived yet
         if any(l.version != order.date_modified_gmt or l.sync_status != "locked" for l in lines):

@@ -1,4 +1,4 @@
-"""Client of the supplier's Rewix B2B platform (see /work/shared/docs/rewix-api.md)."""
+"""Client of the supplier's Rewix B2B platform: XML over HTTP Basic auth (growing order, dropshipping orders, statuses, catalog)."""
 from shared.rewix.client import IncrementalWindowExpired, RewixClient
 from shared.rewix.models import (
     STATUS_NAMES,
