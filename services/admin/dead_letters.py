@@ -188,10 +188,7 @@ def as_dict(record: DeadLetterRecord) -> dict[str, Any]:
 
 def drain(amqp_url: str, database_url: str, *, batch: int = DRAIN_BATCH) -> int:
     """Move every message of the dead-letter queues into the table; returns how many were taken."""
-    try:
-        connection = connect(amqp_url)
-    except BrokerUnavailable:
-        raise
+    connection = connect(amqp_url)  # BrokerUnavailable when RabbitMQ is down
     taken = 0
     try:
         channel = connection.channel()
