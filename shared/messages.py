@@ -29,8 +29,12 @@ class _Message(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
-class Recipient(BaseModel):
-    """The shipping recipient, as the supplier needs it for a dropshipping order."""
+class ShopRecipient(BaseModel):
+    """Who and where an order ships to, in the shop's field names.
+
+    supplier_sync turns it into `shared.rewix.Recipient` (the supplier's field
+    names) when it sends a dropshipping order.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,7 +77,7 @@ class OrderLineMessage(_Message):
     deleted: bool = False
     line: SupplierLine | None = None
     supplier_line_ids: list[int] = Field(default_factory=list)
-    recipient: Recipient | None = None
+    recipient: ShopRecipient | None = None
     customer_note: str = ""
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.messages import OrderLineMessage, Recipient, SupplierLine
+from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
 from shared.product_map import LineRef
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
@@ -80,7 +80,7 @@ def parse_gmt(value: Any, where: str = "date_modified_gmt") -> datetime:
         raise InvalidOrder(f"{where} is out of range") from None
 
 
-def order_id_of(body: Any) -> int:
+def _order_id(body: Any) -> int:
     if not isinstance(body, dict):
         raise InvalidOrder("the body must be a JSON object (an order resource)")
     if "id" not in body:
@@ -91,7 +91,7 @@ def order_id_of(body: Any) -> int:
     return _int(body["id"], "id", minimum=1)
 
 
-def recipient_of(order: Mapping[str, Any]) -> Recipient:
+def recipient_of(order: Mapping[str, Any]) -> ShopRecipient:
     shipping = order.get("shipping") or {}
     billing = order.get("billing") or {}
     if not isinstance(shipping, dict) or not isinstance(billing, dict):
@@ -103,7 +103,7 @@ def recipient_of(order: Mapping[str, Any]) -> Recipient:
         return value.strip()
 
     name = " ".join(p for p in (pick("first_name"), pick("last_name")) if p)
-    return Recipient(
+    return ShopRecipient(
         name=name,
         company=pick("company"),
         phone=pick("phone"),
@@ -120,7 +120,7 @@ def convert(body: Any, topic: str, resolve: Resolver, source: str = "webhook") -
     """One message per supplier line; one line-less message for an order left with none."""
     if topic not in ORDER_TOPICS:
         raise ValueError(f"not an order topic: {topic}")
-    order_id = order_id_of(body)
+    order_id = _order_id(body)
     if topic == "order.deleted":
         release = OrderLineMessage(
             source=source, topic=topic, order_id=order_id, status="trash", date_modified_gmt=None, deleted=True

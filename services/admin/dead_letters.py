@@ -73,7 +73,7 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def order_id_of(body: bytes) -> int | None:
+def order_id_in_message(body: bytes) -> int | None:
     """The shop order a message is about, when its body parses far enough to say."""
     try:
         data = json.loads(body)
@@ -144,7 +144,7 @@ def record_values(dead_queue: str, message_id: str | None, headers: Mapping[str,
     return {
         "queue": queue,
         "message_id": str(message_id)[:100],
-        "order_id": order_id_of(body),
+        "order_id": order_id_in_message(body),
         "body": text_body,
         "headers": stored_headers,
         "reason": reason,

@@ -1,6 +1,6 @@
 """Client of the supplier's Rewix B2B platform: XML over HTTP Basic auth (growing order, dropshipping orders, statuses, catalog)."""
 from shared.rewix.client import IncrementalWindowExpired, RewixClient
-from shared.rewix.models import (
+from shared.rewix.values import (
     STATUS_NAMES,
     BOOKED,
     CANCELLED,

@@ -16,7 +16,7 @@ from urllib3.exceptions import NewConnectionError
 
 from shared.errors import PermanentError, TransientError, parse_retry_after
 from shared.rewix import xml as wire
-from shared.rewix.models import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
+from shared.rewix.values import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
 
 T = TypeVar("T")
 

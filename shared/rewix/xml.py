@@ -17,7 +17,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _defused_fromstring
 
 from shared.errors import PermanentError
-from shared.rewix.models import (
+from shared.rewix.values import (
     Catalog,
     CatalogModel,
     DropshippingOrder,

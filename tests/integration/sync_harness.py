@@ -11,7 +11,7 @@ from shared import topology
 from shared.amqp import Publisher
 from shared.consumer import BatchConsumer
 from shared.db import normalise_url
-from shared.messages import OrderLineMessage, Recipient, SupplierLine
+from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
 from shared.rewix import RewixClient
 from services.supplier_sync.handler import OrderLineHandler
 from simulators.rewix import start_in_thread
@@ -21,7 +21,7 @@ from tests.support import wait_until
 
 API_KEY, PASSWORD = "test-key", "test-password"
 BASE_DATE = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
-RECIPIENT = Recipient(
+RECIPIENT = ShopRecipient(
     name="Zoë Müller", phone="+39 333 1234567", address_1="Via Roma 1", address_2="Scala B",
     postcode="20121", city="Milano", state="MI", country="IT",
 )

@@ -86,11 +86,11 @@ def test_a_wait_queue_expiry_is_not_a_broker_dead_letter() -> None:
 
 
 def test_order_id_only_from_a_sane_integer() -> None:
-    assert dead_letters.order_id_of(b'{"order_id": true}') is None
-    assert dead_letters.order_id_of(b'{"order_id": "12"}') is None
-    assert dead_letters.order_id_of(b'{"order_id": 12, "shop_order_id": 13}') == 12
-    assert dead_letters.order_id_of(b"\xff") is None
-    assert dead_letters.order_id_of(b"{") is None
+    assert dead_letters.order_id_in_message(b'{"order_id": true}') is None
+    assert dead_letters.order_id_in_message(b'{"order_id": "12"}') is None
+    assert dead_letters.order_id_in_message(b'{"order_id": 12, "shop_order_id": 13}') == 12
+    assert dead_letters.order_id_in_message(b"\xff") is None
+    assert dead_letters.order_id_in_message(b"{") is None
 
 
 def test_messages_without_id_or_timestamps_still_have_a_stable_key() -> None:

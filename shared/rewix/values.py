@@ -100,7 +100,10 @@ class GrowingOrder:
 
 @dataclass(frozen=True, kw_only=True)
 class Recipient:
-    """Where a dropshipping order ships to, as the shop knows it."""
+    """Where a dropshipping order ships to, in the supplier's field names.
+
+    Built from the message's `shared.messages.ShopRecipient`.
+    """
 
     name: str
     address_1: str
