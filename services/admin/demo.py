@@ -263,18 +263,17 @@ class Feeder:
 
 
 def print_tables(database_url: str, wc_url: str | None, echo: Callable[[str], None]) -> None:
-    from services.admin import views
-    from services.admin.cli import render_orders, render_reservations
+    from services.admin import columns, views
 
     with session_scope(database_url) as session:
         reservations = views.reservations(session, wc_url)
         orders = views.orders(session, wc_url)
     echo("")
     echo("rewix-sync reservations")
-    echo(render_reservations(reservations, wc_url))
+    echo(columns.reservations_text(reservations, wc_url))
     echo("")
     echo("rewix-sync orders")
-    echo(render_orders(orders))
+    echo(columns.as_text(columns.ORDERS, orders))
 
 
 # --- running everything -----------------------------------------------------------------------

@@ -48,8 +48,8 @@ def dead_letter(amqp_url: str, body: bytes, message_id: str | None, queue: topol
     return route.headers
 
 
-def listed(env: dict[str, str]) -> list[dict]:
-    result = run(["dlq", "list", "--json"], env)
+def listed(env: dict[str, str], *flags: str) -> list[dict]:
+    result = run(["dlq", "list", "--json", *flags], env)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
@@ -175,7 +175,7 @@ def test_replay_puts_the_message_back_unchanged_but_for_a_fresh_attempt_count(db
     assert {k: v for k, v in properties.headers.items() if k != "x-delivery-count"} == {"x-custom": "kept"}
     assert retry.ATTEMPTS in original_headers
 
-    after = {r["id"]: r for r in listed(env)}
+    after = {r["id"]: r for r in listed(env, "--all")}
     assert after[rows[0]["id"]]["replayed_at"] is not None
     assert after[rows[1]["id"]]["replayed_at"] is None
 
@@ -257,3 +257,28 @@ def test_bad_credentials_fail_with_one_line(db: str, amqp_url: str) -> None:
     bad = amqp_url.replace("guest:guest@", "guest:wrong@")
     result = CliRunner().invoke(main, ["dlq", "list"], env=cli_env(db, bad))
     assert result.exit_code == 2 and result.output.startswith("Error: RabbitMQ unavailable")
+
+
+def test_list_shows_what_still_waits_and_all_adds_the_replayed(db: str, broker: str) -> None:
+    env = cli_env(db, broker)
+    replayed, waiting = order_line(4901), order_line(4902)
+    for message in (replayed, waiting):
+        dead_letter(broker, message.to_bytes(), message.message_id)
+    rows = {r["order_id"]: r for r in listed(env)}
+    assert run(["dlq", "replay", str(rows[4901]["id"])], env).exit_code == 0
+    drain(broker, topology.ORDER_LINES.name)
+
+    assert [r["order_id"] for r in listed(env)] == [4902]
+    table = run(["dlq", "list"], env).output
+    assert " 4902 " in table and " 4901 " not in table
+
+    everything = {r["order_id"]: r for r in listed(env, "--all")}
+    assert sorted(everything) == [4901, 4902]
+    assert everything[4901]["replayed_at"] is not None and everything[4902]["replayed_at"] is None
+    table = run(["dlq", "list", "--all"], env).output
+    assert "Replayed" in table.splitlines()[0] and " 4901 " in table and " 4902 " in table
+
+    assert run(["dlq", "replay", "--all"], env).exit_code == 0
+    assert listed(env) == []
+    assert "no dead letters wait for an operator" in run(["dlq", "list"], env).output
+    assert len(listed(env, "--all")) == 2
