@@ -6,9 +6,6 @@ variable instead of failing later in the middle of a message.
 """
 from __future__ import annotations
 
-import sys
-from functools import lru_cache
-
 from pydantic import Field, SecretStr, field_validator
 from typing import Annotated
 
@@ -106,14 +103,3 @@ def require(settings: Settings, *names: str) -> Settings:
         if not getattr(settings, name.lower()):
             raise ConfigurationError(f"configuration error: {name.upper()} is required but not set")
     return settings
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()
-
-
-def fail(message: str) -> "None":
-    """One clear line on stderr and a non-zero exit, for command-line entry points."""
-    print(message, file=sys.stderr)
-    raise SystemExit(2)

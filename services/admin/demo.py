@@ -160,10 +160,6 @@ class Feeder:
 
     # -- database look-ups -------------------------------------------------------------------
 
-    def _scalar(self, sql: str, **params: Any) -> Any:
-        with session_scope(self.endpoints.database_url) as session:
-            return session.execute(text(sql), params).scalar()
-
     def lines_in(self, order: DemoOrder, status: str) -> bool:
         """Every current supplier line of the order is in `status` with the quantity the shop has."""
         with session_scope(self.endpoints.database_url) as session:

@@ -126,7 +126,11 @@ class SupplierOrder(Base):
 
 
 class StatusHistory(Base):
-    """One status a supplier order went through, and whether the shop has been told."""
+    """One status a supplier order went through, and whether the shop has been told.
+
+    Written and read with plain SQL by `services/status_poller/store.py`; the
+    class declares the table for the migrations and the test clean-up.
+    """
 
     __tablename__ = "supplier_status_history"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
