@@ -1,0 +1,236 @@
+"""The shop's data: orders, notes, the log of REST writes, and the armed write faults.
+
+Admin edits (the control API) and REST writes change it the way WooCommerce
+would, including which webhook topic each change fires.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from simulators.shop.faults import WriteFaults
+from simulators.shop.orders import (
+    make_order,
+    merge_meta,
+    replace_lines,
+    set_quantity,
+    set_status,
+    snapshot,
+    stamp_modified,
+    status_name,
+    utc_now,
+    wc_dates,
+)
+from simulators.shop.wire import ApiError, invalid_param, meta_items, writable_status
+
+FIRST_ORDER_ID = 1001
+FIRST_NOTE_ID = 2001
+API_USER = "admin"  # the user behind the API key and the admin screen
+ADDRESS_FIELDS = frozenset({
+    "first_name", "last_name", "company", "address_1", "address_2",
+    "city", "state", "postcode", "country", "email", "phone",
+})
+
+
+class ShopState:
+    """Orders, notes, the log of REST writes and the armed faults. Every method takes the lock,
+    and everything handed out is a copy."""
+
+    def __init__(self, site_url: str, on_event: Callable[[str, int], None]) -> None:
+        self.site_url = site_url
+        self._on_event = on_event
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._orders: dict[int, dict[str, Any]] = {}
+            self._notes: dict[int, list[dict[str, Any]]] = {}
+            self._writes: dict[int, list[dict[str, Any]]] = {}
+            self._status_before_trash: dict[int, str] = {}
+            self._next_order_id = FIRST_ORDER_ID
+            self._note_ids = itertools.count(FIRST_NOTE_ID)
+            self.faults = WriteFaults()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def order(self, order_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._orders.get(order_id)
+            return snapshot(found) if found else None
+
+    def select(self, match: Callable[[dict[str, Any]], bool], sort_key: Callable[[dict[str, Any]], Any],
+               descending: bool, start: int, stop: int) -> tuple[int, list[dict[str, Any]]]:
+        """(number of matching orders, copies of the matches in [start:stop] of the sorted list)."""
+        with self._lock:
+            matching = sorted((o for o in self._orders.values() if match(o)), key=sort_key, reverse=descending)
+            return len(matching), [snapshot(o) for o in matching[start:stop]]
+
+    def notes(self, order_id: int) -> list[dict[str, Any]]:
+        """Newest first, as WooCommerce lists them."""
+        with self._lock:
+            return [dict(note) for note in reversed(self._notes.get(order_id, []))]
+
+    def writes(self, order_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return json.loads(json.dumps(self._writes.get(order_id, [])))
+
+    # -- admin (control) --------------------------------------------------------------------
+
+    def create_order(self, **kwargs: Any) -> dict[str, Any]:
+        """make_order's keyword arguments; the id is the next free one. Fires order.created."""
+        with self._lock:
+            order_id = self._next_order_id
+            self._next_order_id += 1
+            order = make_order(order_id, site_url=self.site_url, **kwargs)
+            self._orders[order_id] = order
+            self._notes[order_id] = []
+            self._on_event("order.created", order_id)
+            return snapshot(order)
+
+    def admin_edit(self, order_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """An edit on the order screen: status, replaced lines, quantities by line id, addresses, note."""
+        with self._lock:
+            order = self._existing(order_id)
+            if "lines" in changes:
+                replace_lines(order, changes["lines"], site_url=self.site_url)
+            for line_id, quantity in (changes.get("quantity") or {}).items():
+                try:
+                    set_quantity(order, int(line_id), int(quantity))
+                except KeyError:
+                    raise ApiError(400, "invalid_line", f"Order {order_id} has no line item {line_id}.") from None
+            for part in ("billing", "shipping"):
+                if part in changes:
+                    order[part].update({k: v for k, v in changes[part].items() if k in ADDRESS_FIELDS})
+            if "customer_note" in changes:
+                order["customer_note"] = str(changes["customer_note"])
+            if "status" in changes:
+                self._change_status(order, writable_status(changes["status"]), author=API_USER)
+            stamp_modified(order, utc_now())
+            self._on_event("order.updated", order_id)
+            return snapshot(order)
+
+    def trash(self, order_id: int) -> dict[str, Any]:
+        with self._lock:
+            order = self._existing(order_id)
+            if order["status"] == "trash":
+                raise ApiError(410, "woocommerce_rest_already_trashed", f"The order {order_id} has already been deleted.")
+            self._status_before_trash[order_id] = order["status"]
+            set_status(order, "trash", utc_now())
+            stamp_modified(order, utc_now())
+            self._on_event("order.deleted", order_id)
+            return snapshot(order)
+
+    def restore(self, order_id: int) -> dict[str, Any]:
+        with self._lock:
+            order = self._existing(order_id)
+            if order["status"] != "trash":
+                raise ApiError(409, "not_in_trash", f"Order {order_id} is not in the trash.")
+            set_status(order, self._status_before_trash.pop(order_id), utc_now())
+            stamp_modified(order, utc_now())
+            self._on_event("order.restored", order_id)
+            return snapshot(order)
+
+    # -- REST writes ------------------------------------------------------------------------
+
+    def rest_update(self, order_id: int, method: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """PUT/POST/PATCH /orders/{id}. Every save fires order.updated, even one that changes
+        nothing, because WooCommerce fires woocommerce_update_order on each save."""
+        # Validate everything first: WordPress rejects a request before any field is applied.
+        status = writable_status(fields["status"]) if "status" in fields else None
+        meta = meta_items(fields.get("meta_data", []))
+        addresses = {part: fields[part] for part in ("billing", "shipping") if part in fields}
+        for part, value in addresses.items():
+            if not isinstance(value, dict):
+                raise invalid_param(part, f"{part} is not of type object.")
+        with self._lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                raise ApiError(400, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+            for part, value in addresses.items():
+                order[part].update({k: v for k, v in value.items() if k in ADDRESS_FIELDS})
+            for name in ("customer_note", "transaction_id"):
+                if name in fields:
+                    order[name] = str(fields[name])
+            merge_meta(order, meta)
+            # WooCommerce applies the status after every other field.
+            if status is not None:
+                self._change_status(order, status, author="system")
+            stamp_modified(order, utc_now())
+            self._log_write(order_id, "update", method, fields)
+            self._on_event("order.updated", order_id)
+            return snapshot(order)
+
+    def add_note(self, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /orders/{id}/notes. Does not save the order: no webhook, date_modified unchanged."""
+        note_text = body.get("note")
+        if not isinstance(note_text, str) or not note_text:
+            raise ApiError(400, "rest_missing_callback_param", "Missing parameter(s): note", params={"note": "note"})
+        with self._lock:
+            if order_id not in self._orders:
+                raise ApiError(404, "woocommerce_rest_order_invalid_id", "Invalid order ID.")
+            author = API_USER if body.get("added_by_user") else "system"
+            note = self._append_note(order_id, note_text, author=author, customer_note=bool(body.get("customer_note")))
+            self._log_write(order_id, "note", "POST", body)
+            return dict(note)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def set_faults(self, spec: dict[str, Any]) -> None:
+        """Arm faults for REST writes; WriteFaults.arm describes the spec."""
+        with self._lock:
+            self.faults.arm(spec)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def take_fault(self, kind: str) -> dict[str, Any] | None:
+        """The armed fault of this kind, counting one use of it, or None."""
+        with self._lock:
+            return self.faults.take(kind)
+
+    @property
+    def latency_ms(self) -> int:
+        return self.faults.latency_ms
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _existing(self, order_id: int) -> dict[str, Any]:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise ApiError(404, "unknown_order", f"No order {order_id}.")
+        return order
+
+    def _change_status(self, order: dict[str, Any], status: str, *, author: str) -> None:
+        previous = order["status"]
+        if status == previous:
+            return
+        set_status(order, status, utc_now())
+        self._append_note(
+            order["id"],
+            f"Order status changed from {status_name(previous)} to {status_name(status)}.",
+            author=author,
+            customer_note=False,
+        )
+
+    def _append_note(self, order_id: int, text: str, *, author: str, customer_note: bool) -> dict[str, Any]:
+        local, gmt = wc_dates(utc_now())
+        note = {
+            "id": next(self._note_ids),
+            "author": author,
+            "date_created": local,
+            "date_created_gmt": gmt,
+            "note": text,
+            "customer_note": customer_note,
+        }
+        self._notes[order_id].append(note)
+        return note
+
+    def _log_write(self, order_id: int, kind: str, method: str, body: dict[str, Any]) -> None:
+        self._writes.setdefault(order_id, []).append(
+            {"kind": kind, "method": method, "body": body, "at": utc_now().isoformat()}
+        )
