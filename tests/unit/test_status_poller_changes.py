@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from shared.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, SupplierOrderStatus
-from services.status_poller.poller import Observation, change_of, record_for
+from services.status_poller.changes import Observation, change_of, record_for
 from services.status_poller.store import POLL_ERROR_PREFIX, Lease
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
