@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     admin_port: int = 8081
     admin_host: str = "0.0.0.0"
+    # How long a login to the operator page lasts, in hours.
+    admin_session_hours: float = Field(8.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the page believes (addresses or networks,
+    # comma-separated); requests from anywhere else are taken at their socket's word.
+    admin_trusted_proxies: Annotated[list[str], NoDecode] = []
 
     log_level: str = "INFO"
     log_format: str = "json"
@@ -53,6 +58,22 @@ class Settings(BaseSettings):
             if not parts:
                 raise ValueError("needs at least one delay in seconds")
             return [int(p) for p in parts]
+        return value
+
+    @field_validator("admin_trusted_proxies", mode="before")
+    @classmethod
+    def _address_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("admin_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad one
         return value
 
     @field_validator("sync_retry_delays")

@@ -175,3 +175,29 @@ class DeadLetterRecord(Base):
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("queue", "message_id", "last_failed_at", name="uq_dead_letter_once"),)
+
+
+class AdminSession(Base):
+    """A person logged in to the operator page: the cookie carries a random id, only its hash is kept.
+
+    In the database so that every gunicorn worker (and every replica) sees the
+    same sessions, and logout revokes one everywhere at once.
+    """
+
+    __tablename__ = "admin_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Which ADMIN_TOKEN opened it: a new token ends every session opened with the old one.
+    token_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+
+
+class AdminLoginFailure(Base):
+    """A wrong token sent to the operator page's login, by client address (for throttling)."""
+
+    __tablename__ = "admin_login_failures"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(64), nullable=False)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (Index("ix_admin_login_failures_address_time", "address", "failed_at"),)
