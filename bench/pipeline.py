@@ -85,7 +85,7 @@ from simulators.rewix.control import SimulatorControl
 from simulators.shop.orders import make_order
 
 API_KEY, PASSWORD = "bench-key", "bench-password"
-WEBHOOK_SECRET = "bench-webhook-secret"
+WEBHOOK_SECRET = "benchWebhookSecret0123456789abcdef"
 RETRY_DELAYS = "1,2,4"
 WORKERS = {"supplier_sync": "services.supplier_sync", "naive": "bench.naive_worker"}
 LINES_PER_ORDER = 3

@@ -104,6 +104,35 @@ class ConfigurationError(SystemExit):
     """Raised at start when the environment cannot run this process."""
 
 
+# WC_WEBHOOK_SECRET lets whoever knows it sign webhooks, ADMIN_TOKEN opens the operator page:
+# a short value can be guessed, and the one shipped in .env.example has been read by anyone.
+STRONG_SECRETS = ("WC_WEBHOOK_SECRET", "ADMIN_TOKEN")
+MIN_SECRET_LENGTH = 32
+# The placeholders .env.example ships (tests/unit/test_settings_logging.py holds the two files together).
+PLACEHOLDER_SECRETS = {
+    "WC_WEBHOOK_SECRET": "replace-with-32-or-more-random-letters-and-digits",
+    "ADMIN_TOKEN": "replace-with-another-32-or-more-random-letters-and-digits",
+}
+HOW_TO_MAKE_ONE = "make one with `openssl rand -hex 32`"
+
+
+def refuse_weak_secrets(settings: Settings, *names: str) -> Settings:
+    """Stop the process with one line naming the first of these secrets that is set but weak
+    (shorter than MIN_SECRET_LENGTH, or the placeholder from .env.example). Unset ones pass."""
+    for name in names:
+        value = settings.secret(name.lower())
+        if not value:
+            continue
+        if value == PLACEHOLDER_SECRETS.get(name.upper()):
+            raise ConfigurationError(
+                f"configuration error: {name.upper()} is still the placeholder from .env.example; {HOW_TO_MAKE_ONE}")
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"configuration error: {name.upper()} is too weak: it needs at least {MIN_SECRET_LENGTH} "
+                f"characters; {HOW_TO_MAKE_ONE}")
+    return settings
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
@@ -119,8 +148,8 @@ def load_settings() -> Settings:
 
 
 def require(settings: Settings, *names: str) -> Settings:
-    """Stop the process with one line naming the first missing variable."""
+    """Stop the process with one line naming the first missing variable, or the first weak secret."""
     for name in names:
         if not getattr(settings, name.lower()):
             raise ConfigurationError(f"configuration error: {name.upper()} is required but not set")
-    return settings
+    return refuse_weak_secrets(settings, *(name for name in names if name.upper() in STRONG_SECRETS))

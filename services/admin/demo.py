@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -37,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_NAME = "rewix_demo"
 REWIX_KEY, REWIX_PASSWORD = "demo-key", "demo-password"
 SHOP_KEY, SHOP_SECRET = "ck_demo", "cs_demo"
-WEBHOOK_SECRET = "demo-webhook-secret"
+# The demo's own shop signs with it; ingest refuses anything shorter than 32 characters.
+WEBHOOK_SECRET = secrets.token_hex(24)
 PRODUCTS = 4
 SIZES = ("S", "M", "L")  # the supplier simulator's three sizes per product
 AVAILABILITY = 50

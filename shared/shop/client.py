@@ -1,4 +1,4 @@
-"""WooCommerce REST API v3 client for orders and order notes.
+"""WooCommerce REST API v3 client for orders, order notes and webhooks.
 
 Every failure leaves as a typed error from shared.errors, decided in one place
 (`_raise_for`), so the retry policy never has to look at status codes.
@@ -14,11 +14,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from shared.errors import PermanentError, TransientError, parse_retry_after
+from shared.shop.auth import shop_auth
 
 
 class WooCommerceClient:
-    """Orders of one shop. Authenticates with HTTP Basic (key as user, secret as password),
-    which WooCommerce honours over HTTPS."""
+    """One shop's REST API. Every call is authenticated by shared.shop.auth: HTTP Basic
+    over https://, OAuth 1.0a signatures over plain http://."""
 
     def __init__(
         self,
@@ -32,7 +33,7 @@ class WooCommerceClient:
         self._api = f"{self.base_url}/wp-json/wc/v3"
         self._consumer_key = consumer_key
         # Passed per request rather than set on the session, so a shared session is not changed.
-        self._auth = requests.auth.HTTPBasicAuth(consumer_key, consumer_secret)
+        self._auth = shop_auth(self.base_url, consumer_key, consumer_secret)
         self.timeout = timeout
         if session is None:
             session = requests.Session()

@@ -1,20 +1,18 @@
 """A strict WooCommerce REST v3 server for orders and notes, plus a control API for tests.
 
 REST routes live under /wp-json/wc/v3 and behave as docs/woocommerce.md §4 says
-(Basic auth, paging headers, WordPress-style JSON errors). Control routes under
-/_control need no auth and let tests play the shop's admin, inject faults, and
-look at what the service wrote and which webhooks went out.
+(OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors).
+Control routes under /_control need no auth and let tests play the shop's
+admin, inject faults, and look at what the service wrote and which webhooks
+went out.
 
-This module routes and serves; the data lives in state.py, the injected write
-faults in faults.py, errors and query parameters in wire.py, the order
+This module routes and serves; the data lives in state.py, the API key check
+in auth.py, the injected write faults in faults.py, errors and query parameters in wire.py, the order
 documents in orders.py, webhook delivery in webhooks.py, and the tests' client
 of /_control in control.py.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import math
 import re
 import threading
@@ -27,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from shared.shop.signature import wp_json_encode
 from simulators.http import SimulatorHTTPServer
+from simulators.shop.auth import AuthError, ShopAuthenticator
 from simulators.shop.faults import fault_error
 from simulators.shop.state import ShopState
 from simulators.shop.webhooks import WebhookSender
@@ -60,8 +59,7 @@ class RestApi:
 
     def __init__(self, state: ShopState, consumer_key: str, consumer_secret: str) -> None:
         self.state = state
-        self._key = consumer_key
-        self._secret = consumer_secret
+        self.auth = ShopAuthenticator(state.site_url, consumer_key, consumer_secret)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"/orders"), self._list_orders),
             ("GET", re.compile(r"/orders/(\d+)"), self._get_order),
@@ -70,21 +68,12 @@ class RestApi:
             ("POST", re.compile(r"/orders/(\d+)/notes"), self._add_note),
         ]
 
-    def authenticate(self, authorization: str | None, query: Query) -> None:
-        """Basic auth, or the consumer_key/consumer_secret query parameters WooCommerce also takes."""
-        key, secret = first_param(query, "consumer_key"), first_param(query, "consumer_secret")
-        if authorization and authorization.startswith("Basic "):
-            try:
-                key, _, secret = base64.b64decode(authorization[6:], validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                key = secret = None
-        ok = (
-            key is not None and secret is not None
-            and hmac.compare_digest(key.encode(), self._key.encode())
-            and hmac.compare_digest(secret.encode(), self._secret.encode())
-        )
-        if not ok:
-            raise ApiError(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
+    def authenticate(self, method: str, path: str, raw_query: str, authorization: str | None) -> None:
+        """As WooCommerce over plain HTTP: OAuth 1.0a signatures only (simulators/shop/auth.py)."""
+        try:
+            self.auth.check(method, path, raw_query, authorization)
+        except AuthError as exc:
+            raise ApiError(401, exc.code, exc.message) from None
 
     def _get_order(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         order = self.state.order(int(match.group(1)))
@@ -257,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str, path: str, query: Query, raw: bytes) -> Reply:
         if path.startswith(REST_PREFIX + "/"):
             api = self.server.rest
-            api.authenticate(self.headers.get("Authorization"), query)
+            api.authenticate(method, path, urlsplit(self.path).query, self.headers.get("Authorization"))
             routes, route_path = api.routes, path[len(REST_PREFIX):]
         elif path.startswith(CONTROL_PREFIX + "/"):
             routes, route_path = self.server.control.routes, path[len(CONTROL_PREFIX):]

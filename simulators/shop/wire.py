@@ -120,7 +120,9 @@ def date_param(name: str, value: str, gmt: bool) -> datetime:
 
 
 def page_links(site_url: str, query: Query, page: int, total_pages: int) -> str:
-    base = {k: v[-1] for k, v in query.items() if k not in ("consumer_key", "consumer_secret")}
+    # A signed request's oauth_* parameters are good for that request only.
+    base = {k: v[-1] for k, v in query.items()
+            if k not in ("consumer_key", "consumer_secret") and not k.startswith("oauth_")}
     links = []
     if page > 1:
         links.append(f'<{site_url}{REST_PREFIX}/orders?{urlencode({**base, "page": page - 1})}>; rel="prev"')

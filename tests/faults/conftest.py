@@ -44,7 +44,7 @@ from tests.conftest import TEST_RETRY_DELAYS, drain
 ROOT = Path(__file__).resolve().parents[2]
 REWIX_KEY, REWIX_PASSWORD = "fault-key", "fault-password"
 WC_KEY, WC_SECRET = "ck_faults", "cs_faults"
-WEBHOOK_SECRET = "fault-webhook-secret"
+WEBHOOK_SECRET = "faultWebhookSecret0123456789abcdef"
 RETRY_DELAYS = ",".join(str(d) for d in TEST_RETRY_DELAYS)
 # A copy of every order-line message published, to see what a webhook answered 200 really sent.
 AUDIT_QUEUE = "faults.audit.order_lines"

@@ -20,6 +20,7 @@ from shared.db import normalise_url
 from tests.conftest import RUN_ID
 
 ROOT = Path(__file__).resolve().parents[2]
+HOOK_SECRET = "feedOnlyWebhookSecret0123456789abcdef"
 
 
 def closed(url: str) -> bool:
@@ -91,11 +92,11 @@ def test_feed_only_drives_an_already_running_stack(database_url: str, amqp_url: 
         port = demo.free_port()
         shop = stack.spawn("shop", ["-m", "simulators.shop", "--port", "0", "--consumer-key", "ck_x",
                                     "--consumer-secret", "cs_x", "--webhook-url",
-                                    f"http://127.0.0.1:{port}/webhooks/woocommerce", "--webhook-secret", "whs"], base)
+                                    f"http://127.0.0.1:{port}/webhooks/woocommerce", "--webhook-secret", HOOK_SECRET], base)
         rewix_url, shop_url = stack.announced_url(rewix), stack.announced_url(shop)
         env = demo.service_env(store, rewix_url, shop_url, port)
         env.update(REWIX_API_KEY="k", REWIX_API_PASSWORD="p", WC_CONSUMER_KEY="ck_x", WC_CONSUMER_SECRET="cs_x",
-                   WC_WEBHOOK_SECRET="whs")
+                   WC_WEBHOOK_SECRET=HOOK_SECRET)
         for service in ("ingest", "supplier_sync", "status_poller"):
             stack.spawn(service, ["-m", f"services.{service}"], env)
 

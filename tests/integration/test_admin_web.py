@@ -20,7 +20,7 @@ from tests.conftest import drain, queue_depth
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import WC_URL, add_order, cli_env
 
-TOKEN = "s3cret-admin-token-for-tests"
+TOKEN = "s3cretAdminTokenForTests0123456789"
 ROOT = Path(__file__).resolve().parents[2]
 EVIL = '<script>alert("x")</script>'
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import secrets
 import shlex
 import signal
 import socket
@@ -547,6 +548,10 @@ def local_env(name: str, db: str, broker: str, simulators: dict[str, str]) -> di
     """The container's environment, with the compose host names replaced by this machine's."""
     env = container_env(name)
     env.update(simulators, AMQP_URL=broker, DATABASE_URL=db, SYNC_RETRY_DELAYS="1,2,4")
+    # .env.example ships placeholders the services refuse; an operator sets real secrets.
+    for secret in ("WC_WEBHOOK_SECRET", "ADMIN_TOKEN"):
+        if secret in env:
+            env[secret] = secrets.token_hex(24)
     if name == "ingest":
         env.update(INGEST_HOST="127.0.0.1", INGEST_PORT=str(free_port()))
     if name == "admin":

@@ -33,8 +33,8 @@ from tests.support import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 # As stored in WooCommerce: it signs with the entities decoded ("&amp;" -> "&", "&#039;" -> "'").
-SECRET = "wh-s3cr&amp;t&#039;42"
-DECODED_SECRET = "wh-s3cr&t'42"
+SECRET = "wh-s3cr&amp;t&#039;42-long-enough-to-be-accepted"
+DECODED_SECRET = "wh-s3cr&t'42-long-enough-to-be-accepted"
 MAX_BODY = 1024 * 1024
 LINES = topology.ORDER_LINES.name
 START_TIMEOUT = 15.0

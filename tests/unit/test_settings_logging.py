@@ -14,7 +14,15 @@ import pytest
 import structlog
 
 from shared.logging import bind_ids, bound_ids, clear_ids, configure_logging, get_logger, mask
-from shared.settings import ConfigurationError, load_settings, require
+from shared.settings import (
+    MIN_SECRET_LENGTH,
+    PLACEHOLDER_SECRETS,
+    STRONG_SECRETS,
+    ConfigurationError,
+    load_settings,
+    refuse_weak_secrets,
+    require,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +89,56 @@ def test_a_service_started_with_a_bad_value_exits_with_one_line(environment: pyt
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert "INGEST_PORT" in line and "s3cret" not in line
+
+
+# -- weak secrets ----------------------------------------------------------------------------------
+
+STRONG = "a" * MIN_SECRET_LENGTH
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def test_the_placeholders_are_the_ones_env_example_ships() -> None:
+    example = env_example()
+    assert set(PLACEHOLDER_SECRETS) == set(STRONG_SECRETS)
+    for name in STRONG_SECRETS:
+        assert example[name] == PLACEHOLDER_SECRETS[name]
+    # A placeholder long enough that only the placeholder rule can catch it.
+    assert all(len(value) >= MIN_SECRET_LENGTH for value in PLACEHOLDER_SECRETS.values())
+
+
+@pytest.mark.parametrize("name", STRONG_SECRETS)
+@pytest.mark.parametrize("weak", ["short", "x" * (MIN_SECRET_LENGTH - 1), "placeholder"])
+def test_a_weak_secret_is_refused_in_one_line_naming_it(environment: pytest.MonkeyPatch, name: str,
+                                                        weak: str) -> None:
+    value = PLACEHOLDER_SECRETS[name] if weak == "placeholder" else weak
+    environment.setenv(name, value)
+    for check in (require, refuse_weak_secrets):
+        with pytest.raises(ConfigurationError) as raised:
+            check(load_settings(), name)
+        message = str(raised.value.code)
+        assert name in message and "\n" not in message and value not in message
+
+
+@pytest.mark.parametrize("name", STRONG_SECRETS)
+def test_a_strong_secret_passes_and_an_unset_one_is_left_to_require(environment: pytest.MonkeyPatch,
+                                                                    name: str) -> None:
+    assert refuse_weak_secrets(load_settings(), name)  # unset: not this rule's business
+    environment.setenv(name, STRONG)
+    settings = require(load_settings(), name)
+    assert settings.secret(name.lower()) == STRONG
+
+
+def test_other_required_values_are_not_held_to_the_secret_rule(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("WC_CONSUMER_SECRET", "cs_short")
+    assert require(load_settings(), "WC_CONSUMER_SECRET").secret("wc_consumer_secret") == "cs_short"
 
 
 # -- logging ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import click
 
 from services.admin.commands.context import Context, pass_context
 from services.admin.failures import fails_cleanly
+from shared.settings import refuse_weak_secrets
 
 
 @click.command()
@@ -14,6 +15,9 @@ from services.admin.failures import fails_cleanly
 def web(ctx: Context, host: str) -> None:
     """Serve the operator page on ADMIN_PORT (refuses everyone until ADMIN_TOKEN is set).
 
+    Does not start with an ADMIN_TOKEN shorter than 32 characters or left at
+    the placeholder from .env.example.
+
     Reservations, orders with their supplier status and tracking, and dead
     letters with a replay button. Log in with the token in a browser, or send
     `Authorization: Bearer <token>`.
@@ -21,7 +25,7 @@ def web(ctx: Context, host: str) -> None:
     from services.admin.web import AdminServer
     from shared.db import ping
 
-    settings = ctx.settings
+    settings = refuse_weak_secrets(ctx.settings, "ADMIN_TOKEN")
     host = host or settings.admin_host
     if not settings.admin_token:
         click.echo("warning: ADMIN_TOKEN is not set: the page refuses everyone until it is", err=True)
