@@ -3,16 +3,24 @@
 Every line carries the ids bound with `bind_ids` (order id, message id) via
 structlog's contextvars. Secrets never reach a line: known secret fields are
 replaced, and customers' personal data (names, e-mails, phones, street
-addresses) is masked wherever it appears under a known key.
+addresses) is masked wherever it appears under a known key. Every other text,
+tracebacks included, goes through shared.text.mask_free_text (e-mails, phone
+numbers and URL credentials), and so do the standard library's log records
+and uncaught exceptions.
 """
 from __future__ import annotations
 
 import logging
-import re
 import sys
+import threading
+import traceback
 from typing import Any
 
 import structlog
+
+from shared.text import hide_url_credentials, mask, mask_free_text
+
+__all__ = ["bind_ids", "bound_ids", "clear_ids", "configure_logging", "get_logger", "hide_url_credentials", "mask"]
 
 SECRET_KEYS = frozenset(
     {
@@ -29,21 +37,8 @@ PERSONAL_KEYS = frozenset(
     }
 )
 
-
-# scheme://user:password@host anywhere in a string (an error text, a URL under any key).
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
-
-
-def hide_url_credentials(text: str) -> str:
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:[secret]@", text)
-
-
-def mask(value: Any) -> str:
-    """Keep enough to recognise a value, never enough to read it: 'Zoë Müller' -> 'Z***r'."""
-    text = str(value)
-    if len(text) <= 2:
-        return "***"
-    return f"{text[0]}***{text[-1]}"
+# Written by this code, never from outside: left as they are (a timestamp is not a phone number).
+_TRUSTED_KEYS = frozenset({"timestamp", "level", "logger"})
 
 
 def _scrub(value: Any, key: str = "") -> Any:
@@ -56,16 +51,41 @@ def _scrub(value: Any, key: str = "") -> Any:
         return [_scrub(v, key) for v in value]
     if lowered in PERSONAL_KEYS and value not in (None, ""):
         return mask(value)
-    if isinstance(value, str) and "://" in value:
-        return hide_url_credentials(value)
+    if isinstance(value, str):
+        # Free text (an error quoting a body, an exception's message, a traceback).
+        return mask_free_text(value)
+    if isinstance(value, BaseException):
+        return mask_free_text(repr(value))
     return value
 
 
 def scrub_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    scrubbed = {k: (v if k == "event" else _scrub(v, k)) for k, v in event_dict.items()}
-    if "exception" in scrubbed and isinstance(scrubbed["exception"], str):
-        scrubbed["exception"] = hide_url_credentials(scrubbed["exception"])
-    return scrubbed
+    """Runs after format_exc_info, so the rendered traceback is masked like any field."""
+    return {k: (v if k in _TRUSTED_KEYS else _scrub(v, k)) for k, v in event_dict.items()}
+
+
+class MaskingFormatter(logging.Formatter):
+    """For the standard library's records (gunicorn, SQLAlchemy, urllib3): the whole line masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_free_text(super().format(record))
+
+
+def _print_masked_traceback(header: str, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    print(header + mask_free_text(text), file=sys.stderr, end="", flush=True)
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    # Same first line as Python's own hook; the traceback masked like every log line.
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else threading.get_ident()
+    _print_masked_traceback(f"Exception in thread {name}:\n", args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+    _print_masked_traceback("", exc_type, exc, tb)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -79,8 +99,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            scrub_processor,
             structlog.processors.format_exc_info,
+            scrub_processor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -88,7 +108,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     # Libraries (pika, urllib3, gunicorn) log through the standard library: keep them quiet.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    # Uncaught exceptions print their message too: it may quote a URL with its password.
+    sys.excepthook = _excepthook
+    threading.excepthook = _thread_excepthook
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 

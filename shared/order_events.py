@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
@@ -18,6 +18,22 @@ ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "or
 IGNORED_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
 MAX_ID = 2**63 - 1
 MAX_QUANTITY = 1_000_000
+# An order with more supplier lines is refused whole (a 400 naming the limit).
+MAX_SUPPLIER_LINES = 500
+# A date further ahead is a broken or hostile shop: it would freeze the order (no
+# real update is ever newer) and move the catch-up watermark past every real change.
+MAX_FUTURE = timedelta(days=1)
+# The note is for the supplier's warehouse; longer is cut, not refused.
+MAX_CUSTOMER_NOTE = 2000
+# What the tables take (shared/db/models.py: shop_orders.number and supplier_orders.key
+# are String(100), shop_orders.status String(50)); longer is a 400 naming the field.
+MAX_NUMBER = 100
+MAX_STATUS = 50
+# What the supplier's dropshipping order takes of each recipient field (shared/rewix/xml.py).
+RECIPIENT_LIMITS = {
+    "first_name": 100, "last_name": 100, "company": 200, "phone": 50, "address_1": 200, "address_2": 200,
+    "postcode": 20, "city": 100, "state": 100, "country": 2,
+}
 
 Resolver = Callable[[list[LineRef]], Mapping[LineRef, int]]
 
@@ -49,11 +65,13 @@ def _int(value: Any, where: str, *, minimum: int = 0, maximum: int = MAX_ID) -> 
     return value
 
 
-def _str(value: Any, where: str, *, required: bool = False) -> str:
+def _str(value: Any, where: str, *, required: bool = False, limit: int | None = None) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str):
         raise InvalidOrder(f"{where} must be a string")
+    if limit is not None and len(value) > limit:
+        raise InvalidOrder(f"{where} is longer than {limit} characters")
     # JSON can carry lone surrogates and NULs; neither survives the message's
     # UTF-8 encoding or a PostgreSQL text column, and WooCommerce sends neither.
     if "\x00" in value:
@@ -63,6 +81,13 @@ def _str(value: Any, where: str, *, required: bool = False) -> str:
     except UnicodeEncodeError:
         raise InvalidOrder(f"{where} is not valid Unicode") from None
     return value
+
+
+def not_in_future(moment: datetime, now: datetime | None = None, where: str = "date_modified_gmt") -> datetime:
+    """`moment`, unless it lies more than MAX_FUTURE ahead of now (InvalidOrder naming the limit)."""
+    if moment > (now or datetime.now(timezone.utc)) + MAX_FUTURE:
+        raise InvalidOrder(f"{where} lies more than a day in the future (limit: {MAX_FUTURE.days} day ahead)")
+    return moment
 
 
 def parse_gmt(value: Any, where: str = "date_modified_gmt") -> datetime:
@@ -99,7 +124,10 @@ def recipient_of(order: Mapping[str, Any]) -> ShopRecipient:
 
     def pick(field: str) -> str:
         # Fall back to billing where the shipping address is empty (no shipping address given).
-        value = _str(shipping.get(field), f"shipping.{field}") or _str(billing.get(field), f"billing.{field}")
+        limit = RECIPIENT_LIMITS[field]
+        value = _str(shipping.get(field), f"shipping.{field}", limit=limit) or _str(
+            billing.get(field), f"billing.{field}", limit=limit
+        )
         return value.strip()
 
     name = " ".join(p for p in (pick("first_name"), pick("last_name")) if p)
@@ -116,8 +144,16 @@ def recipient_of(order: Mapping[str, Any]) -> ShopRecipient:
     )
 
 
-def convert(body: Any, topic: str, resolve: Resolver, source: str = "webhook") -> Conversion:
-    """One message per supplier line; one line-less message for an order left with none."""
+def convert(
+    body: Any, topic: str, resolve: Resolver, source: str = "webhook", now: datetime | None = None
+) -> Conversion:
+    """One message per supplier line; one line-less message for an order left with none.
+
+    Refuses (InvalidOrder, a 400 at ingest) what the database or the supplier
+    could not take, before anything is published: over MAX_SUPPLIER_LINES
+    supplier lines, a date more than MAX_FUTURE ahead of `now`, a text field
+    longer than its column.
+    """
     if topic not in ORDER_TOPICS:
         raise ValueError(f"not an order topic: {topic}")
     order_id = _order_id(body)
@@ -127,11 +163,11 @@ def convert(body: Any, topic: str, resolve: Resolver, source: str = "webhook") -
         )
         return Conversion(order_id, [release], has_supplier_lines=False)
 
-    status = _str(body.get("status"), "status", required=True)
+    status = _str(body.get("status"), "status", required=True, limit=MAX_STATUS)
     if status in IGNORED_STATUSES:
         return Conversion(order_id, [], has_supplier_lines=False, ignored=f"status {status}")
-    modified = parse_gmt(body.get("date_modified_gmt"))
-    number = _str(body.get("number"), "number") or str(order_id)
+    modified = not_in_future(parse_gmt(body.get("date_modified_gmt")), now)
+    number = _str(body.get("number"), "number", limit=MAX_NUMBER) or str(order_id)
     items = body.get("line_items") if body.get("line_items") is not None else []
     if not isinstance(items, list):
         raise InvalidOrder("line_items must be an array")
@@ -164,6 +200,8 @@ def convert(body: Any, topic: str, resolve: Resolver, source: str = "webhook") -
         for line_id, ref, quantity in refs
         if ref in stock_ids
     ]
+    if len(lines) > MAX_SUPPLIER_LINES:
+        raise InvalidOrder(f"the order has {len(lines)} supplier lines; the limit is {MAX_SUPPLIER_LINES}")
     common = dict(
         source=source,
         topic=topic,
@@ -173,7 +211,7 @@ def convert(body: Any, topic: str, resolve: Resolver, source: str = "webhook") -
         date_modified_gmt=modified,
         supplier_line_ids=[line.line_id for line in lines],
         recipient=recipient_of(body),
-        customer_note=_str(body.get("customer_note"), "customer_note"),
+        customer_note=_str(body.get("customer_note"), "customer_note")[:MAX_CUSTOMER_NOTE],
     )
     if not lines:
         return Conversion(order_id, [OrderLineMessage(**common)], has_supplier_lines=False)

@@ -19,7 +19,7 @@ from typing import Any
 from shared.amqp import backoff_delays
 from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
-from shared.order_events import InvalidOrder, parse_gmt
+from shared.order_events import InvalidOrder, not_in_future, parse_gmt
 from shared.order_intake import OrderIntake
 from shared.shop import WooCommerceClient
 from services.status_poller import store
@@ -100,9 +100,10 @@ class ShopCatchUp:
 
 
 def _modified(order: Any) -> datetime | None:
+    """The order's date as a watermark may take it: never one more than a day ahead."""
     if not isinstance(order, dict):
         return None
     try:
-        return parse_gmt(order.get("date_modified_gmt"))
+        return not_in_future(parse_gmt(order.get("date_modified_gmt")))
     except InvalidOrder:
         return None

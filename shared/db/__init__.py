@@ -22,6 +22,8 @@ def get_engine(url: str) -> Engine:
     return create_engine(
         normalise_url(url),
         pool_pre_ping=True,  # a restarted PostgreSQL costs one failed ping, not a failed message
+        # An error's text would otherwise quote the statement's parameters: recipients, notes.
+        hide_parameters=True,
         pool_size=5,
         max_overflow=5,
         connect_args={"connect_timeout": 5, "application_name": "rewix-sync"},

@@ -25,6 +25,7 @@ from shared.rewix.values import (
     ModelLock,
     SupplierOrderStatus,
 )
+from shared.text import bounded, xml_safe
 
 # §4.1: "yyyy/MM/dd HH:mm:ss Z". We always send UTC, so the offset is fixed.
 DATE_FORMAT = "%Y/%m/%d %H:%M:%S +0000"
@@ -106,9 +107,24 @@ def parse_lock_response(body: bytes | str) -> GrowingOrder:
 
 # --- dropshipping order (§4) ------------------------------------------------
 
+# What the platform takes of each text of a dropshipping order (a guess, rewix-api.md §10:
+# the platform stores them in bounded columns and refuses the whole order when one is
+# longer). Ingest refuses longer recipient fields (shared/order_events.py); here they are
+# cut, so an order recorded before the limits existed is still sent. The note is cut at
+# 2,000 characters, as the operator contract promises the shop.
+TEXT_LIMITS = {
+    "key": 100, "recipient": 201, "careof": 200, "notes": 2000, "street_name": 401, "zip": 20,
+    "city": 100, "province": 100, "countrycode": 2, "number": 50,
+}
+
+
 def _text(parent: ET.Element, tag: str, value: str | int) -> ET.Element:
+    """A child element holding `value` as XML 1.0 can carry it, cut to what the supplier takes."""
     child = ET.SubElement(parent, tag)
-    child.text = str(value)
+    # A parser turns every CR and CRLF into LF (XML 1.0 §2.11): send what the supplier will read.
+    text = xml_safe(str(value)).replace("\r\n", "\n").replace("\r", "\n")
+    limit = TEXT_LIMITS.get(tag)
+    child.text = bounded(text, limit) if limit is not None else text
     return child
 
 

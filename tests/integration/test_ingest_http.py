@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +385,9 @@ def test_an_order_losing_its_last_supplier_line_publishes_one_line_less_message(
     assert len(published(broker)) == 1
 
     replace_lines(order, [SHOP_OWN])
-    order["date_modified_gmt"] = "2099-01-01T00:00:00"
+    # Later than the first state, but not more than a day ahead (that would be refused).
+    later = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=1)
+    order["date_modified_gmt"] = later.isoformat(timespec="seconds")
     assert ingest.order(order).status_code == 200
     [message] = published(broker)
     assert (message.order_id, message.line, message.supplier_line_ids) == (5005, None, [])

@@ -257,3 +257,57 @@ def test_valid_orders_give_one_message_per_resolvable_line(
         assert message.supplier_line_ids == expected_ids
         assert (message.order_id, message.status, message.topic) == (body["id"], body["status"], topic)
     assert len({m.message_id for m in result.messages}) == len(result.messages)
+
+
+# -- limits: what the database and the supplier could not take is refused here, by name ----------
+
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def test_a_date_more_than_a_day_ahead_is_refused_naming_the_limit() -> None:
+    with pytest.raises(InvalidOrder, match="more than a day in the future"):
+        convert(order(date_modified_gmt="9999-12-31T23:59:59"), "order.updated", resolve, now=NOW)
+    with pytest.raises(InvalidOrder, match="date_modified_gmt"):
+        convert(order(date_modified_gmt="2026-11-27T12:00:01"), "order.updated", resolve, now=NOW)
+    # A shop clock a few hours fast is still a shop.
+    assert convert(order(date_modified_gmt="2026-11-27T11:59:00"), "order.updated", resolve, now=NOW).messages
+
+
+def test_more_than_500_supplier_lines_is_refused_naming_the_limit() -> None:
+    many = [item(n, 2101, 2104) for n in range(1, 502)]
+    with pytest.raises(InvalidOrder, match="501 supplier lines; the limit is 500"):
+        convert(order(line_items=many), "order.updated", resolve, now=NOW)
+    assert len(convert(order(line_items=many[:500]), "order.updated", resolve, now=NOW).messages) == 500
+    # The shop's own lines do not count.
+    own = many[:500] + [item(n, 9100, 0, 1, "GIFT") for n in range(600, 700)]
+    assert len(convert(order(line_items=own), "order.updated", resolve, now=NOW).messages) == 500
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"number": "9" * 101}, "number is longer than 100 characters"),
+        ({"status": "x" * 51}, "status is longer than 50 characters"),
+        ({"shipping": {"first_name": "Z" * 101}}, "shipping.first_name is longer than 100"),
+        ({"billing": {"address_1": "a" * 201}}, "billing.address_1 is longer than 200"),
+        ({"shipping": {"phone": "1" * 51}}, "shipping.phone is longer than 50"),
+        ({"shipping": {"postcode": "9" * 21}}, "shipping.postcode is longer than 20"),
+        ({"billing": {"country": "ITA"}}, "billing.country is longer than 2"),
+    ],
+)
+def test_a_text_longer_than_its_column_is_refused_naming_the_field(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(InvalidOrder, match=named):
+        convert(order(**fields), "order.updated", resolve, now=NOW)
+
+
+def test_the_limits_themselves_pass() -> None:
+    body = order(number="9" * 100, status="processing",
+                 shipping={"first_name": "Z" * 100, "address_1": "a" * 200, "phone": "1" * 50, "country": "IT"})
+    [first, *_] = convert(body, "order.updated", resolve, now=NOW).messages
+    assert first.order_number == "9" * 100 and first.recipient.address_1 == "a" * 200
+
+
+def test_the_customer_note_is_cut_at_2000_characters_not_refused() -> None:
+    [first, *_] = convert(order(customer_note="n" * 5000), "order.updated", resolve, now=NOW).messages
+    assert first.customer_note == "n" * 2000

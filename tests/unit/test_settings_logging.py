@@ -159,7 +159,14 @@ class Captured(io.StringIO):
 
 @pytest.fixture
 def log_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
+    import logging
+    import threading
+
     saved = structlog.get_config()
+    # configure_logging also sets the standard library's handler and the exception hooks.
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
     yield Captured(monkeypatch)
     clear_ids()
     structlog.configure(**saved)
@@ -245,3 +252,55 @@ def test_console_format_masks_too(log_stream: Captured) -> None:
 @pytest.mark.parametrize(("value", "masked"), [("Zoë Müller", "Z***r"), ("ab", "***"), ("", "***"), (12345, "1***5")])
 def test_mask_keeps_only_the_ends(value: object, masked: str) -> None:
     assert mask(value) == masked
+
+
+# -- tracebacks and free text go through the same masking ----------------------------------------
+
+
+def test_a_traceback_is_masked_like_any_field(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    try:
+        raise RuntimeError("cannot reach postgresql://rewix:pg-pass@db/rewix for zoe.muller@example.com")
+    except RuntimeError:
+        get_logger("test").exception("failed", order_id=812)
+    text = log_stream.getvalue()
+    assert "pg-pass" not in text and "zoe.muller@example.com" not in text
+    [line] = lines(log_stream)
+    assert "Traceback" in line["exception"] and "postgresql://rewix:[secret]@db/rewix" in line["exception"]
+
+
+def test_free_text_reasons_are_masked(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    get_logger("test").warning(
+        "supplier refused", reason="HTTP 400: bad recipient zoe.muller@example.com, +48 42 123 45 67",
+        error=ValueError("amqp://rewix:mq-pass@rabbitmq/"), order_id=812,
+    )
+    text = log_stream.getvalue()
+    for private in ("zoe.muller@example.com", "123 45 67", "mq-pass"):
+        assert private not in text, private
+    [line] = lines(log_stream)
+    assert line["reason"] == "HTTP 400: bad recipient [email], [phone]" and line["order_id"] == 812
+
+
+def test_standard_library_records_are_masked(log_stream: Captured) -> None:
+    import logging
+
+    log_stream.configure("json")
+    logging.getLogger("gunicorn.error").error("Error handling request: %s", "postgresql://u:pg-pass@db/x")
+    assert "pg-pass" not in log_stream.getvalue() and "postgresql://u:[secret]@db/x" in log_stream.getvalue()
+
+
+def test_an_uncaught_exception_in_a_thread_is_printed_masked(log_stream: Captured) -> None:
+    import threading
+
+    log_stream.configure("json")
+
+    def fail() -> None:
+        raise ConnectionError("amqp://rewix:mq-pass@rabbitmq/ refused zoe.muller@example.com")
+
+    thread = threading.Thread(target=fail, name="worker-1")
+    thread.start()
+    thread.join()
+    text = log_stream.getvalue()
+    assert "Exception in thread worker-1:" in text and "ConnectionError" in text
+    assert "mq-pass" not in text and "zoe.muller" not in text

@@ -1,0 +1,107 @@
+"""Text from outside, made safe for where it goes: the database, the supplier's XML, a log line.
+
+Every text that comes from the shop, the supplier or a broker header passes
+through one of these before it is stored, sent or printed:
+
+- `storable` / `storable_json`: PostgreSQL's text and JSONB cannot hold NUL
+  (and nothing that is not valid UTF-8, such as a lone surrogate);
+- `xml_safe`: XML 1.0 cannot carry most control characters at all, not even
+  escaped, so a document holding one does not parse;
+- `mask_free_text`: an error text quoting a body can carry an e-mail, a phone
+  number or a URL with credentials; they are masked wherever they appear;
+- `stored_reason`: the two above, for an error text about to be stored.
+
+All are pure and total: any str in, a str out, never an exception.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# --- storing ------------------------------------------------------------------------------
+
+# NUL, and UTF-16 surrogates (a str can hold a lone one; UTF-8 cannot encode it).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` without the characters a PostgreSQL text column refuses."""
+    return _UNSTORABLE.sub("", text)
+
+
+def storable_json(value: Any) -> Any:
+    """A JSON value (dicts, lists, strings…) whose keys and strings a JSONB column accepts."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, Mapping):
+        return {storable(str(k)): storable_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable_json(v) for v in value]
+    return value
+
+
+# --- the supplier's XML -------------------------------------------------------------------
+
+# What XML 1.0 §2.2 allows: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters an XML 1.0 document cannot carry (control characters, U+FFFE…)."""
+    return _NOT_XML.sub("", text)
+
+
+def bounded(text: str, limit: int) -> str:
+    """At most `limit` characters (a cut, not an error: for text a receiver would refuse whole)."""
+    return text if len(text) <= limit else text[:limit]
+
+
+# --- masking --------------------------------------------------------------------------------
+
+# scheme://user:password@host anywhere in a string (an error text, a URL under any key).
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of digits with the separators phone numbers are written with ("+39 02 1234-5678",
+# "(0049) 30/123456"). Counted and told apart from dates and times in _phone below.
+_PHONE = re.compile(r"(?<![\w.:/-])\+?\(?\d[\d ()./-]{5,}\d(?![\w:])")
+_DATE_OR_TIME = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[:.]\d{2}[:.]\d{2}|\d{4}/\d{2}/\d{2}")
+PHONE_MIN_DIGITS = 8
+PHONE_MAX_DIGITS = 15  # E.164
+
+
+def hide_url_credentials(text: str) -> str:
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:[secret]@", text)
+
+
+def mask(value: Any) -> str:
+    """Keep enough to recognise a value, never enough to read it: 'Zoë Müller' -> 'Z***r'."""
+    text = str(value)
+    if len(text) <= 2:
+        return "***"
+    return f"{text[0]}***{text[-1]}"
+
+
+def _phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    digits = sum(c.isdigit() for c in found)
+    if not PHONE_MIN_DIGITS <= digits <= PHONE_MAX_DIGITS or _DATE_OR_TIME.search(found):
+        return found
+    return "[phone]"
+
+
+def mask_free_text(text: str) -> str:
+    """An error or reason text with e-mails, phone numbers and URL credentials masked.
+
+    For texts nobody wrote for us (a supplier's or shop's error body, an
+    exception's message): the parts that identify a person or open an account
+    are replaced; the rest stays readable for the operator.
+    """
+    text = hide_url_credentials(text)
+    text = _EMAIL.sub("[email]", text)
+    return _PHONE.sub(_phone, text)
+
+
+def stored_reason(text: str) -> str:
+    """An outside error text as it may be stored: masked and storable."""
+    return storable(mask_free_text(text))
