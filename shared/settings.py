@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Comma-separated in the environment (5,30,120), not JSON.
     sync_retry_delays: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600]
 
+    # Where the workers serve /healthz, /readyz and /metrics; 0 turns the endpoints off.
+    metrics_port: int = Field(9100, ge=0, le=65535)
+
     admin_token: SecretStr | None = None
     admin_port: int = 8081
     admin_host: str = "0.0.0.0"

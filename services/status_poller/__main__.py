@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from shared.logging import get_logger
+from shared.observability.worker import start_endpoints
 from shared.service import start, wait_for_dependencies
 from services.status_poller.service import REQUIRED, run
 
@@ -9,6 +10,7 @@ from services.status_poller.service import REQUIRED, run
 def main() -> None:
     settings, stop = start("status_poller", *REQUIRED)
     log = get_logger("status_poller")
+    endpoints = start_endpoints(settings, "status_poller")
     try:
         wait_for_dependencies(settings, stop)
     except Exception:
@@ -17,7 +19,11 @@ def main() -> None:
             return
         raise
     log.info("status_poller started")
-    run(settings, stop)
+    try:
+        run(settings, stop)
+    finally:
+        if endpoints is not None:
+            endpoints.close()
     log.info("status_poller stopped")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from shared.amqp import backoff_delays
 from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
+from shared.observability.metrics import CATCHUP, SHOP_CHECKS
 from shared.order_events import InvalidOrder, not_in_future, parse_gmt
 from shared.order_intake import OrderIntake
 from shared.shop import WooCommerceClient
@@ -52,13 +53,17 @@ class ShopCatchUp:
     def run(self, stop: threading.Event) -> None:
         """A pass at start, then one every interval until `stop`; a failed pass is retried sooner."""
         log.info("shop catch-up started", interval=self.interval)
+        check = SHOP_CHECKS[CATCHUP]
+        check.enable(self.interval)
         delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
         while not stop.is_set():
             try:
                 self.run_once(stop)
+                check.succeeded()
                 delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
                 wait = self.interval
             except Exception as exc:  # shop, broker or database down: try again later
+                check.failed()
                 wait = next(delays)
                 log.warning("shop catch-up failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from shared import topology
 from shared.consumer import BatchConsumer
 from shared.logging import get_logger
+from shared.observability.worker import start_endpoints
 from shared.rewix import RewixClient
 from shared.service import run_until_stopped, start, wait_for_dependencies
 from services.supplier_sync.handler import OrderLineHandler
@@ -15,6 +16,7 @@ MAX_BATCH = 200
 def main() -> None:
     settings, stop = start("supplier_sync", "REWIX_API_URL", "REWIX_API_KEY", "REWIX_API_PASSWORD")
     log = get_logger("supplier_sync")
+    endpoints = start_endpoints(settings, "supplier_sync")
     wait_for_dependencies(settings, stop)
     client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
     handler = OrderLineHandler(settings.database_url, client, settings.sync_retry_delays)
@@ -30,6 +32,8 @@ def main() -> None:
     log.info("supplier_sync started")
     run_until_stopped(stop, consumer.run)
     client.close()
+    if endpoints is not None:
+        endpoints.close()
     log.info("supplier_sync stopped")
 
 

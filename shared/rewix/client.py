@@ -6,6 +6,7 @@ built and parsed by shared.rewix.xml only.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import quote
@@ -15,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from shared.errors import PermanentError, TransientError, parse_retry_after
+from shared.observability.metrics import record_supplier_call, supplier_endpoint
 from shared.rewix import xml as wire
 from shared.rewix.values import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
 
@@ -140,6 +142,9 @@ class RewixClient:
         what = f"{method} {path}"
         # Only a POST changes anything at the supplier: a GET is always safe to repeat.
         may_have_acted = method != "GET"
+        endpoint = supplier_endpoint(method, path)
+        started = time.monotonic()
+        answer: int | str = "error"
         try:
             resp = self._session.request(
                 method,
@@ -154,18 +159,26 @@ class RewixClient:
                 allow_redirects=False,
             )
             resp.content  # read the whole body here, so a cut body fails inside this try
+            answer = resp.status_code
         except requests.ConnectTimeout as exc:
+            answer = "timeout"
             raise TransientError(f"{what}: connect timeout: {exc}") from exc
         except requests.Timeout as exc:
+            answer = "timeout"
             raise TransientError(f"{what}: timeout: {exc}", outcome_unknown=may_have_acted) from exc
         except requests.ConnectionError as exc:
+            answer = "connection_error"
             sent = not _never_connected(exc)
             raise TransientError(f"{what}: connection error: {exc}", outcome_unknown=may_have_acted and sent) from exc
         except requests.exceptions.ChunkedEncodingError as exc:
+            answer = "connection_error"
             raise TransientError(f"{what}: answer cut short: {exc}", outcome_unknown=may_have_acted) from exc
         except requests.RequestException as exc:
             # Invalid URL and the like: no retry can fix the configuration.
             raise PermanentError(f"{what}: {exc}") from exc
+        finally:
+            # Every call is counted here, whatever its outcome: one place for the supplier's metrics.
+            record_supplier_call(endpoint, answer, time.monotonic() - started)
         _raise_for_status(what, resp)
         return resp
 

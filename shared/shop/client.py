@@ -5,6 +5,7 @@ Every failure leaves as a typed error from shared.errors, decided in one place
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from shared.errors import PermanentError, TransientError, parse_retry_after
+from shared.observability.metrics import record_shop_call, shop_endpoint
 from shared.shop.auth import shop_auth
 
 
@@ -115,6 +117,8 @@ class WooCommerceClient:
         expect: int = 200,
     ) -> _CheckedResponse:
         what = f"shop {method} {path}"
+        endpoint = shop_endpoint(method, path)
+        started = time.monotonic()
         try:
             response = self._session.request(
                 method,
@@ -128,7 +132,11 @@ class WooCommerceClient:
                 headers={"Accept": "application/json"},
             )
         except requests.RequestException as exc:
+            kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
+            record_shop_call(endpoint, kind, time.monotonic() - started)
             raise _transport_error(what, exc, write=method != "GET") from None
+        # One place for the shop's call metrics: every request passes here.
+        record_shop_call(endpoint, response.status_code, time.monotonic() - started)
         _raise_for(what, response, expect, write=method != "GET")
         return _CheckedResponse(what, response, write=method != "GET")
 

@@ -1,0 +1,283 @@
+"""Every metric the workers (supplier_sync, status_poller) serve on METRICS_PORT, defined once.
+
+The metrics live in one registry of their own (`REGISTRY`) so a process that
+only imports the clients (the `rewix-sync` commands, ingest) records into it
+harmlessly and serves nothing. Counters get `_total` appended by
+prometheus-client: `rewix_messages_handled` is scraped as
+`rewix_messages_handled_total`. Label values come from small fixed sets
+(reason classes, endpoint templates, HTTP statuses), never from ids.
+
+Who sets what:
+- shared/consumer.py: messages handled / retried / dead-lettered;
+- shared/rewix/client.py: supplier calls, latency, the account refused or not;
+- shared/shop/client.py: shop calls and their latency;
+- supplier_sync: units short, supplier orders sent;
+- status_poller: polls, status changes applied and their lag, the shop checks
+  (catch-up, verification, webhook check) through `SHOP_CHECKS`, webhooks
+  re-activated and missing;
+- shared/observability/backlog.py: what waits for a person, read at scrape time.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.process_collector import ProcessCollector
+
+from shared import retry
+from shared.observability.health import HEALTH
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+
+# The readiness component a refused supplier account is reported under.
+SUPPLIER_ACCOUNT = "supplier account"
+
+_CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# --- messages (shared/consumer.py) ---------------------------------------------------
+
+MESSAGES_HANDLED = Counter(
+    "rewix_messages_handled",
+    "Messages whose work is done and acknowledged, by work queue.",
+    ["queue"], registry=REGISTRY,
+)
+MESSAGES_RETRIED = Counter(
+    "rewix_messages_retried",
+    "Messages sent to a wait queue for a later attempt, by work queue and reason class.",
+    ["queue", "reason"], registry=REGISTRY,
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "rewix_messages_dead_lettered",
+    "Messages sent to the dead letters, by work queue and reason class (gave_up: retries used up).",
+    ["queue", "reason"], registry=REGISTRY,
+)
+
+# Reason classes, so that a dashboard can tell "the supplier is down" from "one bad order".
+REASON_CLASSES = (
+    "rate_limited",     # 429
+    "account_refused",  # 401/403: the supplier or the shop refuses the credentials
+    "server_error",     # 5xx
+    "rejected",         # another 4xx: the other side refuses this order or model
+    "timeout",
+    "connection",       # connection refused, reset, cut short
+    "unparseable",      # the message itself cannot be read
+    "short",            # the supplier could not lock every unit (a paid order waits)
+    "handler_error",    # the handler could not run (database down, a bug)
+    "gave_up",          # a transient failure with the retry schedule used up
+    "other",
+)
+
+
+def reason_class(outcome: retry.RetryLater | retry.DeadLetter) -> str:
+    """One of REASON_CLASSES for a failed message's outcome."""
+    status = outcome.status
+    text = outcome.reason.lower()
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 403):
+        return "account_refused"
+    if status is not None and status >= 500:
+        return "server_error"
+    if status is not None and 400 <= status < 500:
+        return "rejected"
+    if text.startswith("unparseable"):
+        return "unparseable"
+    if text.startswith("handler error"):
+        return "handler_error"
+    if "timeout" in text or "timed out" in text:
+        return "timeout"
+    if "connection" in text or "cut short" in text:
+        return "connection"
+    if "short" in text or re.search(r"locked \d+ of \d+", text):
+        return "short"
+    return "other"
+
+
+def record_outcome(queue: str, outcome: retry.Outcome, *, dead: bool = False) -> None:
+    """Count one settled message: acked, sent to a wait queue, or dead-lettered (`dead`)."""
+    if isinstance(outcome, retry.Ack):
+        MESSAGES_HANDLED.labels(queue=queue).inc()
+    elif dead:
+        gave_up = isinstance(outcome, retry.RetryLater)
+        MESSAGES_DEAD_LETTERED.labels(queue=queue, reason="gave_up" if gave_up else reason_class(outcome)).inc()
+    else:
+        MESSAGES_RETRIED.labels(queue=queue, reason=reason_class(outcome)).inc()
+
+
+# --- the supplier (shared/rewix/client.py) ------------------------------------------------
+
+SUPPLIER_CALLS = Counter(
+    "rewix_supplier_calls",
+    "Requests to the supplier's Rewix API, by endpoint and HTTP status (or timeout / connection_error).",
+    ["endpoint", "status"], registry=REGISTRY,
+)
+SUPPLIER_CALL_SECONDS = Histogram(
+    "rewix_supplier_call_duration_seconds",
+    "Time of one request to the supplier, answer read, by endpoint.",
+    ["endpoint"], buckets=_CALL_BUCKETS, registry=REGISTRY,
+)
+SUPPLIER_ACCOUNT_REFUSED = Gauge(
+    "rewix_supplier_account_refused",
+    "1 while the supplier answers 401/403 to this account (nothing is taken from the queue), else 0.",
+    registry=REGISTRY,
+)
+UNITS_SHORT = Counter(
+    "rewix_units_short",
+    "Units asked of the supplier's growing order that it could not lock (set by supplier_sync).",
+    registry=REGISTRY,
+)
+SUPPLIER_ORDERS_SENT = Counter(
+    "rewix_supplier_orders_sent",
+    "Dropshipping orders created at the supplier (set by supplier_sync).",
+    registry=REGISTRY,
+)
+
+_NUMBER = re.compile(r"/\d+(?=/|$)")
+_CLIENT_KEY = re.compile(r"/clientkey/[^/]+")
+
+
+def supplier_endpoint(method: str, path: str) -> str:
+    """`POST /ghost/orders/sold`, `GET /ghost/clientorders/serverkey/{id}`: a path without its ids."""
+    path = path.removeprefix("/restful")
+    path = _CLIENT_KEY.sub("/clientkey/{key}", path)
+    path = _NUMBER.sub("/{id}", path)
+    return f"{method} {path.rstrip('/') or '/'}"
+
+
+def record_supplier_call(endpoint: str, status: int | str, seconds: float) -> None:
+    """Count one supplier call; a 401/403 marks the account refused, an accepted answer clears it."""
+    SUPPLIER_CALLS.labels(endpoint=endpoint, status=str(status)).inc()
+    SUPPLIER_CALL_SECONDS.labels(endpoint=endpoint).observe(seconds)
+    if not isinstance(status, int):
+        return
+    if status in (401, 403):
+        SUPPLIER_ACCOUNT_REFUSED.set(1)
+        HEALTH.set_problem(SUPPLIER_ACCOUNT, f"the supplier refuses the account (HTTP {status} on {endpoint})")
+    elif status < 500 and status != 429:
+        # Any other answer below 500 got past the supplier's authentication.
+        SUPPLIER_ACCOUNT_REFUSED.set(0)
+        HEALTH.clear_problem(SUPPLIER_ACCOUNT)
+
+
+# --- the shop (shared/shop/client.py) -------------------------------------------------------
+
+SHOP_CALLS = Counter(
+    "rewix_shop_calls",
+    "Requests to the shop's WooCommerce REST API, by endpoint and HTTP status (or timeout / connection_error).",
+    ["endpoint", "status"], registry=REGISTRY,
+)
+SHOP_CALL_SECONDS = Histogram(
+    "rewix_shop_call_duration_seconds",
+    "Time of one request to the shop, by endpoint.",
+    ["endpoint"], buckets=_CALL_BUCKETS, registry=REGISTRY,
+)
+
+
+def shop_endpoint(method: str, path: str) -> str:
+    """`GET /orders/{id}/notes`: a path under /wp-json/wc/v3 without its ids."""
+    return f"{method} {_NUMBER.sub('/{id}', path).rstrip('/') or '/'}"
+
+
+def record_shop_call(endpoint: str, status: int | str, seconds: float) -> None:
+    SHOP_CALLS.labels(endpoint=endpoint, status=str(status)).inc()
+    SHOP_CALL_SECONDS.labels(endpoint=endpoint).observe(seconds)
+
+
+# --- status_poller ------------------------------------------------------------------------------
+
+POLLS = Counter(
+    "rewix_polls",
+    "Supplier orders polled, by result: unchanged, changed, not_found, error.",
+    ["result"], registry=REGISTRY,
+)
+STATUS_CHANGES_APPLIED = Counter(
+    "rewix_status_changes_applied",
+    "Supplier status changes written to the shop (note, or completed with tracking), by status name.",
+    ["status"], registry=REGISTRY,
+)
+STATUS_CHANGE_LAG_SECONDS = Histogram(
+    "rewix_status_change_lag_seconds",
+    "Time from the poll that saw a supplier status change to its note in the shop.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+
+# The shop checks of status_poller, each run every interval (interfaces.md, "Processes").
+CATCHUP = "catchup"
+VERIFICATION = "verification"
+WEBHOOK_CHECK = "webhook_check"
+
+SHOP_CHECK_RUNS = Counter(
+    "rewix_shop_check_runs",
+    "Runs of a shop check (catchup, verification, webhook_check), by result: success or failure.",
+    ["check", "result"], registry=REGISTRY,
+)
+SHOP_CHECK_LAST_SUCCESS = Gauge(
+    "rewix_shop_check_last_success_timestamp_seconds",
+    "Unix time of a shop check's last successful run (its start-up time until the first one).",
+    ["check"], registry=REGISTRY,
+)
+SHOP_CHECK_INTERVAL = Gauge(
+    "rewix_shop_check_interval_seconds",
+    "The configured interval of a shop check; absent when the check is turned off.",
+    ["check"], registry=REGISTRY,
+)
+WEBHOOKS_REACTIVATED = Counter(
+    "rewix_shop_webhooks_reactivated",
+    "Shop webhooks delivering to ingest that the webhook check found disabled or paused and re-activated, by topic.",
+    ["topic"], registry=REGISTRY,
+)
+WEBHOOKS_MISSING = Gauge(
+    "rewix_shop_webhooks_missing",
+    "Order topics without an active webhook delivering to ingest at the last webhook check.",
+    registry=REGISTRY,
+)
+
+
+class ShopCheck:
+    """The metrics of one periodic shop check: `enable` at start, then `succeeded` / `failed` per run."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def enable(self, interval_seconds: float) -> None:
+        """A check that is on: counts as just succeeded, so "3 intervals without success" starts now."""
+        SHOP_CHECK_INTERVAL.labels(check=self.name).set(interval_seconds)
+        SHOP_CHECK_LAST_SUCCESS.labels(check=self.name).set(time.time())
+        for result in ("success", "failure"):
+            SHOP_CHECK_RUNS.labels(check=self.name, result=result)
+
+    def succeeded(self) -> None:
+        SHOP_CHECK_RUNS.labels(check=self.name, result="success").inc()
+        SHOP_CHECK_LAST_SUCCESS.labels(check=self.name).set(time.time())
+
+    def failed(self) -> None:
+        SHOP_CHECK_RUNS.labels(check=self.name, result="failure").inc()
+
+
+SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK)}
+
+
+# The shop webhooks the system owns (interfaces.md, "Operator commands": webhooks install).
+ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
+
+
+def _initialise() -> None:
+    """Create the label sets an alert compares against, so a quiet worker serves zeros, not nothing."""
+    SUPPLIER_ACCOUNT_REFUSED.set(0)
+    WEBHOOKS_MISSING.set(0)
+    for topic in ORDER_TOPICS:
+        WEBHOOKS_REACTIVATED.labels(topic=topic)
+
+
+def start_consuming(queue: str) -> None:
+    """Serve zeros for a work queue's message counters from the start, so rate() and increase() see the first one."""
+    MESSAGES_HANDLED.labels(queue=queue)
+    for reason in REASON_CLASSES:
+        MESSAGES_RETRIED.labels(queue=queue, reason=reason)
+        MESSAGES_DEAD_LETTERED.labels(queue=queue, reason=reason)
+
+
+_initialise()
