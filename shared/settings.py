@@ -6,6 +6,8 @@ variable instead of failing later in the middle of a message.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from pydantic import Field, SecretStr, field_validator
 from typing import Annotated
 
@@ -35,6 +37,11 @@ class Settings(BaseSettings):
     # Requests per second the poller may spend on the supplier's status endpoints.
     poll_requests_per_second: float = Field(5.0, gt=0)
     shop_catchup_interval_seconds: float = Field(300.0, ge=0)
+    # The catch-up never looks at orders modified before this moment (UTC). Unset: the
+    # moment of its first start, recorded in the database, so going live sends nothing old.
+    shop_go_live_at: datetime | None = None
+    # On Dispatched, a note the customer sees (and is e-mailed) with the carrier, code and link.
+    shop_customer_tracking_note: bool = True
     # Comma-separated in the environment (5,30,120), not JSON.
     sync_retry_delays: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600]
 
@@ -92,6 +99,14 @@ class Settings(BaseSettings):
         if value not in ("json", "console"):
             raise ValueError("must be json or console")
         return value
+
+    @field_validator("shop_go_live_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # A moment without an offset is UTC, as everywhere in this system.
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
     @field_validator("rewix_api_url", "wc_url")
     @classmethod

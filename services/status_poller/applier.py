@@ -4,13 +4,16 @@ Each status of a supplier order reaches the shop once, however often its
 message arrives. The history row (unique per supplier order and status)
 carries the shop's progress: new -> noting -> done.
 
-    new     nothing written to the shop yet: mark noting, write the note,
-            complete the order if the status says so (read it first: never
-            complete one cancelled in the shop), mark done
+    new     nothing written to the shop yet: mark noting, write the note;
+            on Dispatched read the order (never complete or tell the customer
+            about one given up in the shop), add the tracking to the Shipment
+            Tracking plugin where the shop has it, complete the order (the
+            completion e-mail then carries the plugin's tracking), add the
+            customer's tracking note; mark done
     noting  a previous attempt may have written part of it (a crash, a timeout,
-            a failed completion): list the order's notes and write the note
-            only if it is not there; complete only if the order is not
-            completed with this tracking already
+            a failed completion): list the order's notes (and tracking items)
+            and write each only if it is not there; complete only if the order
+            is not completed with this tracking already
     done    nothing to do
 
 A session advisory lock on the history row keeps two replicas from working
@@ -32,7 +35,9 @@ from shared.messages import StatusChangeMessage, parse_status_change
 from shared.rewix import status_name
 from shared.shop import WooCommerceClient
 from services.status_poller import store
-from services.status_poller.shop_updates import ShopUpdate, completion_needed, has_note, plan
+from services.status_poller.shop_updates import (
+    NOT_COMPLETABLE, ShopUpdate, TrackingItem, completion_needed, has_note, has_tracking, plan,
+)
 
 log = get_logger(__name__)
 
@@ -42,9 +47,10 @@ NEW, NOTING, DONE = "new", "noting", "done"
 class StatusChangeApplier:
     """The BatchConsumer handler of rewix.status_changes: one outcome per delivery."""
 
-    def __init__(self, database_url: str, shop: WooCommerceClient) -> None:
+    def __init__(self, database_url: str, shop: WooCommerceClient, *, customer_tracking_note: bool = True) -> None:
         self.engine = get_engine(database_url)
         self.shop = shop
+        self.customer_tracking_note = customer_tracking_note
 
     def __call__(self, batch: Sequence[Delivery]) -> list[retry.Outcome]:
         return [self.apply_delivery(delivery) for delivery in batch]
@@ -85,6 +91,8 @@ class StatusChangeApplier:
             tracking_code=history.tracking_code,
             tracking_url=history.tracking_url,
             carrier_name=history.carrier_name,
+            shipped_on=message.observed_at.date(),
+            customer_note=self.customer_tracking_note,
         )
         with self.engine.connect() as conn:
             if not store.try_lock_history(conn, history.id):
@@ -123,17 +131,23 @@ class StatusChangeApplier:
         return outcome
 
     def _write_shop(self, shop_order_id: int, update: ShopUpdate, *, uncertain: bool) -> retry.Outcome:
-        """Note, then completion. `uncertain`: a previous attempt may have done either already."""
+        """Note, tracking, completion, customer note. `uncertain`: a previous attempt may have done any of them."""
         try:
-            if not (uncertain and has_note(self.shop.list_notes(shop_order_id), update.note)):
+            notes = self.shop.list_notes(shop_order_id) if uncertain else []
+            if not (uncertain and has_note(notes, update.note)):
                 self.shop.add_note(shop_order_id, update.note)
             if update.complete:
                 # Read first: the order may be completed already (a retry) or given up in the shop.
                 current = self.shop.get_order(shop_order_id)
+                given_up = current.get("status") in NOT_COMPLETABLE
+                if update.tracking is not None and not given_up:
+                    self._write_tracking(shop_order_id, update.tracking, uncertain=uncertain)
                 if completion_needed(current, update):
                     self.shop.complete_order(shop_order_id, meta=update.meta)
                 elif current.get("status") != "completed":
                     log.warning("dispatched, but the shop order is not completed", shop_status=current.get("status"))
+                if update.customer_note and not given_up and not (uncertain and has_note(notes, update.customer_note)):
+                    self.shop.add_note(shop_order_id, update.customer_note, customer_note=True)
         except TransientError as exc:
             log.warning("shop unavailable, status change will be retried", error=exc.reason[:300], status=exc.status)
             return retry.RetryLater(exc.reason[:300], status=exc.status, retry_after=exc.retry_after)
@@ -141,3 +155,16 @@ class StatusChangeApplier:
             log.error("shop refused the status update", error=exc.reason[:300], status=exc.status)
             return retry.DeadLetter(exc.reason[:300], status=exc.status)
         return retry.Ack()
+
+    def _write_tracking(self, shop_order_id: int, tracking: TrackingItem, *, uncertain: bool) -> None:
+        """Into the Shipment Tracking plugin, once; a shop without it keeps the tracking in the order meta."""
+        if uncertain:
+            items = self.shop.list_shipment_trackings(shop_order_id)
+            if items is None or has_tracking(items, tracking.number):
+                return
+        added = self.shop.add_shipment_tracking(
+            shop_order_id, tracking_number=tracking.number, provider=tracking.provider,
+            link=tracking.link, date_shipped=tracking.shipped_on,
+        )
+        if added is None:
+            log.info("the shop has no Shipment Tracking plugin: the tracking stays in the order meta")

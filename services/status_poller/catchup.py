@@ -7,7 +7,13 @@ seen (less a minute of overlap, for saves within the same second and for
 pages shifting while we read them), and each is submitted exactly as a
 webhook would be. Everything downstream is idempotent, so an order seen twice
 costs nothing. The watermark lives in the sync_state table and survives
-restarts; the first run looks back one day.
+restarts.
+
+It never looks before the go-live moment: SHOP_GO_LIVE_AT when set, else the
+moment of its very first start (recorded in sync_state once and kept). An
+order modified before the system went live was the owner's to handle; the
+first start must not send it to the supplier a second time. `rewix-sync
+backfill` is the deliberate way to bring older orders in.
 """
 from __future__ import annotations
 
@@ -28,7 +34,6 @@ from services.status_poller import store
 log = get_logger(__name__)
 
 OVERLAP = timedelta(seconds=60)
-FIRST_LOOK_BACK = timedelta(days=1)
 # The watermark is saved every this many orders, so a long pass that fails keeps its progress.
 SAVE_EVERY = 100
 
@@ -43,11 +48,20 @@ class CatchUpPass:
 
 
 class ShopCatchUp:
-    def __init__(self, database_url: str, shop: WooCommerceClient, intake: OrderIntake, interval: float) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        shop: WooCommerceClient,
+        intake: OrderIntake,
+        interval: float,
+        *,
+        go_live_at: datetime | None = None,
+    ) -> None:
         self.engine = get_engine(database_url)
         self.shop = shop
         self.intake = intake
         self.interval = float(interval)
+        self.go_live_at = go_live_at
         self.passes = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -71,8 +85,14 @@ class ShopCatchUp:
 
     def run_once(self, stop: threading.Event | None = None) -> CatchUpPass:
         started = datetime.now(timezone.utc)
-        watermark = store.get_watermark(self.engine) or started - FIRST_LOOK_BACK
-        since = watermark - OVERLAP
+        go_live = self.go_live_at or store.go_live_moment(self.engine, started)
+        stored = store.get_watermark(self.engine)
+        # The overlap re-reads the last minute, but never reaches back before going live.
+        # WooCommerce's modified_after is exclusive and counts whole seconds: one second
+        # less takes in the orders modified in the go-live second itself.
+        floor = go_live.replace(microsecond=0) - timedelta(seconds=1)
+        since = floor if stored is None else max(stored - OVERLAP, floor)
+        watermark = stored or go_live
         newest, saved = watermark, watermark
         seen = submitted = invalid = 0
         try:

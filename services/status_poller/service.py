@@ -45,7 +45,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
     """Run until `stop` is set; dependencies must already answer (or will, later)."""
     delays = settings.sync_retry_delays
     rewix = rewix_client(settings)
-    applier = StatusChangeApplier(settings.database_url, shop_client(settings))
+    applier = StatusChangeApplier(
+        settings.database_url, shop_client(settings), customer_tracking_note=settings.shop_customer_tracking_note
+    )
     consumer = BatchConsumer(
         settings.amqp_url, topology.STATUS_CHANGES, applier,
         retry_delays=delays, stop=stop, max_batch=APPLIER_BATCH, name="status_applier",
@@ -56,7 +58,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         catchup_publisher = Publisher(settings.amqp_url, delays)
         catchup = ShopCatchUp(
             settings.database_url, shop_client(settings), OrderIntake(settings.database_url, catchup_publisher),
-            settings.shop_catchup_interval_seconds,
+            settings.shop_catchup_interval_seconds, go_live_at=settings.shop_go_live_at,
         )
         threads.append(threading.Thread(target=catchup.run, args=(stop,), name="shop-catchup", daemon=True))
     for thread in threads:

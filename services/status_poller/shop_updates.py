@@ -2,15 +2,19 @@
 
 Booked, Confirmed, Working on, Ready (and any other status on the way) add an
 order note naming the status in English. Dispatched adds a note with the
-tracking and sets the order `completed` with the tracking in its meta.
-Cancelled, Failed and the other error codes add a note and leave the
-customer's order as it is: an operator decides.
+tracking and sets the order `completed` with the tracking in its meta; where
+the tracking is known it also goes to the WooCommerce Shipment Tracking plugin
+(when the shop has it) and into a note the customer sees and is e-mailed
+(unless SHOP_CUSTOMER_TRACKING_NOTE is false). Cancelled, Failed and the other
+error codes add a note and leave the customer's order as it is: an operator
+decides.
 """
 from __future__ import annotations
 
 import html
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from shared.rewix import DISPATCHED, is_final, status_name
 
@@ -21,12 +25,28 @@ COMPLETED = "completed"
 
 
 @dataclass(frozen=True)
+class TrackingItem:
+    """What the Shipment Tracking plugin is given: it shows it in the customer's account and e-mails."""
+
+    number: str
+    provider: str = ""
+    link: str = ""
+    shipped_on: str = ""  # YYYY-MM-DD
+
+
+@dataclass(frozen=True)
 class ShopUpdate:
-    """One status's whole effect on the shop order: a note, and maybe the completion."""
+    """One status's whole effect on the shop order: a note, and maybe the completion.
+
+    `customer_note` and `tracking` are what the customer gets on Dispatched
+    (None when there is no tracking to show, or the customer note is off).
+    """
 
     note: str
     complete: bool = False
     meta: dict[str, str] = field(default_factory=dict)
+    customer_note: str | None = None
+    tracking: TrackingItem | None = None
 
 
 def is_error(status: int) -> bool:
@@ -41,10 +61,12 @@ def plan(
     tracking_code: str | None = None,
     tracking_url: str | None = None,
     carrier_name: str | None = None,
+    shipped_on: date | None = None,
+    customer_note: bool = True,
 ) -> ShopUpdate:
     """The shop update for a supplier order that reached `status`.
 
-    The note text is a function of its inputs only, so a retry can find the
+    The note texts are a function of their inputs only, so a retry can find a
     note it may already have written by comparing texts.
     """
     head = f"Supplier order {supplier_order_id} is now {status_name(status)}"
@@ -69,7 +91,14 @@ def plan(
         ]
         if not details:
             details = ["No tracking was given."]
-        return ShopUpdate(note=" ".join([f"{head}.", *details]), complete=True, meta=meta)
+        code, url, carrier = (meta.get(k, "") for k in (META_TRACKING_CODE, META_TRACKING_URL, META_CARRIER))
+        return ShopUpdate(
+            note=" ".join([f"{head}.", *details]),
+            complete=True,
+            meta=meta,
+            customer_note=customer_tracking_note(code, url, carrier) if customer_note and (code or url) else None,
+            tracking=TrackingItem(code, carrier, url, shipped_on.isoformat() if shipped_on else "") if code else None,
+        )
     if is_error(status):
         return ShopUpdate(
             note=(
@@ -78,6 +107,21 @@ def plan(
             )
         )
     return ShopUpdate(note=f"{head}.")
+
+
+def customer_tracking_note(code: str, url: str, carrier: str) -> str:
+    """The note the customer reads in their account and in WooCommerce's customer-note e-mail."""
+    parts = [f"Your order has been shipped{f' with {carrier}' if carrier else ''}."]
+    if code:
+        parts.append(f"Tracking code: {code}.")
+    if url:
+        parts.append(f"Follow your parcel here: {url}")
+    return " ".join(parts)
+
+
+def has_tracking(items: list[dict], number: str) -> bool:
+    """True when the Shipment Tracking plugin already holds this tracking number for the order."""
+    return any(isinstance(i, dict) and str(i.get("tracking_number") or "").strip() == number for i in items)
 
 
 # A shop order in one of these was given up in the shop: the supplier's

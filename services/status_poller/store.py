@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, text
 # Errors the poller writes start with this, so a later good poll clears only its own.
 POLL_ERROR_PREFIX = "status poll: "
 CATCHUP_WATERMARK = "shop_catchup_watermark"
+GO_LIVE = "shop_go_live_at"
 
 
 @dataclass(frozen=True)
@@ -295,3 +296,19 @@ def set_watermark(engine: Engine, moment: datetime) -> None:
             ),
             {"name": CATCHUP_WATERMARK, "value": value},
         )
+
+
+def go_live_moment(engine: Engine, first_start: datetime) -> datetime:
+    """The recorded go-live moment; the first caller records `first_start`, and it never changes."""
+    value = first_start.astimezone(timezone.utc).isoformat()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sync_state (name, value, updated_at) VALUES (:name, :value, now())"
+                " ON CONFLICT (name) DO NOTHING"
+            ),
+            {"name": GO_LIVE, "value": value},
+        )
+        stored = conn.execute(text("SELECT value FROM sync_state WHERE name = :name"), {"name": GO_LIVE}).scalar_one()
+    moment = datetime.fromisoformat(stored)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""WooCommerce REST API v3 client for orders, order notes and webhooks.
+"""WooCommerce REST API v3 client for orders, order notes, webhooks and shipment tracking.
 
 Every failure leaves as a typed error from shared.errors, decided in one place
 (`_raise_for`), so the retry policy never has to look at status codes.
@@ -33,6 +33,8 @@ class WooCommerceClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api = f"{self.base_url}/wp-json/wc/v3"
+        # The WooCommerce Shipment Tracking plugin's own namespace (not under wc/v3).
+        self._tracking_api = f"{self.base_url}/wp-json/wc-shipment-tracking/v3"
         self._consumer_key = consumer_key
         # Passed per request rather than set on the session, so a shared session is not changed.
         self._auth = shop_auth(self.base_url, consumer_key, consumer_secret)
@@ -93,6 +95,48 @@ class WooCommerceClient:
     def list_notes(self, order_id: int) -> list[dict[str, Any]]:
         return self._call("GET", f"/orders/{int(order_id)}/notes").json()
 
+    # -- shipment tracking (the WooCommerce Shipment Tracking plugin) ----------------------
+
+    def list_shipment_trackings(self, order_id: int) -> list[dict[str, Any]] | None:
+        """The order's tracking items, or None when the shop has no Shipment Tracking plugin."""
+        try:
+            items = self._call("GET", self._trackings_path(order_id), api=self._tracking_api).json()
+        except PermanentError as exc:
+            if _plugin_absent(exc):
+                return None
+            raise
+        return items if isinstance(items, list) else []
+
+    def add_shipment_tracking(
+        self, order_id: int, *, tracking_number: str, provider: str = "", link: str = "", date_shipped: str = ""
+    ) -> dict[str, Any] | None:
+        """Add one tracking item (the plugin shows it to the customer and in its e-mails);
+        None when the shop has no Shipment Tracking plugin.
+
+        The carrier goes as `custom_tracking_provider` with its link as
+        `custom_tracking_link`: the supplier's carrier names are free text, not
+        the plugin's provider slugs.
+        """
+        body = {
+            "tracking_provider": "",
+            "custom_tracking_provider": provider,
+            "custom_tracking_link": link,
+            "tracking_number": tracking_number,
+            "date_shipped": date_shipped,
+        }
+        try:
+            return self._call(
+                "POST", self._trackings_path(order_id), json_body=body, expect=201, api=self._tracking_api
+            ).json()
+        except PermanentError as exc:
+            if _plugin_absent(exc):
+                return None
+            raise
+
+    @staticmethod
+    def _trackings_path(order_id: int) -> str:
+        return f"/orders/{int(order_id)}/shipment-trackings"
+
     # -- transport ------------------------------------------------------------------------
 
     @staticmethod
@@ -115,6 +159,7 @@ class WooCommerceClient:
         params: dict[str, Any] | None = None,
         json_body: dict[str, Any] | None = None,
         expect: int = 200,
+        api: str | None = None,
     ) -> _CheckedResponse:
         what = f"shop {method} {path}"
         endpoint = shop_endpoint(method, path)
@@ -122,7 +167,7 @@ class WooCommerceClient:
         try:
             response = self._session.request(
                 method,
-                self._api + path,
+                (api or self._api) + path,
                 params=params,
                 json=json_body,
                 auth=self._auth,
@@ -195,6 +240,15 @@ def _raise_for(what: str, response: requests.Response, expect: int, *, write: bo
             outcome_unknown=write and status >= 500,
         )
     raise PermanentError(reason, status=status, body=body)
+
+
+# The plugin answers an unknown order with this code; any other 404 on its route
+# (WordPress's rest_no_route above all) means the plugin is not installed.
+ORDER_INVALID_CODE = "woocommerce_rest_order_invalid_id"
+
+
+def _plugin_absent(exc: PermanentError) -> bool:
+    return exc.status == 404 and ORDER_INVALID_CODE not in exc.reason
 
 
 def _error_fields(response: requests.Response) -> tuple[str, str]:

@@ -187,7 +187,7 @@ def test_booked_to_dispatched_reaches_the_shop_once_each_and_completes_it(world:
     other = world.open_order()  # stays Booked throughout
     sid = order["supplier_order_id"]
     log_path = tmp_path / "status_poller.log"
-    process = start_service(world.env(), log_path)
+    process = start_service(world.env(SHOP_CUSTOMER_TRACKING_NOTE="false"), log_path)
     try:
         def has(note: str) -> Callable[[], bool]:
             return lambda: note in world.notes(order["shop_order_id"])
@@ -254,7 +254,7 @@ def test_a_status_change_published_twice_adds_nothing(world: World, tmp_path: Pa
     publisher.publish(message.to_bytes(), routing_key=topology.STATUS_CHANGE, message_id=message.message_id)
     publisher.close()
     log_path = tmp_path / "status_poller.log"
-    process = start_service(world.env(), log_path)
+    process = start_service(world.env(SHOP_CUSTOMER_TRACKING_NOTE="false"), log_path)
     try:
         wait_until(lambda: queue_depth(world.amqp_url, topology.STATUS_CHANGES.name) == 0, what="queue drained")
         wait_until(lambda: [h["shop_state"] for h in world.history(order["row_id"])] == ["done"], what="applied")
@@ -269,7 +269,7 @@ def test_a_status_change_published_twice_adds_nothing(world: World, tmp_path: Pa
 def test_a_crash_after_the_note_was_written_does_not_write_it_again(world: World) -> None:
     """The shop saved the note and then failed (a PHP fatal after the save): the retry finds the note."""
     order = world.open_order()
-    applier = StatusChangeApplier(world.database_url, world.shop_client)
+    applier = StatusChangeApplier(world.database_url, world.shop_client, customer_tracking_note=False)
     message = change_message(order, DISPATCHED, READY, tracking_code="TRK2", tracking_url="https://t.example/?n=TRK2&x=1")
     world.shop.state.set_faults({"fail_notes": {"status": 500, "count": 1, "after_write": True}})
     first = applier([delivery_of(message)])
@@ -285,7 +285,7 @@ def test_a_crash_after_the_note_was_written_does_not_write_it_again(world: World
 
 def test_a_failed_completion_is_retried_without_a_second_note(world: World) -> None:
     order = world.open_order()
-    applier = StatusChangeApplier(world.database_url, world.shop_client)
+    applier = StatusChangeApplier(world.database_url, world.shop_client, customer_tracking_note=False)
     message = change_message(order, DISPATCHED, READY, tracking_code="TRK3")
     world.shop.state.set_faults({"fail_updates": {"status": 503, "count": 1, "retry_after": 2}})
     [first] = applier([delivery_of(message)])
@@ -399,7 +399,9 @@ def test_catch_up_finds_orders_whose_webhooks_never_arrived_and_its_watermark_su
     def run_pass() -> tuple[Any, list[OrderLineMessage]]:
         publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
         try:
-            catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60)
+            # Gone live a day ago: orders older than that were the owner's to handle.
+            catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60,
+                                  go_live_at=now - timedelta(days=1))
             result = catchup.run_once()
         finally:
             publisher.close()
@@ -426,15 +428,71 @@ def test_catch_up_finds_orders_whose_webhooks_never_arrived_and_its_watermark_su
 def test_catch_up_runs_inside_the_service(world: World, tmp_path: Path) -> None:
     with world.engine.begin() as c:
         c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
-    order = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE])
     log_path = tmp_path / "status_poller.log"
     process = start_service(world.env(SHOP_CATCHUP_INTERVAL_SECONDS="1"), log_path)
     try:
+        # Modified after the first start (the go-live moment): the catch-up takes it.
+        wait_until(lambda: "shop catch-up pass done" in log_path.read_text(), what="a first catch-up pass")
+        order = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE])
         wait_until(lambda: queue_depth(world.amqp_url, topology.ORDER_LINES.name) > 0, what="order lines")
     finally:
         stop_service(process, log_path)
     lines = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
     assert {m.order_id for m in lines} == {order["id"]}
+
+
+def test_a_first_start_sends_nothing_modified_before_it(world: World, tmp_path: Path) -> None:
+    """Going live: a paid order modified two hours ago was the owner's; only what changes from now on is ours."""
+    with world.engine.begin() as c:
+        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    before = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE],
+                                           date_created_gmt=now - timedelta(hours=2))
+    log_path = tmp_path / "status_poller.log"
+    process = start_service(world.env(SHOP_CATCHUP_INTERVAL_SECONDS="1"), log_path)
+    try:
+        wait_until(lambda: log_path.read_text().count("shop catch-up pass done") >= 2, what="two catch-up passes")
+        assert queue_depth(world.amqp_url, topology.ORDER_LINES.name) == 0
+        after = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE])
+        wait_until(lambda: queue_depth(world.amqp_url, topology.ORDER_LINES.name) > 0, what="the new order's lines")
+    finally:
+        stop_service(process, log_path)
+    lines = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
+    assert {m.order_id for m in lines} == {after["id"]}
+    assert before["id"] not in {m.order_id for m in lines}
+    with world.engine.connect() as c:
+        go_live = c.execute(text("SELECT value FROM sync_state WHERE name = 'shop_go_live_at'")).scalar_one()
+    assert now - timedelta(minutes=1) <= datetime.fromisoformat(go_live) <= datetime.now(timezone.utc)
+
+    # A restart keeps the first go-live moment: the old order stays the owner's.
+    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    try:
+        with world.engine.begin() as c:
+            c.execute(text("DELETE FROM sync_state WHERE name = 'shop_catchup_watermark'"))
+        ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60).run_once()
+    finally:
+        publisher.close()
+    again = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
+    assert {m.order_id for m in again} == {after["id"]}
+
+
+def test_shop_go_live_at_sets_how_far_back_the_first_start_looks(world: World) -> None:
+    with world.engine.begin() as c:
+        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    two_hours = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE],
+                                              date_created_gmt=now - timedelta(hours=2))
+    world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE], date_created_gmt=now - timedelta(hours=4))
+    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    try:
+        catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60,
+                              go_live_at=now - timedelta(hours=3))
+        result = catchup.run_once()
+    finally:
+        publisher.close()
+    assert result.since == now - timedelta(hours=3, seconds=1)  # modified_after is exclusive
+    lines = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
+    assert {m.order_id for m in lines} == {two_hours["id"]}
 
 
 # --- start, stop, configuration ------------------------------------------------------------------

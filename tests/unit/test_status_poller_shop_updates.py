@@ -78,3 +78,42 @@ def test_a_dispatch_never_completes_an_order_given_up_in_the_shop():
     assert completion_needed({"status": "processing", "meta_data": []}, update)
     done = {"status": "completed", "meta_data": [{"key": k, "value": v} for k, v in update.meta.items()]}
     assert not completion_needed(done, update)
+
+
+def test_dispatched_tells_the_customer_the_carrier_the_code_and_the_link() -> None:
+    from datetime import date
+
+    update = plan(4711, DISPATCHED, tracking_code="1Z999", tracking_url="https://track.example/1Z999",
+                  carrier_name="UPS", shipped_on=date(2026, 12, 1))
+    assert update.customer_note == (
+        "Your order has been shipped with UPS. Tracking code: 1Z999. Follow your parcel here: https://track.example/1Z999"
+    )
+    assert update.customer_note != update.note  # a retry tells the two apart by their text
+    assert (update.tracking.number, update.tracking.provider, update.tracking.link, update.tracking.shipped_on) == (
+        "1Z999", "UPS", "https://track.example/1Z999", "2026-12-01"
+    )
+
+
+def test_the_customer_note_can_be_switched_off_and_needs_some_tracking() -> None:
+    off = plan(4711, DISPATCHED, tracking_code="1Z999", carrier_name="UPS", customer_note=False)
+    assert off.customer_note is None and off.tracking is not None
+    bare = plan(4711, DISPATCHED)
+    assert bare.customer_note is None and bare.tracking is None
+    link_only = plan(4711, DISPATCHED, tracking_url="https://t.example/x")
+    assert link_only.customer_note == "Your order has been shipped. Follow your parcel here: https://t.example/x"
+    assert link_only.tracking is None  # the plugin needs a tracking number
+
+
+def test_only_a_dispatch_reaches_the_customer() -> None:
+    for status in (BOOKED, CONFIRMED, READY, CANCELLED, FAILED):
+        update = plan(4711, status)
+        assert update.customer_note is None and update.tracking is None
+
+
+def test_has_tracking_finds_the_number_among_the_plugins_items() -> None:
+    from services.status_poller.shop_updates import has_tracking
+
+    items = [{"tracking_id": "a1", "tracking_number": "OTHER"}, {"tracking_id": "b2", "tracking_number": " 1Z999 "}]
+    assert has_tracking(items, "1Z999")
+    assert not has_tracking(items[:1], "1Z999")
+    assert not has_tracking([], "1Z999")
