@@ -14,7 +14,7 @@ from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
 from shared.product_map import LineRef
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
-# Block checkout's drafts are not orders yet (woocommerce.md §2.4).
+# Block checkout's drafts are not orders yet (docs/woocommerce.md §2.4).
 IGNORED_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
 MAX_ID = 2**63 - 1
 MAX_QUANTITY = 1_000_000

@@ -2,7 +2,7 @@
 
 A line is a supplier line when its (product_id, variation_id) is in the
 product map, or else when its SKU equals a model `code` or `barcode` in the
-stored supplier catalog (interfaces.md, "Which order lines belong to the supplier").
+stored supplier catalog (docs/interfaces.md, "Which order lines belong to the supplier").
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class ProductResolver:
                 .order_by(CatalogModel.stock_id)
             )
             for stock_id, code, barcode in rows:
-                # A model code is not unique across sizes (rewix-api.md §6): a code
+                # A model code is not unique across sizes (docs/rewix-api.md §6): a code
                 # shared by several models is ambiguous and maps nothing; a barcode wins.
                 for value, weight in ((barcode, 2), (code, 1)):
                     if value in skus:

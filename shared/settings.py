@@ -1,4 +1,4 @@
-"""Configuration from the environment (interfaces.md, "Configuration").
+"""Configuration from the environment (docs/interfaces.md, "Configuration").
 
 One Settings object for every process; each process names the values it cannot
 run without through `require`, which stops it at start with one line naming the

@@ -167,7 +167,7 @@ def replay_headers(record: DeadLetterRecord) -> dict[str, Any]:
 
 
 def as_dict(record: DeadLetterRecord) -> dict[str, Any]:
-    """The contract's JSON fields (interfaces.md, `dlq list --json`) and a little more."""
+    """The contract's JSON fields (docs/interfaces.md, `dlq list --json`) and a little more."""
     return {
         "id": record.id,
         "queue": record.queue,

@@ -1,4 +1,4 @@
-"""The webhook receiver as a plain WSGI application (interfaces.md, "HTTP: ingest").
+"""The webhook receiver as a plain WSGI application (docs/interfaces.md, "HTTP: ingest").
 
     POST /webhooks/woocommerce   WooCommerce deliveries; checks in this order:
                                  size -> ping -> signature -> topic -> JSON -> order
@@ -40,7 +40,7 @@ WEBHOOK_PATH = "/webhooks/woocommerce"
 MAX_DRAIN = 16 * 1024 * 1024
 MAX_BODY = 1024 * 1024  # 1 MiB
 _READ_CHUNK = 64 * 1024
-# WooCommerce's ping: form-encoded, unsigned, no X-WC-* headers (woocommerce.md §1.4).
+# WooCommerce's ping: form-encoded, unsigned, no X-WC-* headers (docs/woocommerce.md §1.4).
 _PING_BODY = re.compile(rb"webhook_id=\d{1,20}")
 _URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)

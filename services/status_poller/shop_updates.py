@@ -1,4 +1,4 @@
-"""What the shop is told about each supplier status (interfaces.md, "Order lifecycle"). Pure.
+"""What the shop is told about each supplier status (docs/interfaces.md, "Order lifecycle"). Pure.
 
 Booked, Confirmed, Working on, Ready (and any other status on the way) add an
 order note naming the status in English. Dispatched adds a note with the

@@ -1,4 +1,4 @@
-"""The order lifecycle as plain rules (interfaces.md, "Order lifecycle"). No I/O.
+"""The order lifecycle as plain rules (docs/interfaces.md, "Order lifecycle"). No I/O.
 
 What a shop order needs locked at the supplier follows from its latest state
 alone, so every worker computing it from the database agrees, whatever order

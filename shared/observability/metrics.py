@@ -204,7 +204,7 @@ STATUS_CHANGE_LAG_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
-# The shop checks of status_poller, each run every interval (interfaces.md, "Processes").
+# The shop checks of status_poller, each run every interval (docs/interfaces.md, "Processes").
 CATCHUP = "catchup"
 VERIFICATION = "verification"
 WEBHOOK_CHECK = "webhook_check"
@@ -260,7 +260,7 @@ class ShopCheck:
 SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK)}
 
 
-# The shop webhooks the system owns (interfaces.md, "Operator commands": webhooks install).
+# The shop webhooks the system owns (docs/interfaces.md, "Operator commands": webhooks install).
 ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
 
 

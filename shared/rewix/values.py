@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Supplier order status codes (rewix-api.md §5.3). The documented ones come
+# Supplier order status codes (docs/rewix-api.md §5.3). The documented ones come
 # first; the rest are platform constants a dropshipper may still meet.
 PENDING = 0
 MONEY_WAITING = 1

@@ -1,6 +1,6 @@
 """The Rewix wire format: every element name, attribute and date pattern lives here.
 
-rewix-api.md §10 lists what is guessed about the protocol; when a guess turns
+docs/rewix-api.md §10 lists what is guessed about the protocol; when a guess turns
 out wrong, this module is the one to change. Parsing goes through defusedxml
 so a hostile or broken answer cannot expand entities or load a DTD; any body
 that does not parse raises PermanentError (repeating the call cannot fix it).
@@ -107,7 +107,7 @@ def parse_lock_response(body: bytes | str) -> GrowingOrder:
 
 # --- dropshipping order (§4) ------------------------------------------------
 
-# What the platform takes of each text of a dropshipping order (a guess, rewix-api.md §10:
+# What the platform takes of each text of a dropshipping order (a guess, docs/rewix-api.md §10:
 # the platform stores them in bounded columns and refuses the whole order when one is
 # longer). Ingest refuses longer recipient fields (shared/order_events.py); here they are
 # cut, so an order recorded before the limits existed is still sent. The note is cut at

@@ -1,4 +1,4 @@
-"""A simulated Rewix supplier platform speaking the protocol of rewix-api.md strictly."""
+"""A simulated Rewix supplier platform speaking the protocol of docs/rewix-api.md strictly."""
 from simulators.rewix.control import SimulatorControl
 from simulators.rewix.server import SimulatorServer, start_in_thread
 from simulators.rewix.state import SimulatorState

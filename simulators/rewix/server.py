@@ -1,6 +1,6 @@
 """HTTP front of the simulated Rewix platform: routing, auth, faults, answers.
 
-/restful/… speaks the supplier protocol strictly (rewix-api.md); /_control/…
+/restful/… speaks the supplier protocol strictly (docs/rewix-api.md); /_control/…
 is an unauthenticated JSON side door for tests and the demo (see control.py).
 """
 from __future__ import annotations

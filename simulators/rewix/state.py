@@ -2,8 +2,8 @@
 
 One lock guards everything, so every request sees and leaves a consistent
 supplier. Stock model: a catalog model's `stock` is every unit the supplier can
-sell, our locked units included (rewix-api.md §9: "availability, optionally
-minus your own locks"); `available` in lock answers is stock - locked.
+sell, our locked units included (docs/rewix-api.md §6); `available` in lock
+answers is stock - locked.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
 
-# interfaces.md, "Configuration".
+# docs/interfaces.md, "Configuration".
 DOCUMENTED_VARIABLES = {
     "AMQP_URL", "DATABASE_URL", "REWIX_API_URL", "REWIX_API_KEY", "REWIX_API_PASSWORD",
     "WC_WEBHOOK_SECRET", "WC_URL", "WC_CONSUMER_KEY", "WC_CONSUMER_SECRET",

@@ -193,7 +193,7 @@ def a_valid_order(order_id: int = 5001) -> bytes:
     return wp_json_encode(make_order(order_id, lines=[VARIATION]))
 
 
-# -- the table of interfaces.md, row by row ---------------------------------------------------------
+# -- the table of docs/interfaces.md, row by row ---------------------------------------------------------
 
 
 def test_ping_is_answered_exactly_200_and_publishes_nothing(ingest: Ingest, broker: str) -> None:
