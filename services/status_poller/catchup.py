@@ -62,7 +62,6 @@ class ShopCatchUp:
         self.intake = intake
         self.interval = float(interval)
         self.go_live_at = go_live_at
-        self.passes = 0
 
     def run(self, stop: threading.Event) -> None:
         """A pass at start, then one every interval until `stop`; a failed pass is retried sooner."""
@@ -118,7 +117,6 @@ class ShopCatchUp:
             # Orders come oldest change first: everything up to `newest` has been submitted.
             if newest > saved:
                 store.set_watermark(self.engine, newest)
-        self.passes += 1
         log.info("shop catch-up pass done", since=since.isoformat(), seen=seen, submitted=submitted,
                  invalid=invalid, watermark=newest.isoformat())
         return CatchUpPass(since, seen, submitted, invalid, newest)
