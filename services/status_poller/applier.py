@@ -32,6 +32,7 @@ from shared.db import get_engine
 from shared.errors import PermanentError, TransientError
 from shared.logging import bound_ids, get_logger
 from shared.messages import StatusChangeMessage, parse_status_change
+from shared.observability import metrics
 from shared.rewix import status_name
 from shared.shop import WooCommerceClient
 from services.status_poller import store
@@ -121,6 +122,7 @@ class StatusChangeApplier:
                     # The lock dies with the session: make sure the pool drops it.
                     conn.invalidate()
         if isinstance(outcome, retry.Ack):
+            metrics.status_change_applied(status_name(message.new_status), message.observed_at)
             log.info(
                 "status applied to the shop",
                 key=message.order_key,

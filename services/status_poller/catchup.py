@@ -25,6 +25,7 @@ from typing import Any
 from shared.amqp import backoff_delays
 from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
+from shared.observability.health import HEALTH
 from shared.observability.metrics import CATCHUP, SHOP_CHECKS
 from shared.order_events import InvalidOrder, not_in_future, parse_gmt
 from shared.order_intake import OrderIntake
@@ -36,6 +37,8 @@ log = get_logger(__name__)
 OVERLAP = timedelta(seconds=60)
 # The watermark is saved every this many orders, so a long pass that fails keeps its progress.
 SAVE_EVERY = 100
+# The catch-up loop's name in /healthz.
+LOOP = "status_poller.catchup"
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,11 @@ class ShopCatchUp:
         log.info("shop catch-up started", interval=self.interval)
         check = SHOP_CHECKS[CATCHUP]
         check.enable(self.interval)
+        # Silent for an interval between passes; a pass beats once per order it reads.
+        HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
         delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
         while not stop.is_set():
+            HEALTH.beat(LOOP)
             try:
                 self.run_once(stop)
                 check.succeeded()
@@ -80,6 +86,7 @@ class ShopCatchUp:
                 wait = next(delays)
                 log.warning("shop catch-up failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)
+        HEALTH.retire_loop(LOOP)
         log.info("shop catch-up stopped")
 
     def run_once(self, stop: threading.Event | None = None) -> CatchUpPass:
@@ -99,6 +106,7 @@ class ShopCatchUp:
                 if stop is not None and stop.is_set():
                     break
                 seen += 1
+                HEALTH.beat(LOOP)
                 modified = _modified(order)
                 with bound_ids(order_id=order.get("id") if isinstance(order, dict) else None):
                     try:

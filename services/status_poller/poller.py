@@ -28,6 +28,8 @@ from shared import topology
 from shared.amqp import BrokerUnavailable, Publisher, backoff_delays
 from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
+from shared.observability import metrics
+from shared.observability.health import HEALTH
 from shared.rewix import RewixClient, status_name
 from services.status_poller import store
 from services.status_poller.budget import RequestBudget, pace
@@ -49,6 +51,8 @@ MAX_IDLE = 5.0
 MIN_SLEEP = 0.05
 # Pause after leasing nothing although rows looked due (another replica holds them).
 CONTENDED_PAUSE = 0.5
+# The poll loop's name in /healthz.
+LOOP = "status_poller.poll"
 
 
 @dataclass
@@ -100,9 +104,12 @@ class StatusPoller:
     def run(self, stop: threading.Event) -> None:
         """Poll until `stop`; a failed cycle (database or broker down) is logged and retried."""
         log.info("status poller started", interval=self.interval, budget_per_second=self.budget.limit)
+        # A batch may take up to the lookahead, a failed cycle waits 30 s at most.
+        HEALTH.register_loop(LOOP, max_silence=max(120.0, 2 * self.interval))
         delays = backoff_delays(first=1.0, cap=30.0)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="status-poll") as pool:
             while not stop.is_set():
+                HEALTH.beat(LOOP)
                 try:
                     wait = self.run_once(stop, pool)
                     delays = backoff_delays(first=1.0, cap=30.0)
@@ -111,6 +118,7 @@ class StatusPoller:
                     log.warning("poll cycle failed", error=repr(exc)[:300], retry_in=round(wait, 2))
                 if wait > 0:
                     stop.wait(wait)
+        HEALTH.retire_loop(LOOP)
         log.info("status poller stopped")
 
     def run_once(self, stop: threading.Event, pool: ThreadPoolExecutor) -> float:
@@ -183,13 +191,16 @@ class StatusPoller:
             stats.throttled += observation.throttled
             return broker_down, record_for(observation, interval=self.interval, published=False)
         stats.polled += 1
+        HEALTH.beat(LOOP)
         if observation.error is not None:
             stats.errors += 1
+            metrics.POLLS.labels(result="error").inc()
             with bound_ids(order_id=lease.shop_order_id):
                 log.warning("status poll failed", key=lease.key, error=observation.error[:300])
             return broker_down, record_for(observation, interval=self.interval, published=False)
         assert observation.status is not None
         message = change_of(lease, observation.status, observation.polled_at)
+        metrics.POLLS.labels(result="unchanged" if message is None else "changed").inc()
         if message is None:
             return broker_down, record_for(observation, interval=self.interval, published=False)
         publish_error = broker_down

@@ -13,6 +13,7 @@ from typing import Any
 from shared.errors import TransientError
 from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient, SupplierOrderStatus
 from shared.logging import get_logger
+from shared.observability.metrics import SUPPLIER_ORDERS_SENT
 
 log = get_logger(__name__)
 
@@ -64,7 +65,9 @@ def send_once(
         found = client.find_order_by_key(key)
         if found is None:
             raise
+        SUPPLIER_ORDERS_SENT.inc()
         return found
+    SUPPLIER_ORDERS_SENT.inc()
     created = client.find_order_by_key(key)
     if created is None:
         # Sent, but not visible yet: the poller fills in the id from the key.

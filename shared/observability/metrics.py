@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
@@ -203,6 +204,14 @@ STATUS_CHANGE_LAG_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
     registry=REGISTRY,
 )
+
+def status_change_applied(status: str, observed_at: datetime) -> None:
+    """A status change is in the shop: count it, and the time since the poll that saw it."""
+    STATUS_CHANGES_APPLIED.labels(status=status).inc()
+    if observed_at.tzinfo is None:  # stored and sent as UTC
+        observed_at = observed_at.replace(tzinfo=timezone.utc)
+    STATUS_CHANGE_LAG_SECONDS.observe(max(0.0, (datetime.now(timezone.utc) - observed_at).total_seconds()))
+
 
 # The shop checks of status_poller, each run every interval (docs/interfaces.md, "Processes").
 CATCHUP = "catchup"

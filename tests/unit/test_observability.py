@@ -199,3 +199,17 @@ def test_shop_check_enable_success_failure():
     assert sample("rewix_shop_check_runs_total", check="unit_test_check", result="failure") == 1
     assert sample("rewix_shop_check_runs_total", check="unit_test_check", result="success") == 1
     assert sample("rewix_shop_check_last_success_timestamp_seconds", check="unit_test_check") >= first
+
+
+def test_status_change_lag_is_measured_from_the_poll_that_saw_it():
+    from datetime import datetime, timedelta, timezone
+
+    before = sample("rewix_status_change_lag_seconds_count")
+    applied = sample("rewix_status_changes_applied_total", status="Dispatched")
+    over_a_minute = sample("rewix_status_change_lag_seconds_bucket", le="60.0")
+    metrics.status_change_applied("Dispatched", datetime.now(timezone.utc) - timedelta(seconds=90))
+    metrics.status_change_applied("Dispatched", (datetime.now(timezone.utc) - timedelta(seconds=2)).replace(tzinfo=None))
+    assert sample("rewix_status_changes_applied_total", status="Dispatched") == applied + 2
+    assert sample("rewix_status_change_lag_seconds_count") == before + 2
+    # only the 2-second one is within a minute
+    assert sample("rewix_status_change_lag_seconds_bucket", le="60.0") == over_a_minute + 1
