@@ -29,6 +29,7 @@ from shared import retry, topology
 from shared.amqp import BrokerUnavailable, Publisher, connect
 from shared.db import session_scope
 from shared.db.models import DeadLetterRecord
+from shared.text import storable, storable_json, stored_reason
 
 DEAD_QUEUES = tuple(q.dead for q in topology.WORK_QUEUES)
 # Marks a body stored as base64 because it was not UTF-8 text; never sent on replay.
@@ -113,7 +114,11 @@ def record_values(dead_queue: str, message_id: str | None, headers: Mapping[str,
     """The dead_letters row for one message taken from `dead_queue`."""
     headers = dict(headers or {})
     work_queue = dead_queue.removesuffix(".dead")
-    stored_headers = json_value(headers)
+    # Header values come from anywhere (an error text quoting the supplier or the shop):
+    # a NUL in one would make PostgreSQL refuse the whole batch, and the drain, for good.
+    stored_headers = storable_json(json_value(headers))
+    if isinstance(stored_headers.get(retry.REASON), str):
+        stored_headers[retry.REASON] = stored_reason(stored_headers[retry.REASON])
     try:
         text_body = body.decode("utf-8")
         if "\x00" in text_body:  # PostgreSQL text cannot hold NUL
@@ -141,17 +146,19 @@ def record_values(dead_queue: str, message_id: str | None, headers: Mapping[str,
         attempts = retry.attempts_of(headers)
         first = _text(headers.get(retry.FIRST_FAILED_AT))
         last = _text(headers.get(retry.LAST_FAILED_AT))
+    first, last = storable(first or ""), storable(last or "")
     return {
-        "queue": queue,
-        "message_id": str(message_id)[:100],
+        "queue": storable(queue)[:200],
+        "message_id": storable(str(message_id))[:100],
         "order_id": order_id_in_message(body),
         "body": text_body,
         "headers": stored_headers,
-        "reason": reason,
+        # Masked (e-mails, phones, URL credentials): a reason may quote an error body.
+        "reason": stored_reason(reason),
         "attempts": attempts,
-        "first_failed_at": first[:40] if first else None,
+        "first_failed_at": first[:40] or None,
         # "" rather than NULL: the unique key must see two drains of the same message as equal.
-        "last_failed_at": (last or "")[:40],
+        "last_failed_at": last[:40],
     }
 
 

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, text
 
+from shared.text import storable, stored_reason
+
 # Errors the poller writes start with this, so a later good poll clears only its own.
 POLL_ERROR_PREFIX = "status poll: "
 CATCHUP_WATERMARK = "shop_catchup_watermark"
@@ -147,11 +149,23 @@ _RECORD_FIELDS = (
 )
 
 
+_SUPPLIER_TEXTS = ("tracking_code", "tracking_url", "carrier_name")
+
+
+def _storable_or_none(value: str | None) -> str | None:
+    return None if value is None else storable(value)
+
+
 def write_back(engine: Engine, records: list[PollRecord]) -> None:
     """One statement for the whole batch, however many rows it has."""
     if not records:
         return
     params: dict[str, object] = {name: [getattr(r, name) for r in records] for name in _RECORD_FIELDS}
+    # The supplier's texts: one NUL among them would make PostgreSQL refuse the whole
+    # batch, and the changes already announced would be announced again every cycle.
+    for name in _SUPPLIER_TEXTS:
+        params[name] = [_storable_or_none(getattr(r, name)) for r in records]
+    params["error"] = [None if r.error is None else stored_reason(r.error) for r in records]
     params["prefix"] = POLL_ERROR_PREFIX.replace("%", r"\%").replace("_", r"\_") + "%"
     with engine.begin() as conn:
         conn.execute(WRITE_BACK_SQL, params)
@@ -214,9 +228,9 @@ def ensure_history(
                 "so": supplier_order,
                 "old": old_status,
                 "new": new_status,
-                "code": tracking_code,
-                "url": tracking_url,
-                "carrier": carrier_name,
+                "code": _storable_or_none(tracking_code),
+                "url": _storable_or_none(tracking_url),
+                "carrier": _storable_or_none(carrier_name),
                 "observed": observed_at,
             },
         ).one()
@@ -242,7 +256,7 @@ def set_history_state(conn: Connection, history_id: int, state: str) -> None:
 def note_shop_failure(conn: Connection, supplier_order: int, reason: str) -> None:
     conn.execute(
         text("UPDATE supplier_orders SET last_error = :reason WHERE id = :id"),
-        {"reason": reason[:1000], "id": supplier_order},
+        {"reason": stored_reason(reason)[:1000], "id": supplier_order},
     )
 
 

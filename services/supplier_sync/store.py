@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
 from shared.messages import OrderLineMessage
+from shared.text import stored_reason
 from shared import holdings
 from services.supplier_sync.lifecycle import HeldLine, StoredState, supersedes
 
@@ -217,7 +218,7 @@ def set_line_statuses(session: Session, statuses: dict[tuple[int, int], tuple[st
             "orders": [o for o, _ in keys],
             "lines": [l for _, l in keys],
             "statuses": [statuses[k][0] for k in keys],
-            "errors": [statuses[k][1] for k in keys],
+            "errors": [None if statuses[k][1] is None else stored_reason(statuses[k][1]) for k in keys],
         },
     )
 
@@ -326,7 +327,7 @@ def note_order_sync(session: Session, order_ids: Iterable[int], error: str | Non
     ids = sorted(set(order_ids))
     if ids:
         session.execute(
-            update(ShopOrder).where(ShopOrder.id.in_(ids)).values(last_synced_at=now(), last_error=error)
+            update(ShopOrder).where(ShopOrder.id.in_(ids)).values(last_synced_at=now(), last_error=error and stored_reason(error))
         )
 
 

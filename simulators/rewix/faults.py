@@ -15,6 +15,7 @@ class FaultDecision:
 
     latency: float = 0.0
     status: int | None = None  # answer with this instead of doing the work
+    body: str | None = None  # the error body of that answer (a default text when None)
     retry_after: float | None = None
     drop: bool = False  # cut the connection in the middle of the answer
 
@@ -51,6 +52,7 @@ class Faults:
         self.window_until = 0.0
         self.fail_status = 500
         self.fail_count = 0
+        self.fail_body: str | None = None
         self.bucket: TokenBucket | None = None
         self.drop_count = 0
         self.poisoned: set[int] = set()
@@ -67,6 +69,8 @@ class Faults:
             fail = spec["fail_next"] or {}
             self.fail_status = int(fail.get("status", 500))
             self.fail_count = int(fail.get("count", 1)) if fail else 0
+            # A real platform's error page can say anything: NULs, e-mails, control characters.
+            self.fail_body = fail.get("body")
         if "rate_limit" in spec:
             limit = spec["rate_limit"]
             self.bucket = TokenBucket(float(limit["per_second"]), float(limit.get("retry_after", 1))) if limit else None
@@ -84,7 +88,7 @@ class Faults:
             return FaultDecision(latency, self.window_status)
         if self.fail_count > 0:
             self.fail_count -= 1
-            return FaultDecision(latency, self.fail_status)
+            return FaultDecision(latency, self.fail_status, body=self.fail_body)
         drop = self.drop_count > 0
         if drop:
             self.drop_count -= 1

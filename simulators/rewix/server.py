@@ -157,7 +157,7 @@ class RewixHandler(BaseHTTPRequestHandler):
         if decision.status == 429:
             raise Answer(429, "too many requests", headers={"Retry-After": f"{decision.retry_after:g}"})
         if decision.status is not None:
-            raise Answer(decision.status, f"simulated failure {decision.status}")
+            raise Answer(decision.status, decision.body if decision.body is not None else f"simulated failure {decision.status}")
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
