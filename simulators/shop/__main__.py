@@ -27,6 +27,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--consumer-secret", default=env("SHOP_SIM_CONSUMER_SECRET", "cs_simulator"))
     parser.add_argument("--webhook-url", default=env("SHOP_SIM_WEBHOOK_URL"))
     parser.add_argument("--webhook-secret", default=env("SHOP_SIM_WEBHOOK_SECRET"))
+    parser.add_argument("--shipment-tracking", action="store_true",
+                        default=env("SHOP_SIM_SHIPMENT_TRACKING", "").lower() in ("1", "true", "yes"),
+                        help="serve the Shipment Tracking plugin's REST routes")
     return parser.parse_args(argv)
 
 
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         consumer_key=args.consumer_key, consumer_secret=args.consumer_secret,
         webhook_url=args.webhook_url, webhook_secret=args.webhook_secret,
     ).start()
+    simulator.tracking.set_enabled(args.shipment_tracking)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

@@ -64,6 +64,17 @@ class ShopControl:
                                   "latency_ms": latency_ms}.items() if v is not None}
         self._call("POST", "/faults", body)
 
+    def add_products(self, products: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Products for GET /products: {"name", "sku"?, "variations"?: [{"sku", "size"?}]} each."""
+        return self._call("POST", "/products", {"products": products})
+
+    def shipment_tracking_plugin(self, enabled: bool) -> bool:
+        """Install (True) or remove (False) the Shipment Tracking plugin's REST routes."""
+        return bool(self._call("POST", "/shipment-tracking", {"enabled": enabled})["enabled"])
+
+    def shipment_trackings(self, order_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/orders/{order_id}/shipment-trackings")
+
     def clear_faults(self) -> None:
         self._call("POST", "/faults/clear")
 

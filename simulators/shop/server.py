@@ -1,4 +1,4 @@
-"""A strict WooCommerce REST v3 server for orders and notes, plus a control API for tests.
+"""A strict WooCommerce REST v3 server for orders, notes and products, plus a control API for tests.
 
 REST routes live under /wp-json/wc/v3 and behave as docs/woocommerce.md §4 says
 (OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors).
@@ -8,7 +8,8 @@ went out.
 
 This module routes and serves; the data lives in state.py, the API key check
 in auth.py, the injected write faults in faults.py, errors and query parameters in wire.py, the order
-documents in orders.py, webhook delivery in webhooks.py, and the tests' client
+documents in orders.py, webhook delivery in webhooks.py, the products in
+products.py, the Shipment Tracking plugin in tracking.py, and the tests' client
 of /_control in control.py.
 """
 from __future__ import annotations
@@ -27,7 +28,9 @@ from shared.shop.signature import wp_json_encode
 from simulators.http import SimulatorHTTPServer
 from simulators.shop.auth import AuthError, ShopAuthenticator
 from simulators.shop.faults import fault_error
+from simulators.shop.products import ShopProducts
 from simulators.shop.state import ShopState
+from simulators.shop.tracking import TRACKING_PREFIX, ShipmentTracking
 from simulators.shop.webhooks import WebhookSender
 from simulators.shop.wire import (
     CONTROL_PREFIX,
@@ -57,10 +60,11 @@ CREATE_FIELDS = frozenset({"status", "lines", "shipping", "billing", "customer_n
 class RestApi:
     """/wp-json/wc/v3: what the sync service talks to."""
 
-    def __init__(self, state: ShopState, consumer_key: str, consumer_secret: str) -> None:
+    def __init__(self, state: ShopState, consumer_key: str, consumer_secret: str, products: ShopProducts) -> None:
         self.state = state
         self.auth = ShopAuthenticator(state.site_url, consumer_key, consumer_secret)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            *products.routes,
             ("GET", re.compile(r"/orders"), self._list_orders),
             ("GET", re.compile(r"/orders/(\d+)"), self._get_order),
             *[(method, re.compile(r"/orders/(\d+)"), self._updater(method)) for method in ("PUT", "POST", "PATCH")],
@@ -141,11 +145,18 @@ class RestApi:
 class ControlApi:
     """/_control: the shop's admin and the test's instruments. No auth."""
 
-    def __init__(self, state: ShopState, webhooks: WebhookSender) -> None:
+    def __init__(self, state: ShopState, webhooks: WebhookSender, products: ShopProducts,
+                 tracking: ShipmentTracking) -> None:
         self.state = state
         self.webhooks = webhooks
+        self.products = products
+        self.tracking = tracking
         order = r"/orders/(\d+)"
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("POST", re.compile(r"/products"), products.control_add),
+            ("POST", re.compile(r"/shipment-tracking"),
+             lambda m, q, b: Reply(200, {"enabled": _set_plugin(tracking, object_body(b))})),
+            ("GET", re.compile(order + "/shipment-trackings"), lambda m, q, b: Reply(200, tracking.items(int(m.group(1))))),
             ("POST", re.compile(r"/orders"), self._create),
             ("POST", re.compile(order), lambda m, q, b: Reply(200, state.admin_edit(int(m.group(1)), object_body(b)))),
             ("POST", re.compile(order + "/trash"), lambda m, q, b: Reply(200, state.trash(int(m.group(1))))),
@@ -186,11 +197,18 @@ class ControlApi:
 
     def _reset(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         reset(self.state, self.webhooks)
+        self.products.reset()
+        self.tracking.reset()
         return Reply(200, {"ok": True})
 
     def _wait_deliveries(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         timeout = float(first_param(query, "timeout") or 5)
         return Reply(200, {"idle": self.webhooks.wait_idle(timeout)})
+
+
+def _set_plugin(tracking: ShipmentTracking, body: dict[str, Any]) -> bool:
+    tracking.set_enabled(bool(body.get("enabled")))
+    return tracking.enabled
 
 
 def reset(state: ShopState, webhooks: WebhookSender) -> None:
@@ -205,6 +223,7 @@ def reset(state: ShopState, webhooks: WebhookSender) -> None:
 class _Server(SimulatorHTTPServer):
     rest: RestApi
     control: ControlApi
+    tracking: ShipmentTracking
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -250,6 +269,11 @@ class _Handler(BaseHTTPRequestHandler):
             routes, route_path = api.routes, path[len(REST_PREFIX):]
         elif path.startswith(CONTROL_PREFIX + "/"):
             routes, route_path = self.server.control.routes, path[len(CONTROL_PREFIX):]
+        elif path.startswith(TRACKING_PREFIX + "/"):
+            # The plugin's namespace exists only while it is installed; its keys are the shop's.
+            routes = self.server.tracking.routes_if_enabled()
+            self.server.rest.authenticate(method, path, urlsplit(self.path).query, self.headers.get("Authorization"))
+            route_path = path[len(TRACKING_PREFIX):]
         else:
             raise no_route()
         for route_method, pattern, handler in routes:
@@ -281,8 +305,11 @@ class ShopSimulator:
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self.state = ShopState(self.url, on_event=lambda topic, order_id: self.webhooks.enqueue(topic, order_id))
         self.webhooks = WebhookSender(self.url, self.state.order, url=webhook_url, secret=webhook_secret)
-        self._server.rest = RestApi(self.state, consumer_key, consumer_secret)
-        self._server.control = ControlApi(self.state, self.webhooks)
+        self.products = ShopProducts()
+        self.tracking = ShipmentTracking(lambda order_id: self.state.order(order_id) is not None)
+        self._server.rest = RestApi(self.state, consumer_key, consumer_secret, self.products)
+        self._server.control = ControlApi(self.state, self.webhooks, self.products, self.tracking)
+        self._server.tracking = self.tracking
         self._thread: threading.Thread | None = None
 
     def start(self) -> ShopSimulator:
@@ -299,6 +326,8 @@ class ShopSimulator:
 
     def reset(self) -> None:
         reset(self.state, self.webhooks)
+        self.products.reset()
+        self.tracking.reset()
 
     def __enter__(self) -> ShopSimulator:
         return self

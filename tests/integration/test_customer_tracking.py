@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from shared.errors import PermanentError
 from shared import topology
 from shared.amqp import Publisher
 from shared.rewix import DISPATCHED, READY
@@ -78,3 +81,38 @@ def test_an_order_given_up_in_the_shop_tells_the_customer_nothing(world: World) 
     assert type(outcome).__name__ == "Ack"
     assert customer_notes(world, order["shop_order_id"]) == []
     assert world.shop.state.order(order["shop_order_id"])["status"] == "cancelled"
+
+
+def test_the_tracking_goes_to_the_shipment_tracking_plugin_once_where_the_shop_has_it(world: World) -> None:
+    world.shop.tracking.set_enabled(True)
+    order = world.open_order(status=READY)
+    applier = StatusChangeApplier(world.database_url, world.shop_client)
+    message = change_message(order, DISPATCHED, READY, tracking_code=CODE, tracking_url=URL, carrier_name=CARRIER)
+    # The completion fails after the shop saved it: the retry looks before writing anything again.
+    world.shop.state.set_faults({"fail_updates": {"status": 502, "count": 1, "after_write": True}})
+    outcomes = [applier([delivery_of(message, tag=tag)])[0] for tag in (1, 2, 3)]
+    assert [type(o).__name__ for o in outcomes] == ["RetryLater", "Ack", "Ack"]
+    [item] = world.shop.tracking.items(order["shop_order_id"])
+    assert (item["tracking_number"], item["custom_tracking_provider"], item["custom_tracking_link"]) == (CODE, CARRIER, URL)
+    assert item["tracking_provider"] == "" and item["date_shipped"] == message.observed_at.date().isoformat()
+    assert len(customer_notes(world, order["shop_order_id"])) == 1
+    # The order meta keeps the tracking too (the operator page and reconcile read it).
+    meta = {m["key"]: m["value"] for m in world.shop.state.order(order["shop_order_id"])["meta_data"]}
+    assert meta["rewix_tracking_code"] == CODE
+
+
+def test_the_plugins_route_answers_as_the_plugin_does_and_is_gone_without_it(world: World) -> None:
+    order = world.open_order(status=READY)
+    client = world.shop_client
+    assert client.list_shipment_trackings(order["shop_order_id"]) is None  # no plugin: 404 rest_no_route
+    assert client.add_shipment_tracking(order["shop_order_id"], tracking_number=CODE) is None
+    world.shop.tracking.set_enabled(True)
+    assert client.list_shipment_trackings(order["shop_order_id"]) == []
+    added = client.add_shipment_tracking(order["shop_order_id"], tracking_number=CODE, provider=CARRIER, link=URL,
+                                         date_shipped="2026-12-01")
+    assert added["tracking_number"] == CODE and added["tracking_provider"] == CARRIER and added["tracking_link"] == URL
+    assert [i["tracking_id"] for i in client.list_shipment_trackings(order["shop_order_id"])] == [added["tracking_id"]]
+    # An order the shop does not know is an error, not a missing plugin.
+    with pytest.raises(PermanentError) as refused:
+        client.list_shipment_trackings(999_999)
+    assert refused.value.status == 404
