@@ -43,12 +43,15 @@ def storable_json(value: Any) -> Any:
 
 # --- the supplier's XML -------------------------------------------------------------------
 
-# What XML 1.0 §2.2 allows: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What XML 1.0 §2.2 allows: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF],
+# less DEL and the C1 controls (#x7F-#x9F), which it allows but discourages and XML 1.1 must
+# escape: in a name or an address they are never meant, only pasted.
+_NOT_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_safe(text: str) -> str:
-    """`text` without the characters an XML 1.0 document cannot carry (control characters, U+FFFE…)."""
+    """`text` without the characters an XML 1.0 document cannot carry (control characters, U+FFFE…)
+    nor the ones it discourages (DEL, C1 controls)."""
     return _NOT_XML.sub("", text)
 
 

@@ -25,7 +25,7 @@ from shared.rewix.values import (
     ModelLock,
     SupplierOrderStatus,
 )
-from shared.text import bounded, xml_safe
+from shared.text import bounded, storable, xml_safe
 
 # §4.1: "yyyy/MM/dd HH:mm:ss Z". We always send UTC, so the offset is fixed.
 DATE_FORMAT = "%Y/%m/%d %H:%M:%S +0000"
@@ -205,6 +205,9 @@ def parse_order_statuses(body: bytes | str) -> list[SupplierOrderStatus]:
     return statuses
 
 
+CATALOG_CODE_LIMIT = 200  # catalog_models.code and .barcode
+
+
 # --- catalog export (§6, JSON TEAL) -----------------------------------------
 
 def parse_catalog(body: bytes | str) -> Catalog:
@@ -215,8 +218,9 @@ def parse_catalog(body: bytes | str) -> Catalog:
             CatalogModel(
                 stock_id=int(model["id"]),
                 product_id=int(product["id"]),
-                code=str(model.get("code") or ""),
-                barcode=str(model.get("barcode") or ""),
+                # Stored in String(200) columns: without NUL, and cut rather than fail the whole sync.
+                code=storable(str(model.get("code") or ""))[:CATALOG_CODE_LIMIT],
+                barcode=storable(str(model.get("barcode") or ""))[:CATALOG_CODE_LIMIT],
                 availability=int(model.get("availability") or 0),
             )
             for product in data.get("pageItems") or []

@@ -34,7 +34,7 @@ def test_storable_text_encodes_as_utf8_without_nul(text: str) -> None:
 
 
 def test_xml_safe_drops_what_xml_cannot_carry_and_keeps_the_rest() -> None:
-    assert xml_safe("Via\x0b Roma\x1b[31m 1\x00\ufffe\ud800") == "Via Roma[31m 1"
+    assert xml_safe("Via\x0b Roma\x1b[31m 1\x00\ufffe\ud800\x7f\x85\x9f") == "Via Roma[31m 1"
     assert xml_safe("tab\tnewline\nreturn\r é 😀") == "tab\tnewline\nreturn\r é 😀"
 
 
@@ -123,3 +123,12 @@ def test_control_characters_in_a_paid_order_no_longer_break_the_document() -> No
     # The simulated platform, which refuses what the real one refuses, takes it.
     [parsed] = parse_dropshipping_request(body)
     assert parsed.items == {300001: 1}
+
+
+def test_catalog_codes_are_stored_without_nul_and_within_their_column() -> None:
+    from shared.rewix.xml import parse_catalog
+
+    body = ('{"lastUpdate": "x", "pageItems": [{"id": 1, "models": ['
+            '{"id": 10, "code": "AB\\u0000C", "barcode": "' + "9" * 250 + '", "availability": 1}]}]}')
+    [model] = parse_catalog(body).models
+    assert model.code == "ABC" and model.barcode == "9" * 200
