@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     ingest_host: str = "0.0.0.0"
     ingest_port: int = 8080
+    # Where `rewix-sync status` and the operator page ask ingest's /readyz (default: this machine's INGEST_PORT).
+    ingest_url: str | None = None
 
     poll_interval_seconds: float = Field(60.0, gt=0)
     # Requests per second the poller may spend on the supplier's status endpoints.

@@ -26,10 +26,11 @@ from shared.amqp import backoff_delays
 from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
 from shared.observability.health import HEALTH
-from shared.observability.metrics import CATCHUP, SHOP_CHECKS
+from shared.observability.metrics import CATCHUP
 from shared.order_events import InvalidOrder, not_in_future, parse_gmt
 from shared.order_intake import OrderIntake
 from shared.shop import WooCommerceClient
+from shared.shop_checks import PeriodicCheck
 from services.status_poller import store
 
 log = get_logger(__name__)
@@ -69,20 +70,20 @@ class ShopCatchUp:
     def run(self, stop: threading.Event) -> None:
         """A pass at start, then one every interval until `stop`; a failed pass is retried sooner."""
         log.info("shop catch-up started", interval=self.interval)
-        check = SHOP_CHECKS[CATCHUP]
-        check.enable(self.interval)
+        check = PeriodicCheck(self.engine, CATCHUP, self.interval)
+        check.started()
         # Silent for an interval between passes; a pass beats once per order it reads.
         HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
         delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
         while not stop.is_set():
             HEALTH.beat(LOOP)
             try:
-                self.run_once(stop)
-                check.succeeded()
+                done = self.run_once(stop)
+                check.succeeded({"seen": done.seen, "submitted": done.submitted})
                 delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
                 wait = self.interval
             except Exception as exc:  # shop, broker or database down: try again later
-                check.failed()
+                check.failed(repr(exc)[:300])
                 wait = next(delays)
                 log.warning("shop catch-up failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)

@@ -34,13 +34,17 @@ SELECT
   (SELECT coalesce(extract(epoch FROM now() - min(l.updated_at)), 0)
      FROM order_lines l JOIN shop_orders o ON o.id = l.order_id
     WHERE l.sync_status = 'short' AND NOT l.removed AND NOT o.deleted) AS oldest_short_seconds,
-  (SELECT count(*) FROM shop_orders o
-    WHERE o.status = 'processing' AND NOT o.deleted
-      AND NOT EXISTS (SELECT 1 FROM supplier_orders s WHERE s.shop_order_id = o.id)
-      AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.removed AND l.quantity > 0)
-  ) AS orders_waiting,
+  w.orders_waiting, w.oldest_waiting_seconds,
   (SELECT coalesce(greatest(0, extract(epoch FROM now() - min(next_poll_at))), 0)
      FROM supplier_orders WHERE NOT final) AS poll_lag_seconds
+FROM (
+  SELECT count(*) AS orders_waiting,
+         coalesce(extract(epoch FROM now() - min(o.updated_at)), 0) AS oldest_waiting_seconds
+  FROM shop_orders o
+  WHERE o.status = 'processing' AND NOT o.deleted
+    AND NOT EXISTS (SELECT 1 FROM supplier_orders s WHERE s.shop_order_id = o.id)
+    AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.removed AND l.quantity > 0)
+) w
 """
 _DEAD_IN_TABLE = "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY queue"
 
@@ -51,6 +55,8 @@ class Backlog:
     oldest_short_seconds: float
     orders_waiting_to_be_sent: int
     poll_lag_seconds: float
+    # since the last change of the paid order waiting longest
+    oldest_waiting_seconds: float = 0.0
     # queue -> count, in the operators' table and still in the broker's dead-letter queue
     dead_in_table: dict[str, int] = field(default_factory=dict)
     dead_in_queue: dict[str, int] | None = None  # None: the broker did not answer
@@ -71,6 +77,7 @@ def read_backlog(database_url: str, amqp_url: str | None = None) -> Backlog:
         oldest_short_seconds=float(row.oldest_short_seconds),
         orders_waiting_to_be_sent=int(row.orders_waiting),
         poll_lag_seconds=float(row.poll_lag_seconds),
+        oldest_waiting_seconds=float(row.oldest_waiting_seconds),
         dead_in_table=dead_in_table,
         dead_in_queue=dead_in_queue,
     )
