@@ -2,7 +2,8 @@
 
 A message counts as sent only once RabbitMQ has confirmed it: the publisher
 uses publisher confirms and `mandatory`, so a message that no queue took
-raises instead of vanishing. A lost connection is rebuilt (with the
+raises instead of vanishing. A batch is sent at once and its confirms are
+waited for once (Publisher.publish_all). A lost connection is rebuilt (with the
 topology) on the next publish.
 """
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -83,6 +85,72 @@ def message_properties(message_id: str, headers: Mapping[str, Any] | None = None
     )
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish: its body, routing key and id (and headers)."""
+
+    body: bytes
+    routing_key: str
+    message_id: str
+    headers: Mapping[str, Any] | None = None
+
+
+class _Confirms:
+    """RabbitMQ's publisher confirms of one channel, by delivery tag.
+
+    pika's BlockingChannel, in confirm mode, waits for each message's confirm
+    before it sends the next one: an order of three lines paid three broker
+    round trips one after another. Here confirms are tracked per delivery tag
+    on the channel underneath (pika's `_impl`, the one private part of pika
+    used), so a batch is sent at once and waited for once.
+    """
+
+    def __init__(self, channel: BlockingChannel) -> None:
+        self._channel = channel
+        self._sent = 0  # delivery tags count the channel's publishes from 1
+        self._pending: set[int] = set()
+        self._nacked = 0
+        self._returned = 0
+        selected: list[bool] = []
+        impl = channel._impl  # noqa: SLF001 (see the class docstring)
+        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True))
+        impl.add_on_return_callback(self._on_return)
+        channel._flush_output(lambda: bool(selected))  # noqa: SLF001
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        if method.multiple:
+            tags = {tag for tag in self._pending if tag <= method.delivery_tag}
+        else:
+            tags = {method.delivery_tag} & self._pending
+        self._pending -= tags
+        if isinstance(method, pika.spec.Basic.Nack):
+            self._nacked += len(tags)
+
+    def _on_return(self, *_returned: Any) -> None:
+        # A mandatory message no queue took; RabbitMQ returns it before confirming it.
+        self._returned += 1
+
+    def publish_all(self, messages: Iterable[Outgoing], exchange: str) -> None:
+        self._nacked = self._returned = 0
+        for message in messages:
+            # Pending before it is sent: its confirm may be read while pika flushes the send.
+            self._sent += 1
+            self._pending.add(self._sent)
+            self._channel.basic_publish(
+                exchange,
+                message.routing_key,
+                message.body,
+                properties=message_properties(message.message_id, message.headers),
+                mandatory=True,
+            )
+        self._channel._flush_output(lambda: not self._pending)  # noqa: SLF001
+        if self._returned:
+            raise UnroutableError([])
+        if self._nacked:
+            raise NackError([])
+
+
 class Publisher:
     """Publishes with confirms; one instance per thread (pika is not thread-safe)."""
 
@@ -92,17 +160,18 @@ class Publisher:
         self._connect_timeout = connect_timeout
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
+        self._confirms: _Confirms | None = None
 
-    def _ensure_channel(self) -> BlockingChannel:
-        if self._channel is not None and self._channel.is_open:
-            return self._channel
+    def _ensure_channel(self) -> _Confirms:
+        if self._channel is not None and self._channel.is_open and self._confirms is not None:
+            return self._confirms
         self.close()
         self._connection = connect(self._url, connect_timeout=self._connect_timeout)
         channel = self._connection.channel()
         topology.declare(channel, self._retry_delays)
-        channel.confirm_delivery()
+        self._confirms = _Confirms(channel)
         self._channel = channel
-        return channel
+        return self._confirms
 
     def publish(
         self,
@@ -113,27 +182,28 @@ class Publisher:
         exchange: str = topology.EXCHANGE,
         headers: Mapping[str, Any] | None = None,
     ) -> None:
-        """Publish one persistent message and wait for RabbitMQ's confirm.
+        """Publish one persistent message and wait for RabbitMQ's confirm."""
+        self.publish_all([Outgoing(body, routing_key, message_id, headers)], exchange=exchange)
 
-        One reconnect is tried on a broken connection: a confirm lost with the
-        connection means the message may have gone through, which is harmless
-        because every consumer is idempotent.
+    def publish_all(self, messages: Sequence[Outgoing], *, exchange: str = topology.EXCHANGE) -> None:
+        """Publish persistent messages, then wait once until RabbitMQ has confirmed every one.
+
+        One reconnect is tried on a broken connection, sending the whole batch
+        again: a confirm lost with the connection means a message may have
+        gone through twice, which is harmless because every consumer is
+        idempotent.
         """
+        if not messages:
+            return
         for attempt in (1, 2):
             try:
-                channel = self._ensure_channel()
-                channel.basic_publish(
-                    exchange,
-                    routing_key,
-                    body,
-                    properties=message_properties(message_id, headers),
-                    mandatory=True,
-                )
+                self._ensure_channel().publish_all(messages, exchange)
                 return
             except UnroutableError as exc:
-                raise BrokerUnavailable(f"no queue took the message (routing key {routing_key!r})") from exc
+                keys = sorted({m.routing_key for m in messages})
+                raise BrokerUnavailable(f"no queue took a message (routing keys {keys!r})") from exc
             except NackError as exc:
-                raise BrokerUnavailable("RabbitMQ refused the message") from exc
+                raise BrokerUnavailable("RabbitMQ refused a message") from exc
             except (AMQPError, OSError) as exc:
                 self.close()
                 if attempt == 2:
@@ -154,7 +224,7 @@ class Publisher:
                 raise BrokerUnavailable(repr(exc)) from exc
 
     def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
+        connection, self._connection, self._channel, self._confirms = self._connection, None, None, None
         if connection is not None and connection.is_open:
             try:
                 connection.close()

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import topology
-from shared.amqp import Publisher
+from shared.amqp import Outgoing, Publisher
 from shared.db import session_scope
 from shared.db.models import KnownOrder
 from shared.order_events import Conversion, convert
@@ -38,8 +38,8 @@ class OrderIntake:
                 # Never had a supplier line: nothing to lock, nothing to release.
                 return Conversion(conversion.order_id, [], False, ignored="no supplier line")
         # Committed before publishing: a message only exists for a known order.
-        for message in conversion.messages:
-            self.publisher.publish(
-                message.to_bytes(), routing_key=topology.ORDER_LINE, message_id=message.message_id
-            )
+        # All of the order's messages go out at once and are confirmed together.
+        self.publisher.publish_all(
+            [Outgoing(m.to_bytes(), topology.ORDER_LINE, m.message_id) for m in conversion.messages]
+        )
         return conversion

@@ -8,6 +8,7 @@ and exits 0.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -34,9 +35,16 @@ def create_app(settings: Settings) -> IngestApp:
 
 
 class IngestServer(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    """gunicorn with ingest's settings; `app_factory` builds the WSGI app in the worker.
+
+    The factory is a parameter so that a benchmark can serve a minimal receiver
+    with exactly the same server and settings (bench/minimal_receiver.py).
+    """
+
+    def __init__(self, settings: Settings, app_factory: Callable[[Settings], Any] = create_app) -> None:
         self.settings = settings
-        self.app: IngestApp | None = None
+        self.app_factory = app_factory
+        self.app: Any = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -67,7 +75,7 @@ class IngestServer(BaseApplication):
 
     def load(self) -> IngestApp:
         # Runs in the worker, after the fork: connections are made there, lazily.
-        self.app = create_app(self.settings)
+        self.app = self.app_factory(self.settings)
         return self.app
 
     @staticmethod
@@ -76,19 +84,20 @@ class IngestServer(BaseApplication):
             log.info("ingest listening", url=str(listener))
 
     def _post_worker_init(self, _worker: Any) -> None:
-        if self.app is not None:
+        if isinstance(self.app, IngestApp):
             # Only a look: ingest starts (and answers 503 to order events) with the broker down.
             threading.Thread(target=self.app.check_dependencies, name="dependency-check", daemon=True).start()
 
     def _worker_exit(self, _server: Any, _worker: Any) -> None:
-        if self.app is not None:
-            self.app.close()
+        close = getattr(self.app, "close", None)
+        if close is not None:
+            close()
 
     @staticmethod
     def _on_exit(_server: Any) -> None:
         log.info("ingest stopped")
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, app_factory: Callable[[Settings], Any] = create_app) -> None:
     """Serve until SIGTERM/SIGINT; gunicorn exits the process with 0 after a graceful stop."""
-    IngestServer(settings).run()
+    IngestServer(settings, app_factory).run()
