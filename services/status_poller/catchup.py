@@ -3,11 +3,17 @@
 WooCommerce never retries a failed webhook delivery and disables a webhook
 after a few failures in a row, so every SHOP_CATCHUP_INTERVAL_SECONDS the
 shop is asked for the orders modified since the newest `date_modified_gmt`
-seen (less a minute of overlap, for saves within the same second and for
-pages shifting while we read them), and each is submitted exactly as a
-webhook would be. Everything downstream is idempotent, so an order seen twice
-costs nothing. The watermark lives in the sync_state table and survives
-restarts.
+seen (less a minute of overlap, for saves landing in a second already read),
+and each is submitted exactly as a webhook would be. Everything downstream is
+idempotent, so an order seen twice costs nothing. The watermark lives in the
+sync_state table and survives restarts.
+
+The listing names every status the shop has plus `trash` (shop_statuses.py),
+so an order trashed without a webhook reaching us is caught up too, and it is
+read by keyset on (date_modified_gmt, id) (WooCommerceClient.iter_changes_since),
+so an order saved while the pass reads cannot make another one slip past
+unread. The watermark only moves to the newest change actually read. With
+nothing changed a pass is one request.
 
 It never looks before the go-live moment: SHOP_GO_LIVE_AT when set, else the
 moment of its very first start (recorded in sync_state once and kept). An
@@ -29,9 +35,11 @@ from shared.observability.health import HEALTH
 from shared.observability.metrics import CATCHUP
 from shared.order_events import InvalidOrder, not_in_future, parse_gmt
 from shared.order_intake import OrderIntake
+from shared.errors import PermanentError
 from shared.shop import WooCommerceClient
 from shared.shop_checks import PeriodicCheck
 from services.status_poller import store
+from services.status_poller.shop_statuses import ListedStatuses
 
 log = get_logger(__name__)
 
@@ -66,6 +74,7 @@ class ShopCatchUp:
         self.intake = intake
         self.interval = float(interval)
         self.go_live_at = go_live_at
+        self.statuses = ListedStatuses(shop)
 
     def run(self, stop: threading.Event) -> None:
         """A pass at start, then one every interval until `stop`; a failed pass is retried sooner."""
@@ -103,7 +112,8 @@ class ShopCatchUp:
         newest, saved = watermark, watermark
         seen = submitted = invalid = 0
         try:
-            for order in self.shop.iter_orders_modified_since(since):
+            statuses = self.statuses.current()
+            for order in self._changes(since, statuses):
                 if stop is not None and stop.is_set():
                     break
                 seen += 1
@@ -129,6 +139,16 @@ class ShopCatchUp:
         log.info("shop catch-up pass done", since=since.isoformat(), seen=seen, submitted=submitted,
                  invalid=invalid, watermark=newest.isoformat())
         return CatchUpPass(since, seen, submitted, invalid, newest)
+
+
+    def _changes(self, since: datetime, statuses: list[str]) -> Any:
+        try:
+            yield from self.shop.iter_changes_since(since, statuses)
+        except PermanentError as exc:
+            # A 400 naming the status list: a plugin's status went away. Ask again next pass.
+            if exc.status == 400:
+                self.statuses.forget()
+            raise
 
 
 def _modified(order: Any) -> datetime | None:

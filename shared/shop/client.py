@@ -6,8 +6,8 @@ Every failure leaves as a typed error from shared.errors, decided in one place
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -68,6 +68,82 @@ class WooCommerceClient:
             if page >= total_pages:
                 return
             page += 1
+
+    def iter_changes_since(
+        self, since: datetime, statuses: Sequence[str], per_page: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Orders in `statuses` modified strictly after `since` (UTC), oldest change first,
+        read by keyset on (date_modified_gmt, id) so that none is skipped.
+
+        Each request asks for `modified_after` = one second before the last change read
+        (WooCommerce's bound is exclusive and counts whole seconds, so the orders that share
+        the last second come again) and the ones already read in that second are dropped by
+        id. An order saved while we read moves past the cursor and is read later in the same
+        walk; nothing slides into a part already read, as it does with page offsets. Only
+        when a whole page shares one second does it step on by offset within that second.
+        A walk that finds nothing new costs one request. `any` must not be among `statuses`:
+        WooCommerce reads a list holding `any` as `any` alone, which leaves trash out.
+        """
+        if "any" in statuses:
+            raise ValueError("status 'any' swallows the rest of the list; name the statuses")
+        after, offset = since, 0
+        cursor: tuple[datetime, int] | None = None
+        while True:
+            query = self._modified_query(after, per_page, 1)
+            query["status"] = ",".join(statuses)
+            query.pop("page")
+            if offset:
+                query["offset"] = offset
+            response = self._call("GET", "/orders", params=query)
+            rows = response.json()
+            if not isinstance(rows, list):
+                raise TransientError("shop GET /orders: the listing is not a JSON array", status=200)
+            for order in rows:
+                key = _change_key(order)
+                if key is not None and cursor is not None and key <= cursor:
+                    continue  # the boundary second, already read
+                if key is not None:
+                    cursor = key
+                yield order
+            if _int_header(response, "X-WP-TotalPages") <= 1 or not rows or cursor is None:
+                return
+            next_after = cursor[0] - timedelta(seconds=1)
+            # A full page inside one second: the cursor cannot move, so step through that second.
+            offset = offset + len(rows) if next_after <= _naive_utc(after) else 0
+            after = next_after
+
+    def order_statuses(self) -> list[str]:
+        """The shop's registered order statuses, plugins' ones included (never `trash`), from
+        GET /reports/orders/totals: what a status list may name without a 400."""
+        rows = self._call("GET", "/reports/orders/totals").json()
+        if not isinstance(rows, list):
+            raise TransientError("shop GET /reports/orders/totals: not a JSON array", status=200)
+        return [str(row["slug"]) for row in rows if isinstance(row, dict) and row.get("slug")]
+
+    def get_orders(self, order_ids: Sequence[int], statuses: Sequence[str]) -> list[dict[str, Any]]:
+        """The orders among `order_ids` (at most 100) that the shop has in `statuses`, in one
+        request (`include=`). An id missing from the answer is deleted, or in a status not
+        asked for: `get_order` tells which."""
+        ids = [int(i) for i in order_ids]
+        if not ids:
+            return []
+        if len(ids) > 100:
+            raise ValueError("WooCommerce answers at most 100 orders per request")
+        params = {"include": ",".join(map(str, ids)), "per_page": 100, "status": ",".join(statuses),
+                  "orderby": "id", "order": "asc"}
+        rows = self._call("GET", "/orders", params=params).json()
+        if not isinstance(rows, list):
+            raise TransientError("shop GET /orders: the listing is not a JSON array", status=200)
+        return rows
+
+    def find_order(self, order_id: int) -> dict[str, Any] | None:
+        """GET /orders/{id}, or None when the shop answers 404 (deleted for good, or never there)."""
+        try:
+            return self.get_order(order_id)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def count_orders_modified_since(self, since: datetime) -> int:
         """How many orders `iter_orders_modified_since` would walk (X-WP-Total), for progress."""
@@ -267,6 +343,22 @@ def _int_header(response: requests.Response | _CheckedResponse, name: str) -> in
         return int(response.headers.get(name, "0"))
     except ValueError:
         raise TransientError(f"shop: header {name} is not a number", status=200) from None
+
+
+def _change_key(order: Any) -> tuple[datetime, int] | None:
+    """(date_modified_gmt, id): the listing's sort key, or None for a row without one."""
+    if not isinstance(order, dict):
+        return None
+    try:
+        return datetime.fromisoformat(str(order.get("date_modified_gmt"))).replace(tzinfo=None), int(order["id"])
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
 
 
 def _gmt_iso(moment: datetime) -> str:

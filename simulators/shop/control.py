@@ -39,6 +39,20 @@ class ShopControl:
     def restore(self, order_id: int) -> dict[str, Any]:
         return self._call("POST", f"/orders/{order_id}/restore")
 
+    def delete(self, order_id: int) -> dict[str, Any]:
+        """Delete the order permanently: no webhook, and GET /orders/{id} answers 404 from now on."""
+        return self._call("POST", f"/orders/{order_id}/delete")
+
+    def on_listing(self, order_id: int, *, after: int = 1, action: str = "edit",
+                   changes: dict[str, Any] | None = None) -> None:
+        """Change an order right after the `after`-th GET /orders from now is answered, so a
+        client paging through the listing sees the set change under it. `action` is "edit"
+        (with `changes` as for edit_order's body), "trash", "restore" or "delete"."""
+        body: dict[str, Any] = {"order_id": order_id, "after": after, "action": action}
+        if changes is not None:
+            body["changes"] = changes
+        self._call("POST", "/listing-hooks", body)
+
     def writes(self, order_id: int) -> list[dict[str, Any]]:
         """Every note and update written through REST for this order, oldest first."""
         return self._call("GET", f"/orders/{order_id}/writes")

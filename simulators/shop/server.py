@@ -68,6 +68,8 @@ class RestApi:
             ("GET", re.compile(r"/orders"), self._list_orders),
             ("GET", re.compile(r"/orders/(\d+)"), self._get_order),
             *[(method, re.compile(r"/orders/(\d+)"), self._updater(method)) for method in ("PUT", "POST", "PATCH")],
+            ("DELETE", re.compile(r"/orders/(\d+)"), self._delete_order),
+            ("GET", re.compile(r"/reports/orders/totals"), lambda m, q, b: Reply(200, self.state.status_totals())),
             ("GET", re.compile(r"/orders/(\d+)/notes"), self._list_notes),
             ("POST", re.compile(r"/orders/(\d+)/notes"), self._add_note),
         ]
@@ -101,14 +103,25 @@ class RestApi:
         if orderby not in sort_keys:
             raise invalid_param("orderby", "orderby is not one of date, id, modified.")
         match_order = order_filter(query)
-        total, rows = self.state.select(match_order, sort_keys[orderby], order == "desc",
-                                        (page - 1) * per_page, page * per_page)
+        offset = int_param(query, "offset", (page - 1) * per_page, minimum=0)
+        total, rows = self.state.select(match_order, sort_keys[orderby], order == "desc", offset, offset + per_page)
+        # Changes a test armed for "while the listing is read" happen between this page and the next.
+        self.state.listing_served()
         total_pages = math.ceil(total / per_page)
         headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(total_pages)}
         links = page_links(self.state.site_url, query, page, total_pages)
         if links:
             headers["Link"] = links
         return Reply(200, rows, headers)
+
+    def _delete_order(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """DELETE /orders/{id}: to the trash (fires order.deleted), or gone for good with force=true."""
+        order_id = int(match.group(1))
+        if self.state.order(order_id) is None:
+            raise ApiError(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        if (first_param(query, "force") or "false").lower() in ("1", "true"):
+            return Reply(200, self.state.delete(order_id))
+        return Reply(200, self.state.trash(order_id))
 
     def _updater(self, method: str) -> Handler:
         def update_order(match: re.Match[str], query: Query, body: Any) -> Reply:
@@ -161,6 +174,8 @@ class ControlApi:
             ("POST", re.compile(order), lambda m, q, b: Reply(200, state.admin_edit(int(m.group(1)), object_body(b)))),
             ("POST", re.compile(order + "/trash"), lambda m, q, b: Reply(200, state.trash(int(m.group(1))))),
             ("POST", re.compile(order + "/restore"), lambda m, q, b: Reply(200, state.restore(int(m.group(1))))),
+            ("POST", re.compile(order + "/delete"), lambda m, q, b: Reply(200, state.delete(int(m.group(1))))),
+            ("POST", re.compile(r"/listing-hooks"), lambda m, q, b: Reply(200, {"ok": _arm(state, object_body(b))})),
             ("GET", re.compile(order + "/writes"), lambda m, q, b: Reply(200, state.writes(int(m.group(1))))),
             ("GET", re.compile(r"/deliveries"), lambda m, q, b: Reply(200, webhooks.deliveries())),
             ("GET", re.compile(r"/webhooks"), lambda m, q, b: Reply(200, webhooks.status())),
@@ -204,6 +219,11 @@ class ControlApi:
     def _wait_deliveries(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         timeout = float(first_param(query, "timeout") or 5)
         return Reply(200, {"idle": self.webhooks.wait_idle(timeout)})
+
+
+def _arm(state: ShopState, hook: dict[str, Any]) -> bool:
+    state.on_listing(hook)
+    return True
 
 
 def _set_plugin(tracking: ShipmentTracking, body: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from simulators.shop.orders import (
     merge_meta,
     replace_lines,
     set_quantity,
+    STATUS_NAMES,
     set_status,
     snapshot,
     stamp_modified,
@@ -51,6 +52,8 @@ class ShopState:
             self._notes: dict[int, list[dict[str, Any]]] = {}
             self._writes: dict[int, list[dict[str, Any]]] = {}
             self._status_before_trash: dict[int, str] = {}
+            self._listing_hooks: list[dict[str, Any]] = []
+            self._listings_served = 0
             self._next_order_id = FIRST_ORDER_ID
             self._note_ids = itertools.count(FIRST_NOTE_ID)
             self.faults = WriteFaults()
@@ -68,6 +71,15 @@ class ShopState:
         with self._lock:
             matching = sorted((o for o in self._orders.values() if match(o)), key=sort_key, reverse=descending)
             return len(matching), [snapshot(o) for o in matching[start:stop]]
+
+    def status_totals(self) -> list[dict[str, Any]]:
+        """GET /reports/orders/totals: every registered status (never trash) with its order count."""
+        with self._lock:
+            counts = {slug: 0 for slug in STATUS_NAMES}
+            for order in self._orders.values():
+                if order["status"] in counts:
+                    counts[order["status"]] += 1
+            return [{"slug": slug, "name": STATUS_NAMES[slug], "total": total} for slug, total in counts.items()]
 
     def notes(self, order_id: int) -> list[dict[str, Any]]:
         """Newest first, as WooCommerce lists them."""
@@ -133,6 +145,48 @@ class ShopState:
             stamp_modified(order, utc_now())
             self._on_event("order.restored", order_id)
             return snapshot(order)
+
+    def delete(self, order_id: int) -> dict[str, Any]:
+        """A permanent delete ("Delete permanently", REST `force=true`): the order is gone and GET
+        answers 404. Neither trash hook runs, so no webhook fires."""
+        with self._lock:
+            order = self._existing(order_id)
+            del self._orders[order_id]
+            self._status_before_trash.pop(order_id, None)
+            return snapshot(order)
+
+    # -- edits while a listing is read -----------------------------------------------------
+
+    def on_listing(self, hook: dict[str, Any]) -> None:
+        """Arm a change made right after the `after`-th GET /orders from now has been answered
+        (default 1), before the next one: {"after": n, "order_id": id, "changes": {...}} is an
+        admin edit, {"after": n, "order_id": id, "action": "trash"|"restore"|"delete"} the
+        other admin actions. Lets a test change the set a client is paging through."""
+        if not isinstance(hook.get("order_id"), int):
+            raise ApiError(400, "invalid_hook", "A listing hook needs an integer order_id.")
+        action = hook.get("action", "edit")
+        if action not in ("edit", "trash", "restore", "delete"):
+            raise ApiError(400, "invalid_hook", f"Unknown listing hook action {action!r}.")
+        with self._lock:
+            after = int(hook.get("after", 1))
+            self._listing_hooks.append({**hook, "action": action, "at": self._listings_served + max(1, after)})
+
+    def listing_served(self) -> None:
+        """Called once a GET /orders has been answered: runs the hooks due at this count."""
+        with self._lock:
+            self._listings_served += 1
+            due = [h for h in self._listing_hooks if h["at"] == self._listings_served]
+            self._listing_hooks = [h for h in self._listing_hooks if h["at"] != self._listings_served]
+            for hook in due:
+                order_id, action = hook["order_id"], hook["action"]
+                if action == "edit":
+                    self.admin_edit(order_id, hook.get("changes") or {})
+                elif action == "trash":
+                    self.trash(order_id)
+                elif action == "restore":
+                    self.restore(order_id)
+                else:
+                    self.delete(order_id)
 
     # -- REST writes ------------------------------------------------------------------------
 

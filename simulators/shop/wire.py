@@ -81,12 +81,22 @@ def meta_items(value: Any) -> list[dict[str, Any]]:
 
 
 def order_filter(query: Query) -> Callable[[dict[str, Any]], bool]:
-    """The status list and the created/modified date windows of GET /orders."""
+    """The status list, `include`/`exclude` and the created/modified date windows of GET /orders.
+
+    Statuses as WooCommerce's v3 controller reads them (`prepare_objects_query`): each must be
+    in the enum (`any`, `trash` and the registered statuses), and `any` short-circuits the
+    whole list to WordPress's `post_status=any`, which never lists trash: `status=any,trash`
+    lists exactly what `status=any` lists. Trashed orders come back only when `trash` is
+    named without `any`.
+    """
     requested = {s for value in query.get("status", []) + query.get("status[]", []) for s in value.split(",") if s}
     requested = requested or {"any"}
     for status in requested:
         if status not in WRITABLE_STATUSES | {"any", "trash"}:
             raise invalid_param("status", f"status[0] is not one of any, trash, {', '.join(sorted(WRITABLE_STATUSES))}.")
+    any_status = "any" in requested
+    include = id_list(query, "include")
+    exclude = id_list(query, "exclude")
     gmt = (first_param(query, "dates_are_gmt") or "false").lower() in ("1", "true")
     # Bounds are exclusive, as WP_Date_Query's after/before are by default.
     windows = []
@@ -98,7 +108,14 @@ def order_filter(query: Query) -> Callable[[dict[str, Any]], bool]:
 
     def match(order: dict[str, Any]) -> bool:
         status = order["status"]
-        if status not in requested and not ("any" in requested and status != "trash"):
+        if any_status:
+            if status == "trash":
+                return False
+        elif status not in requested:
+            return False
+        if include and order["id"] not in include:
+            return False
+        if order["id"] in exclude:
             return False
         for column, after, bound in windows:
             value = parse_wc_date(order[column])
@@ -107,6 +124,15 @@ def order_filter(query: Query) -> Callable[[dict[str, Any]], bool]:
         return True
 
     return match
+
+
+def id_list(query: Query, name: str) -> set[int]:
+    """A WordPress array-of-integers parameter, sent as `name=1,2,3` or repeated `name[]=1`."""
+    values = [v for raw in query.get(name, []) + query.get(f"{name}[]", []) for v in raw.split(",") if v.strip()]
+    try:
+        return {int(v) for v in values}
+    except ValueError:
+        raise invalid_param(name, f"{name}[0] is not of type integer.") from None
 
 
 def date_param(name: str, value: str, gmt: bool) -> datetime:
