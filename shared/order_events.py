@@ -5,6 +5,7 @@ tested with plain functions and hypothesis.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,6 +35,9 @@ RECIPIENT_LIMITS = {
     "first_name": 100, "last_name": 100, "company": 200, "phone": 50, "address_1": 200, "address_2": 200,
     "postcode": 20, "city": 100, "state": 100, "country": 2,
 }
+
+# What a WooCommerce REST error code looks like, so a problem text never echoes free text.
+_ERROR_CODE = re.compile(r"[a-z0-9_.-]{1,100}")
 
 Resolver = Callable[[list[LineRef]], Mapping[LineRef, int]]
 
@@ -110,8 +114,11 @@ def _order_id(body: Any) -> int:
         raise InvalidOrder("the body must be a JSON object (an order resource)")
     if "id" not in body:
         if "code" in body:
-            # WooCommerce sends its REST error object when it could not build the payload.
-            raise InvalidOrder(f"WooCommerce sent an error instead of an order: {str(body.get('code'))[:100]}")
+            # WooCommerce sends its REST error object when it could not build the payload. Its
+            # code is an identifier ("woocommerce_rest_..."); anything else is not echoed.
+            code = body.get("code")
+            shown = code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "(not an error code)"
+            raise InvalidOrder(f"WooCommerce sent an error instead of an order: {shown}")
         raise InvalidOrder("the order has no id")
     return _int(body["id"], "id", minimum=1)
 

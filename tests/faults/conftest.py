@@ -52,6 +52,10 @@ AUDIT_QUEUE = "faults.audit.order_lines"
 STOCK_OF_PRODUCT = {7000 + i: 300000 + i for i in range(12)}
 AVAILABILITY = 100_000
 START_TIMEOUT = 30.0
+# What no service may ever log: the run's credentials, and the test customer (the shop
+# simulator's default billing and shipping address, and the recipient the suite sends).
+SECRETS = (REWIX_PASSWORD, WC_SECRET, WEBHOOK_SECRET)
+CUSTOMER = ("Zoë", "Müller", "Ørsted", "Piotrkowska", "Via Roma", "+48 42 123 45 67", "123 45 67", "zoe.muller")
 HOLDING = ("pending", "on-hold")
 PAID = ("processing", "completed")
 
@@ -422,6 +426,16 @@ class World:
     def connect_webhooks(self, ingest: Ingest) -> None:
         self.shop.webhooks.configure(url=ingest.webhook_url, secret=WEBHOOK_SECRET, enabled=True)
 
+    def leaks(self) -> list[str]:
+        """Every log line of every service that shows a secret or the test customer."""
+        found = []
+        for service in self.services:
+            for line in service.text(since_start=False).splitlines():
+                for private in (*SECRETS, *CUSTOMER):
+                    if private in line:
+                        found.append(f"{service.name}: {private!r} in {line[:300]}")
+        return found
+
     def close(self, failed: bool) -> None:
         for service in self.services:
             if service.alive:
@@ -704,4 +718,8 @@ def unpersisted_deliveries(deliveries: list[dict[str, Any]], published: list[Ord
 def world(db: str, broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
     w = World(db, broker, tmp_path)
     yield w
-    w.close(failed=getattr(request.node, "fault_failed", True))
+    failed = getattr(request.node, "fault_failed", True)
+    leaked = w.leaks()
+    w.close(failed=failed)
+    # Whatever the faults did, the services' logs masked what they must.
+    assert failed or not leaked, leaked[:10]
