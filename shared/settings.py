@@ -27,6 +27,8 @@ class Settings(BaseSettings):
 
     wc_webhook_secret: SecretStr | None = None
     wc_url: str | None = None
+    # How the shop stores orders, for links to an order's admin page: posts (classic) or hpos.
+    wc_order_storage: str = "posts"
     wc_consumer_key: str | None = None
     wc_consumer_secret: SecretStr | None = None
 
@@ -93,6 +95,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: list[int]) -> list[int]:
         if any(d <= 0 for d in value):
             raise ValueError("every delay must be a positive number of seconds")
+        return value
+
+    @field_validator("wc_order_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if value not in ("posts", "hpos"):
+            raise ValueError("must be posts or hpos")
         return value
 
     @field_validator("log_format")

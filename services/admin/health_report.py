@@ -250,3 +250,23 @@ def gather(settings: Settings) -> Report:
                 reason = text[0] if text else type(exc).__name__
                 rows.append(Row(name, ATTENTION, f"cannot be read: {reason[:200]}"))
     return Report(tuple(rows), datetime.now(timezone.utc))
+
+
+class HealthPanel:
+    """The operator page's health panel: `gather` at most every `ttl` seconds (each look costs
+    a call to the supplier and to the shop), one refresh at a time."""
+
+    def __init__(self, settings: Settings, ttl: float = 30.0) -> None:
+        import threading
+
+        self.settings = settings
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._report: Report | None = None
+
+    def current(self) -> Report:
+        with self._lock:
+            now = datetime.now(timezone.utc)
+            if self._report is None or (now - self._report.checked_at).total_seconds() >= self.ttl:
+                self._report = gather(self.settings)
+            return self._report

@@ -31,11 +31,19 @@ def most_urgent(statuses: list[str]) -> str | None:
     return min(statuses, key=lambda s: _URGENCY.index(s) if s in _URGENCY else -1)
 
 
-def admin_order_url(wc_url: str | None, order_id: int) -> str | None:
-    """The order's edit page in WordPress, as the seed plugin links it."""
+def admin_order_url(wc_url: str | None, order_id: int, storage: str = "posts") -> str | None:
+    """The order's edit page in WordPress for the shop's order storage (WC_ORDER_STORAGE).
+
+    `posts`, the classic storage, edits an order at post.php like any post (as the
+    seed plugin links it); `hpos`, the High-Performance Order Storage, has its own
+    screen, admin.php?page=wc-orders.
+    """
     if not wc_url:
         return None
-    return f"{wc_url.rstrip('/')}/wp-admin/post.php?post={int(order_id)}&action=edit"
+    base = f"{wc_url.rstrip('/')}/wp-admin/"
+    if storage == "hpos":
+        return f"{base}admin.php?page=wc-orders&action=edit&id={int(order_id)}"
+    return f"{base}post.php?post={int(order_id)}&action=edit"
 
 
 def wc_id(product_id: int, variation_id: int) -> str:
@@ -51,7 +59,7 @@ def needed_by_stock(session: Session) -> dict[int, int]:
     return dict(needed)
 
 
-def reservations(session: Session, wc_url: str | None = None) -> list[dict[str, Any]]:
+def reservations(session: Session, wc_url: str | None = None, storage: str = "posts") -> list[dict[str, Any]]:
     """One row per supplier model that is needed or still locked (the seed's order management table)."""
     held = held_lines(session)
     locks = {lock.stock_id: lock for lock in session.scalars(select(StockLock))}
@@ -75,7 +83,7 @@ def reservations(session: Session, wc_url: str | None = None) -> list[dict[str, 
                 "quantity": line.quantity,
                 "sync_status": line.sync_status,
                 "sync_error": line.sync_error,
-                "url": admin_order_url(wc_url, line.order_id),
+                "url": admin_order_url(wc_url, line.order_id, storage),
             }
             for line in lines
         ]
@@ -100,10 +108,19 @@ def reservations(session: Session, wc_url: str | None = None) -> list[dict[str, 
     return rows
 
 
-def orders(session: Session, wc_url: str | None = None) -> list[dict[str, Any]]:
-    """Every shop order with supplier lines, newest first, with its supplier order if sent."""
+def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
+           order_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Every shop order with supplier lines (or those of `order_ids`), newest first, with its supplier order if sent.
+
+    A page of orders passes the ids order_filters.py found, so only those rows are read.
+    """
     lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
-    for line in session.scalars(select(OrderLine).order_by(OrderLine.order_id, OrderLine.line_id)):
+    query = select(OrderLine).order_by(OrderLine.order_id, OrderLine.line_id)
+    if order_ids is not None:
+        if not order_ids:
+            return []
+        query = query.where(OrderLine.order_id.in_(order_ids))
+    for line in session.scalars(query):
         lines_by_order[line.order_id].append(line)
     if not lines_by_order:
         return []
@@ -131,7 +148,7 @@ def orders(session: Session, wc_url: str | None = None) -> list[dict[str, Any]]:
                 "number": order.number,
                 "status": order.status,
                 "deleted": order.deleted,
-                "url": admin_order_url(wc_url, order.id),
+                "url": admin_order_url(wc_url, order.id, storage),
                 "lines": [
                     {
                         "line_id": line.line_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import ipaddress
 import secrets
+from urllib.parse import urlencode
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,8 @@ from gunicorn.app.base import BaseApplication
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from services.admin import columns, dead_letters, views
+from services.admin import columns, dead_letters, order_filters, views
+from services.admin.health_report import HealthPanel
 from services.admin.web_sessions import LoginThrottle, Sessions, derived, same
 from shared.amqp import BrokerUnavailable
 from shared.db import session_scope
@@ -64,6 +66,13 @@ def login_form(status: int = 200, error: str | None = None) -> Response:
     return page(status, "login.html", [BEARER_CHALLENGE], title="Log in", error=error)
 
 
+def pagination_query(wanted: order_filters.OrderFilter, number: int) -> dict[str, str]:
+    """The query string of page `number` with the same filters."""
+    query = {"attention": "1" if wanted.attention else "", "shop_status": wanted.shop_status or "",
+             "sync_state": wanted.sync_state or "", "q": wanted.search or "", "page": str(number)}
+    return {k: v for k, v in query.items() if v}
+
+
 class Proxies:
     """The reverse proxies whose forwarded headers are believed (ADMIN_TRUSTED_PROXIES)."""
 
@@ -97,6 +106,8 @@ def create_app(settings: Settings) -> Flask:
     token = settings.secret("admin_token") or None
     database_url, amqp_url = settings.database_url, settings.amqp_url
     retry_delays, wc_url = settings.sync_retry_delays, settings.wc_url
+    storage = settings.wc_order_storage
+    health = HealthPanel(settings)
     lifetime = timedelta(hours=settings.admin_session_hours)
     sessions = Sessions(database_url, token, lifetime) if token else None
     throttle = LoginThrottle(database_url)
@@ -201,12 +212,22 @@ def create_app(settings: Settings) -> Flask:
             notices.append(f"Dead letter #{replayed_id} was put back on its queue.")
         show_all = request.args.get("dead_letters") == "all"
         try:
+            wanted = order_filters.OrderFilter.from_values(
+                attention=request.args.get("attention") == "1", shop_status=request.args.get("shop_status"),
+                sync_state=request.args.get("sync_state"), search=request.args.get("q"))
+        except ValueError as exc:
+            errors.append(str(exc))
+            wanted = order_filters.OrderFilter()
+        number = request.args.get("page", "1")
+        try:
             dead_letters.drain(amqp_url, database_url)
         except BrokerUnavailable as exc:
             errors.append(f"RabbitMQ unavailable, the dead-letter queues were not read: {exc}")
         with session_scope(database_url) as db:
-            reservations = views.reservations(db, wc_url)
-            orders = views.orders(db, wc_url)
+            reservations = views.reservations(db, wc_url, storage)
+            orders = order_filters.page_of_orders(db, wanted, int(number) if number.isdigit() and len(number) < 9 else 1,
+                                                  wc_url=wc_url, storage=storage)
+            statuses = order_filters.shop_statuses(db)
             letters = [dead_letters.as_dict(r) for r in dead_letters.all_records(db)]
         if not show_all:
             # What still waits, and the letter just replayed, so its new state shows where it was clicked.
@@ -214,7 +235,9 @@ def create_app(settings: Settings) -> Flask:
         assert token is not None
         return page(200, "overview.html", title="Rewix sync", notices=notices, errors=errors,
                     reservations=reservations, orders=orders, letters=letters, show_all=show_all,
-                    csrf=_derived(token, "csrf"), tables=columns)
+                    csrf=_derived(token, "csrf"), tables=columns, health=health.current(),
+                    wanted=wanted, statuses=statuses, sync_states=order_filters.SYNC_STATES,
+                    page_link=lambda n: "/?" + urlencode(pagination_query(wanted, n)) + "#orders")
 
     @app.post("/dead-letters/<int:record_id>/replay")
     def replay(record_id: int) -> Response:

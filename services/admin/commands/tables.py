@@ -5,6 +5,7 @@ import click
 
 from services.admin.commands.context import Context, emit_json, pass_context
 from services.admin.failures import fails_cleanly
+from services.admin.order_filters import SYNC_STATES
 
 
 @click.command()
@@ -22,7 +23,7 @@ def reservations(ctx: Context, as_json: bool) -> None:
     from shared.db import session_scope
 
     with session_scope(ctx.settings.database_url) as session:
-        rows = views.reservations(session, ctx.settings.wc_url)
+        rows = views.reservations(session, ctx.settings.wc_url, ctx.settings.wc_order_storage)
     if as_json:
         emit_json(rows)
         return
@@ -31,20 +32,34 @@ def reservations(ctx: Context, as_json: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--attention", is_flag=True, help="Only orders that need attention (errors, short, failed, dead letters).")
+@click.option("--shop-status", metavar="STATUS", help="Only orders in this WooCommerce status (processing, on-hold...).")
+@click.option("--sync-state", type=click.Choice(SYNC_STATES), help="Only orders whose most urgent line is in this state.")
+@click.option("--search", metavar="NUMBER", help="Only the order with this number (or id), or numbers starting so.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="The newest N orders only.")
 @pass_context
 @fails_cleanly
-def orders(ctx: Context, as_json: bool) -> None:
-    """Every shop order with supplier lines, and its supplier order.
+def orders(ctx: Context, as_json: bool, attention: bool, shop_status: str | None, sync_state: str | None,
+           search: str | None, limit: int | None) -> None:
+    """Shop orders with supplier lines, newest first, and their supplier orders.
 
     Shows the supplier order id, its status (Booked, Confirmed, Working on,
     Ready, Dispatched, Failed...), tracking, the last sync and the last error.
+    The same filters as the operator page; every order when none is given.
     """
-    from services.admin import columns, views
+    from services.admin import columns, order_filters, views
     from shared.db import session_scope
 
-    with session_scope(ctx.settings.database_url) as session:
-        rows = views.orders(session, ctx.settings.wc_url)
+    wanted = order_filters.OrderFilter.from_values(attention=attention, shop_status=shop_status,
+                                                   sync_state=sync_state, search=search)
+    settings = ctx.settings
+    with session_scope(settings.database_url) as session:
+        ids = order_filters.order_ids(session, wanted, limit=limit)
+        rows = views.orders(session, settings.wc_url, settings.wc_order_storage, order_ids=ids)
     if as_json:
         emit_json(rows)
+        return
+    if not rows and wanted.active:
+        click.echo("no order matches")
         return
     click.echo(columns.as_text(columns.ORDERS, rows))
