@@ -14,12 +14,13 @@ import pika
 import requests
 from click.testing import CliRunner
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from services.admin.cli import main
 from services.status_poller.catchup import ShopCatchUp
 from shared import retry, topology
 from shared.amqp import Publisher, message_properties
-from shared.db import session_scope
+from shared.db import get_engine, session_scope
 from shared.db.models import DeadLetterRecord
 from shared.messages import parse_order_line
 from shared.order_intake import OrderIntake
@@ -253,3 +254,25 @@ def test_the_pollers_error_write_with_nul_succeeds_and_no_change_is_announced_tw
     announced = Counter(m.supplier_order_id for m in status_messages(world.amqp_url)
                         if (m.old_status, m.new_status) == (BOOKED, CONFIRMED))
     assert announced == Counter({failing["supplier_order_id"]: 1, changed["supplier_order_id"]: 1}), announced
+
+
+# -- masking: a database error does not quote the statement's parameters -------------------------------------
+
+
+def test_a_database_error_does_not_quote_the_customer(db: str) -> None:
+    with get_engine(db).connect() as conn:
+        try:
+            # The recipient is JSONB; a number over String(100) makes PostgreSQL refuse the row.
+            conn.execute(
+                text("INSERT INTO shop_orders (id, number, status, deleted, customer_note, supplier_line_ids, recipient)"
+                     " VALUES (1, :number, 'pending', false, :note, '[]', CAST(:recipient AS jsonb))"),
+                {"number": "N" * 101, "note": "Ring Zoë Müller at +48 42 123 45 67",
+                 "recipient": json.dumps({"name": "Zoë Müller", "address_1": "ul. Piotrkowska 104/2"})},
+            )
+        except DBAPIError as exc:
+            error = str(exc)
+        else:
+            raise AssertionError("PostgreSQL took a number over its column")
+    assert "value too long" in error
+    for private in ("Zoë", "Müller", "Piotrkowska", "123 45 67"):
+        assert private not in error, error
