@@ -52,6 +52,8 @@ class Conversion:
     messages: list[OrderLineMessage]
     has_supplier_lines: bool
     ignored: str | None = None  # why nothing is to be done, when nothing is
+    # The order's lines that matched no supplier model (the shop's own products, or a gap in the map).
+    unmatched: tuple[LineRef, ...] = ()
 
 
 def _int(value: Any, where: str, *, minimum: int = 0, maximum: int = MAX_ID) -> int:
@@ -220,6 +222,8 @@ def convert(
         recipient=recipient_of(body),
         customer_note=_str(body.get("customer_note"), "customer_note")[:MAX_CUSTOMER_NOTE],
     )
+    unmatched = tuple(dict.fromkeys(ref for _, ref, _ in refs if ref not in stock_ids))
     if not lines:
-        return Conversion(order_id, [OrderLineMessage(**common)], has_supplier_lines=False)
-    return Conversion(order_id, [OrderLineMessage(line=line, **common) for line in lines], has_supplier_lines=True)
+        return Conversion(order_id, [OrderLineMessage(**common)], has_supplier_lines=False, unmatched=unmatched)
+    return Conversion(order_id, [OrderLineMessage(line=line, **common) for line in lines], has_supplier_lines=True,
+                      unmatched=unmatched)

@@ -1,8 +1,9 @@
 """The one path every order event takes to RabbitMQ: webhooks, catch-up and backfill.
 
-Converts the order, skips what costs the supplier nothing (an order that never
-had a supplier line), remembers orders that had one (so losing the last one
-still releases it), and publishes with confirms. It returns only once
+Converts the order, records the lines that matched no supplier model
+(shared/unmatched_lines.py), skips what costs the supplier nothing (an order
+that never had a supplier line), remembers orders that had one (so losing the
+last one still releases it), and publishes with confirms. It returns only once
 RabbitMQ has confirmed every message.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 
-from shared import topology
+from shared import topology, unmatched_lines
 from shared.amqp import Outgoing, Publisher
 from shared.db import session_scope
 from shared.db.models import KnownOrder
@@ -28,6 +29,8 @@ class OrderIntake:
         """Publish what the order event needs; raises InvalidOrder or BrokerUnavailable."""
         with session_scope(self.database_url) as session:
             conversion = convert(body, topic, ProductResolver(session).resolve, source)
+            if conversion.unmatched:
+                unmatched_lines.record(session, conversion.order_id, conversion.unmatched)
             if not conversion.messages:
                 return conversion
             if conversion.has_supplier_lines:

@@ -51,26 +51,44 @@ class ProductResolver:
         result = {l: mapped[(l.product_id, l.variation_id)] for l in lines if (l.product_id, l.variation_id) in mapped}
         skus = {l.sku for l in lines if l not in result and l.sku}
         if skus:
-            by_sku: dict[str, list[tuple[int, int]]] = {}
             rows = self.session.execute(
                 select(CatalogModel.stock_id, CatalogModel.code, CatalogModel.barcode)
                 .where(or_(CatalogModel.code.in_(skus), CatalogModel.barcode.in_(skus)))
                 .order_by(CatalogModel.stock_id)
             )
-            for stock_id, code, barcode in rows:
-                # A model code is not unique across sizes (docs/rewix-api.md §6): a code
-                # shared by several models is ambiguous and maps nothing; a barcode wins.
-                for value, weight in ((barcode, 2), (code, 1)):
-                    if value in skus:
-                        by_sku.setdefault(value, []).append((weight, stock_id))
+            by_sku = sku_candidates(skus, rows)
             for l in lines:
-                candidates = by_sku.get(l.sku) if l not in result else None
-                if candidates:
-                    best = max(w for w, _ in candidates)
-                    chosen = {s for w, s in candidates if w == best}
+                if l not in result and l.sku in by_sku:
+                    _, chosen = best_candidates(by_sku[l.sku])
                     if len(chosen) == 1:
-                        result[l] = chosen.pop()
+                        result[l] = chosen[0]
         return result
+
+
+BARCODE, CODE = 2, 1  # a barcode match outweighs a code match
+
+
+def sku_candidates(skus: set[str], models: Iterable[tuple[int, str, str]]) -> dict[str, list[tuple[int, int]]]:
+    """SKU -> [(weight, stock_id)] of the catalog models (stock_id, code, barcode) whose barcode
+    (weight BARCODE) or code (weight CODE) equals it."""
+    by_sku: dict[str, list[tuple[int, int]]] = {}
+    for stock_id, code, barcode in models:
+        for value, weight in ((barcode, BARCODE), (code, CODE)):
+            if value and value in skus:
+                by_sku.setdefault(value, []).append((weight, stock_id))
+    return by_sku
+
+
+def best_candidates(candidates: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    """("barcode" or "code", the stock_ids matched that way), the strongest way only.
+
+    A model code is not unique across sizes (docs/rewix-api.md §6): a code
+    shared by several models is ambiguous and maps nothing (more than one
+    stock_id comes back); a barcode wins over codes.
+    """
+    best = max(w for w, _ in candidates)
+    chosen = sorted({s for w, s in candidates if w == best})
+    return ("barcode" if best == BARCODE else "code"), chosen
 
 
 class ImportError_(ValueError):

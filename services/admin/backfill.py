@@ -1,8 +1,13 @@
 """Send the shop's recently modified orders down the webhook path again.
 
-For deliveries WooCommerce missed or gave up on: every order modified at or
-after a moment goes through OrderIntake, exactly like a webhook, so whatever
-it needs of the supplier converges on its latest state.
+For deliveries WooCommerce missed or gave up on, and for going live: every
+order modified at or after a moment goes through OrderIntake, exactly like a
+webhook, so whatever it needs of the supplier converges on its latest state.
+
+One thing differs from a webhook: an order found already paid is locked but
+not sent unless the owner asked for it (`send_paid`): it is held
+(shared/send_holds.py), because the owner may have placed it at the supplier
+by hand. `plan` says per order what a run would do, for `--dry-run`.
 """
 from __future__ import annotations
 
@@ -11,8 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.order_events import InvalidOrder
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared import send_holds
+from shared.db import session_scope
+from shared.db.models import KnownOrder, SupplierOrder
+from shared.holdings import HOLDING_STATUSES
+from shared.order_events import InvalidOrder, convert
 from shared.order_intake import OrderIntake
+from shared.product_map import ProductResolver
 from shared.shop import WooCommerceClient
 
 
@@ -39,23 +52,99 @@ class Summary:
     published: int = 0
     skipped: int = 0
     invalid: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # paid orders locked but not sent
+    released: list[str] = field(default_factory=list)  # holds lifted by --send-paid
 
 
-def orders_since(shop: WooCommerceClient, since: datetime) -> tuple[int, Iterator[dict[str, Any]]]:
-    """(how many the shop says there are, the orders one by one)."""
-    bound = query_bound(since)
-    return shop.count_orders_modified_since(bound), shop.iter_orders_modified_since(bound)
+# What a backfill does with an order, by what it finds.
+LOCK = "lock"
+LOCK_AND_SEND = "lock and send"
+LOCK_AND_HOLD = "lock, hold: paid already, not sent without --send-paid"
+STAYS_HELD = "lock, stays held: not sent without --send-paid"
+SENT_ALREADY = "nothing to send: sent to the supplier already"
+RELEASE = "release what it holds"
+NOTHING = "nothing"
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    order_id: int
+    number: str
+    status: str
+    lines: list[tuple[int, int]]  # (stock_id, quantity) of the supplier lines
+    action: str
+    hold: bool = False  # write a hold before submitting
+    lift: bool = False  # lift a hold before submitting (--send-paid)
+
+    def describe(self) -> str:
+        lines = ", ".join(f"{stock_id} x{quantity}" for stock_id, quantity in self.lines) or "no supplier line"
+        label = f"#{self.number}" + ("" if self.number == str(self.order_id) else f" (id {self.order_id})")
+        return f"{label} {self.status or '-'}: {lines} -> {self.action}"
+
+
+def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
+    """What submitting this order would do; reads the database, writes nothing. Raises InvalidOrder."""
+    conversion = convert(order, "order.updated", ProductResolver(session).resolve, "backfill")
+    status = str(order.get("status") or "")
+    number = str(order.get("number") or conversion.order_id)
+    lines: dict[int, int] = {}
+    for message in conversion.messages:
+        if message.line is not None:
+            lines[message.line.stock_id] = lines.get(message.line.stock_id, 0) + message.line.quantity
+    items = sorted(lines.items())
+
+    def result(action: str, **flags: bool) -> OrderPlan:
+        return OrderPlan(conversion.order_id, number, status, items, action, **flags)
+
+    if conversion.ignored:
+        return result(f"{NOTHING}: {conversion.ignored}")
+    if not conversion.has_supplier_lines:
+        known = session.get(KnownOrder, conversion.order_id) is not None
+        return result(RELEASE if known else f"{NOTHING}: no supplier line")
+    if status not in HOLDING_STATUSES:
+        return result(RELEASE if status != "completed" else f"{NOTHING}: completed")
+    if status != "processing":
+        return result(LOCK)
+    sent = session.scalar(select(SupplierOrder.id).where(SupplierOrder.shop_order_id == conversion.order_id))
+    if sent is not None:
+        return result(SENT_ALREADY)
+    held = conversion.order_id in send_holds.held_since(session, [conversion.order_id])
+    if send_paid:
+        return result(LOCK_AND_SEND, lift=held)
+    return result(STAYS_HELD if held else LOCK_AND_HOLD, hold=not held)
+
+
+def plan_all(database_url: str, orders: Iterator[dict[str, Any]], *, send_paid: bool,
+             on_plan: Callable[[OrderPlan | str], None]) -> None:
+    """`--dry-run`: the plan of each order (or why it would be skipped), nothing written or sent."""
+    with session_scope(database_url) as session:
+        for order in orders:
+            try:
+                on_plan(plan(session, order, send_paid=send_paid))
+            except InvalidOrder as exc:
+                on_plan(f"order {order.get('id') if isinstance(order, dict) else '?'}: skipped, {exc}")
+            session.rollback()  # a dry run leaves nothing behind
 
 
 def submit_all(intake: OrderIntake, orders: Iterator[dict[str, Any]], summary: Summary,
-               on_order: Callable[[], None] = lambda: None) -> Summary:
+               on_order: Callable[[], None] = lambda: None, *, send_paid: bool = False) -> Summary:
     """Submit each order as an order.updated event, counting into `summary`.
 
-    A broker or shop failure stops the run (raised); `summary` then tells how far it got.
+    A paid order not yet sent is held first (or, with send_paid, its hold is
+    lifted), in its own committed transaction, so supplier_sync never sees the
+    order's messages without the owner's choice. A broker or shop failure stops
+    the run (raised); `summary` then tells how far it got.
     """
     for order in orders:
         summary.orders += 1
         try:
+            with session_scope(intake.database_url) as session:
+                decided = plan(session, order, send_paid=send_paid)
+                if decided.hold:
+                    send_holds.hold(session, decided.order_id, "paid before the backfill ran; not sent without --send-paid")
+                    summary.held.append(decided.describe())
+                elif decided.lift and send_holds.release(session, decided.order_id):
+                    summary.released.append(decided.describe())
             conversion = intake.submit(order, "order.updated", source="backfill")
         except InvalidOrder as exc:
             summary.skipped += 1
@@ -67,3 +156,14 @@ def submit_all(intake: OrderIntake, orders: Iterator[dict[str, Any]], summary: S
                 summary.skipped += 1
         on_order()
     return summary
+
+
+def orders_since(shop: WooCommerceClient, since: datetime) -> tuple[int, Iterator[dict[str, Any]]]:
+    """(how many the shop says there are, the orders one by one)."""
+    bound = query_bound(since)
+    return shop.count_orders_modified_since(bound), shop.iter_orders_modified_since(bound)
+
+
+def orders_by_id(shop: WooCommerceClient, order_ids: list[int]) -> tuple[int, Iterator[dict[str, Any]]]:
+    """The named orders (`--order ID`), as the shop has them now."""
+    return len(order_ids), (shop.get_order(order_id) for order_id in order_ids)

@@ -46,6 +46,7 @@ def sync(database_url: str, client: RewixClient) -> CatalogSync:
     with session_scope(database_url) as session:
         rows = [
             {"stock_id": m.stock_id, "product_id": m.product_id, "code": m.code[:200], "barcode": m.barcode[:200],
+             "name": m.name[:300], "size": m.size[:100],
              "availability": m.availability, "updated_at": now}
             for m in models.values()
         ]
@@ -54,7 +55,8 @@ def sync(database_url: str, client: RewixClient) -> CatalogSync:
             session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[CatalogModel.stock_id],
-                    set_={k: stmt.excluded[k] for k in ("product_id", "code", "barcode", "availability", "updated_at")},
+                    set_={k: stmt.excluded[k] for k in ("product_id", "code", "barcode", "name", "size", "availability",
+                                                    "updated_at")},
                 )
             )
         if catalog.last_update:

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
+from shared.db.models import OrderLine, SendHold, ShopOrder, StockLock, SupplierOrder
 from shared.messages import OrderLineMessage
 from shared.text import stored_reason
 from shared import holdings
@@ -258,7 +258,7 @@ class SendCandidate:
 
 
 def send_candidates(session: Session, order_ids: Iterable[int]) -> list[SendCandidate]:
-    """Paid orders, not yet sent, whose every supplier line is recorded and locked."""
+    """Paid orders, not yet sent nor held, whose every supplier line is recorded and locked."""
     ids = sorted(set(order_ids))
     if not ids:
         return []
@@ -266,6 +266,8 @@ def send_candidates(session: Session, order_ids: Iterable[int]) -> list[SendCand
         select(ShopOrder)
         .outerjoin(SupplierOrder, SupplierOrder.shop_order_id == ShopOrder.id)
         .where(ShopOrder.id.in_(ids), ShopOrder.status == "processing", ~ShopOrder.deleted, SupplierOrder.id.is_(None))
+        # A hold (shared/send_holds.py) keeps a paid order locked but unsent until the owner lifts it.
+        .where(~select(SendHold.order_id).where(SendHold.order_id == ShopOrder.id).exists())
         .order_by(ShopOrder.id)
     ).all()
     lines_of: dict[int, list[OrderLine]] = {order.id: [] for order in orders}

@@ -39,8 +39,41 @@ class CatalogModel(Base):
     product_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     code: Mapped[str] = mapped_column(String(200), nullable=False, default="", index=True)
     barcode: Mapped[str] = mapped_column(String(200), nullable=False, default="", index=True)
+    # The product's name and the model's size, so that people can tell models apart.
+    name: Mapped[str] = mapped_column(String(300), nullable=False, default="", server_default="")
+    size: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
     availability: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class UnmatchedLine(Base):
+    """A shop product (or variation) seen in an order line that matched nothing of the supplier's.
+
+    Either the shop's own product, or a supplier product missing from the
+    product map and the catalog: `rewix-sync products unmatched` lists them.
+    """
+
+    __tablename__ = "unmatched_lines"
+    product_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    variation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(200), nullable=False, default="", server_default="")
+    last_order_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SendHold(Base):
+    """A paid order that is locked but not sent until the owner says so (`backfill --send-paid`).
+
+    Written by `rewix-sync backfill` for orders it found already paid: the
+    owner may have placed them at the supplier by hand. A later webhook or
+    catch-up of the same order leaves the hold in place.
+    """
+
+    __tablename__ = "send_holds"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class KnownOrder(Base):

@@ -158,6 +158,8 @@ class CatalogModel:
     code: str
     barcode: str
     availability: int
+    name: str = ""  # the product's name
+    size: str = ""
 
 
 @dataclass(frozen=True)

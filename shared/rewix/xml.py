@@ -222,6 +222,8 @@ def parse_catalog(body: bytes | str) -> Catalog:
                 code=storable(str(model.get("code") or ""))[:CATALOG_CODE_LIMIT],
                 barcode=storable(str(model.get("barcode") or ""))[:CATALOG_CODE_LIMIT],
                 availability=int(model.get("availability") or 0),
+                name=str(product.get("name") or ""),
+                size=str(model.get("size") or ""),
             )
             for product in data.get("pageItems") or []
             for model in product.get("models") or []

@@ -171,6 +171,25 @@ class WooCommerceClient:
     def list_notes(self, order_id: int) -> list[dict[str, Any]]:
         return self._call("GET", f"/orders/{int(order_id)}/notes").json()
 
+    # -- products ---------------------------------------------------------------------------
+
+    def iter_products(self, per_page: int = 100) -> Iterator[dict[str, Any]]:
+        """Every product of the shop, page by page (simple, variable and the rest)."""
+        yield from self._pages("/products", per_page)
+
+    def iter_variations(self, product_id: int, per_page: int = 100) -> Iterator[dict[str, Any]]:
+        """The variations of one variable product, page by page."""
+        yield from self._pages(f"/products/{int(product_id)}/variations", per_page)
+
+    def _pages(self, path: str, per_page: int) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            response = self._call("GET", path, params={"per_page": per_page, "page": page})
+            yield from response.json()
+            if page >= _int_header(response, "X-WP-TotalPages"):
+                return
+            page += 1
+
     # -- shipment tracking (the WooCommerce Shipment Tracking plugin) ----------------------
 
     def list_shipment_trackings(self, order_id: int) -> list[dict[str, Any]] | None:
