@@ -232,6 +232,33 @@ class WooCommerceClient:
     def _trackings_path(order_id: int) -> str:
         return f"/orders/{int(order_id)}/shipment-trackings"
 
+    # -- webhooks -------------------------------------------------------------------------
+
+    def list_webhooks(self, status: str = "all", per_page: int = 100) -> list[dict[str, Any]]:
+        """Every webhook of the shop (or those with this status), page by page. WooCommerce never
+        returns a webhook's secret or its failure count."""
+        webhooks: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._call("GET", "/webhooks", params={"status": status, "per_page": per_page, "page": page,
+                                                              "orderby": "id", "order": "asc"})
+            webhooks.extend(response.json())
+            if page >= _int_header(response, "X-WP-TotalPages"):
+                return webhooks
+            page += 1
+
+    def create_webhook(self, *, name: str, topic: str, delivery_url: str, secret: str) -> dict[str, Any]:
+        """A new webhook; WooCommerce makes it active whatever is asked, and pings the URL at once."""
+        body = {"name": name, "topic": topic, "delivery_url": delivery_url, "secret": secret}
+        return self._call("POST", "/webhooks", json_body=body, expect=201).json()
+
+    def update_webhook(self, webhook_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", f"/webhooks/{int(webhook_id)}", json_body=fields).json()
+
+    def delete_webhook(self, webhook_id: int) -> dict[str, Any]:
+        """Webhooks have no trash: WooCommerce refuses a delete without force=true."""
+        return self._call("DELETE", f"/webhooks/{int(webhook_id)}", params={"force": "true"}).json()
+
     # -- transport ------------------------------------------------------------------------
 
     @staticmethod

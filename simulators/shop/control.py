@@ -68,6 +68,14 @@ class ShopControl:
         body = {k: v for k, v in {"enabled": enabled, "url": url, "secret": secret}.items() if v is not None}
         return self._call("POST", "/webhooks", body)
 
+    def all_webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook as the shop keeps it, secret and failure count included."""
+        return self._call("GET", "/webhooks/all")
+
+    def edit_webhook(self, webhook_id: int, **fields: Any) -> dict[str, Any]:
+        """A hand edit in WP admin: status, delivery_url, secret, failure_count."""
+        return self._call("POST", f"/webhooks/{webhook_id}", fields)
+
     def ping(self) -> dict[str, Any]:
         return self._call("POST", "/webhooks/ping")
 

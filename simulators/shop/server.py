@@ -1,4 +1,4 @@
-"""A strict WooCommerce REST v3 server for orders, notes and products, plus a control API for tests.
+"""A strict WooCommerce REST v3 server (orders, notes, products, webhooks), plus a control API for tests.
 
 REST routes live under /wp-json/wc/v3 and behave as docs/woocommerce.md §4 says
 (OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors).
@@ -7,10 +7,11 @@ admin, inject faults, and look at what the service wrote and which webhooks
 went out.
 
 This module routes and serves; the data lives in state.py, the API key check
-in auth.py, the injected write faults in faults.py, errors and query parameters in wire.py, the order
-documents in orders.py, webhook delivery in webhooks.py, the products in
-products.py, the Shipment Tracking plugin in tracking.py, and the tests' client
-of /_control in control.py.
+in auth.py, the REST webhooks resource in webhook_api.py, the injected write
+faults in faults.py, errors and query parameters in wire.py, the order
+documents in orders.py, the webhooks and their deliveries in webhooks.py, the
+products in products.py, the Shipment Tracking plugin in tracking.py, and the
+tests' client of /_control in control.py.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from simulators.shop.faults import fault_error
 from simulators.shop.products import ShopProducts
 from simulators.shop.state import ShopState
 from simulators.shop.tracking import TRACKING_PREFIX, ShipmentTracking
+from simulators.shop.webhook_api import WebhookApi
 from simulators.shop.webhooks import WebhookSender
 from simulators.shop.wire import (
     CONTROL_PREFIX,
@@ -60,7 +62,8 @@ CREATE_FIELDS = frozenset({"status", "lines", "shipping", "billing", "customer_n
 class RestApi:
     """/wp-json/wc/v3: what the sync service talks to."""
 
-    def __init__(self, state: ShopState, consumer_key: str, consumer_secret: str, products: ShopProducts) -> None:
+    def __init__(self, state: ShopState, consumer_key: str, consumer_secret: str, products: ShopProducts,
+                 webhooks: WebhookSender) -> None:
         self.state = state
         self.auth = ShopAuthenticator(state.site_url, consumer_key, consumer_secret)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -72,6 +75,7 @@ class RestApi:
             ("GET", re.compile(r"/reports/orders/totals"), lambda m, q, b: Reply(200, self.state.status_totals())),
             ("GET", re.compile(r"/orders/(\d+)/notes"), self._list_notes),
             ("POST", re.compile(r"/orders/(\d+)/notes"), self._add_note),
+            *WebhookApi(webhooks, state.site_url).routes,
         ]
 
     def authenticate(self, method: str, path: str, raw_query: str, authorization: str | None) -> None:
@@ -181,6 +185,8 @@ class ControlApi:
             ("GET", re.compile(r"/webhooks"), lambda m, q, b: Reply(200, webhooks.status())),
             ("POST", re.compile(r"/webhooks"), self._configure_webhooks),
             ("POST", re.compile(r"/webhooks/ping"), lambda m, q, b: Reply(200, webhooks.send_ping())),
+            ("GET", re.compile(r"/webhooks/all"), lambda m, q, b: Reply(200, webhooks.inside())),
+            ("POST", re.compile(r"/webhooks/(\d+)"), self._edit_webhook),
             ("POST", re.compile(r"/faults"), self._set_faults),
             ("POST", re.compile(r"/faults/clear"), self._clear_faults),
             ("POST", re.compile(r"/reset"), self._reset),
@@ -201,6 +207,20 @@ class ControlApi:
         fields = object_body(body)
         self.webhooks.configure(enabled=fields.get("enabled"), url=fields.get("url"), secret=fields.get("secret"))
         return Reply(200, self.webhooks.status())
+
+    def _edit_webhook(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """The shop owner edits a webhook in WP admin: status, delivery_url, secret (and, to set up a
+        test, failure_count)."""
+        fields = object_body(body)
+        unknown = set(fields) - {"status", "delivery_url", "secret", "failure_count"}
+        if unknown:
+            raise ApiError(400, "unknown_fields", f"Unknown fields: {', '.join(sorted(unknown))}.")
+        try:
+            return Reply(200, self.webhooks.admin_edit(int(match.group(1)), **fields))
+        except KeyError:
+            raise ApiError(404, "unknown_webhook", f"No webhook {match.group(1)}.") from None
+        except ValueError as exc:
+            raise ApiError(400, "invalid_status", str(exc)) from None
 
     def _set_faults(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         self.state.set_faults(object_body(body))
@@ -327,7 +347,7 @@ class ShopSimulator:
         self.webhooks = WebhookSender(self.url, self.state.order, url=webhook_url, secret=webhook_secret)
         self.products = ShopProducts()
         self.tracking = ShipmentTracking(lambda order_id: self.state.order(order_id) is not None)
-        self._server.rest = RestApi(self.state, consumer_key, consumer_secret, self.products)
+        self._server.rest = RestApi(self.state, consumer_key, consumer_secret, self.products, self.webhooks)
         self._server.control = ControlApi(self.state, self.webhooks, self.products, self.tracking)
         self._server.tracking = self.tracking
         self._thread: threading.Thread | None = None

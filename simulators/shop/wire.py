@@ -145,15 +145,15 @@ def date_param(name: str, value: str, gmt: bool) -> datetime:
     return moment
 
 
-def page_links(site_url: str, query: Query, page: int, total_pages: int) -> str:
+def page_links(site_url: str, query: Query, page: int, total_pages: int, route: str = "/orders") -> str:
     # A signed request's oauth_* parameters are good for that request only.
     base = {k: v[-1] for k, v in query.items()
             if k not in ("consumer_key", "consumer_secret") and not k.startswith("oauth_")}
     links = []
     if page > 1:
-        links.append(f'<{site_url}{REST_PREFIX}/orders?{urlencode({**base, "page": page - 1})}>; rel="prev"')
+        links.append(f'<{site_url}{REST_PREFIX}{route}?{urlencode({**base, "page": page - 1})}>; rel="prev"')
     if page < total_pages:
-        links.append(f'<{site_url}{REST_PREFIX}/orders?{urlencode({**base, "page": page + 1})}>; rel="next"')
+        links.append(f'<{site_url}{REST_PREFIX}{route}?{urlencode({**base, "page": page + 1})}>; rel="next"')
     return ", ".join(links)
 
 
