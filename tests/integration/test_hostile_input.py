@@ -131,8 +131,9 @@ def test_the_catch_up_watermark_never_moves_to_a_far_future_date(world: World) -
     def run_pass() -> tuple[Any, list[Any]]:
         publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
         try:
+            # Gone live an hour ago: the real order is after that.
             result = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher),
-                                 60).run_once()
+                                 60, go_live_at=now - timedelta(hours=1)).run_once()
         finally:
             publisher.close()
         return result, [parse_order_line(body) for _p, body in drain(world.amqp_url, LINES)]
