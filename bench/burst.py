@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from shared.shop.signature import sign, wp_json_encode
 from simulators.shop.orders import make_order
 
-WEBHOOK_SECRET = "bench-webhook-secret"
+WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
 LINES_PER_ORDER = 3
 FIRST_STOCK_ID = 700_000
 

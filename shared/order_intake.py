@@ -5,44 +5,107 @@ Converts the order, records the lines that matched no supplier model
 that never had a supplier line), remembers orders that had one (so losing the
 last one still releases it), and publishes with confirms. It returns only once
 RabbitMQ has confirmed every message.
+
+The database costs one statement per event in the usual case: line
+resolutions come from a ProductLookupCache (shared/product_lookup.py), and
+one autocommit statement both remembers the order and reads the product
+lookup version that tells whether those resolutions still hold.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from shared import topology, unmatched_lines
 from shared.amqp import Outgoing, Publisher
-from shared.db import session_scope
-from shared.db.models import KnownOrder
+from shared.db import get_autocommit_engine
 from shared.order_events import Conversion, convert
-from shared.product_map import ProductResolver
+from shared.product_lookup import ProductLookupCache
+
+# Remembers the order (when it has supplier lines and the resolutions were made
+# at the current version) and says whether it is known, in one round trip.
+# `last_value + is_called` grows by one with every nextval, from 1 on.
+REMEMBER = text(
+    """
+    WITH version AS (
+        SELECT last_value + is_called::int AS value FROM product_lookup_version
+    ), remembered AS (
+        INSERT INTO known_orders (order_id)
+        SELECT :order_id FROM version WHERE :remember AND version.value = :version
+        ON CONFLICT DO NOTHING
+        RETURNING order_id
+    )
+    SELECT version.value,
+           EXISTS (SELECT 1 FROM known_orders WHERE order_id = :order_id)
+           OR EXISTS (SELECT 1 FROM remembered)
+    FROM version
+    """
+)
+# The product map changing under one event this many times in a row is an
+# import running in a loop; the event is answered as a database failure and retried.
+MAX_VERSION_CHANGES = 5
+
+
+class LookupKeptChanging(RuntimeError):
+    """The product lookup version moved during every try: the database is not settled."""
 
 
 class OrderIntake:
-    def __init__(self, database_url: str, publisher: Publisher) -> None:
+    def __init__(self, database_url: str, publisher: Publisher, lookups: ProductLookupCache | None = None) -> None:
         self.database_url = database_url
         self.publisher = publisher
+        # Shared by every thread of a process when the caller passes one.
+        self.lookups = lookups if lookups is not None else ProductLookupCache()
 
     def submit(self, body: Any, topic: str, source: str = "webhook") -> Conversion:
         """Publish what the order event needs; raises InvalidOrder or BrokerUnavailable."""
-        with session_scope(self.database_url) as session:
-            conversion = convert(body, topic, ProductResolver(session).resolve, source)
-            if conversion.unmatched:
-                unmatched_lines.record(session, conversion.order_id, conversion.unmatched)
+        conversion = self._convert_and_remember(body, topic, source)
+        if conversion.messages:
+            # Remembered before publishing: a message only exists for a known order.
+            # All of the order's messages go out at once and are confirmed together.
+            self.publisher.publish_all(
+                [Outgoing(m.to_bytes(), topology.ORDER_LINE, m.message_id) for m in conversion.messages]
+            )
+        return conversion
+
+    def _convert_and_remember(self, body: Any, topic: str, source: str) -> Conversion:
+        engine = get_autocommit_engine(self.database_url)
+        for attempt in (1, 2):
+            try:
+                with engine.connect() as connection:
+                    return self._in(connection, body, topic, source)
+            except DBAPIError as exc:
+                # A connection PostgreSQL dropped since its last use (no ping on checkout): one fresh try.
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _in(self, connection: Connection, body: Any, topic: str, source: str) -> Conversion:
+        for _ in range(MAX_VERSION_CHANGES):
+            version = self.lookups.version
+            conversion = convert(body, topic, self.lookups.resolver(connection), source)
             if not conversion.messages:
+                self._record_unmatched(connection, conversion)
                 return conversion
-            if conversion.has_supplier_lines:
-                session.execute(
-                    insert(KnownOrder).values(order_id=conversion.order_id).on_conflict_do_nothing()
-                )
-            elif session.get(KnownOrder, conversion.order_id) is None:
+            current, known = connection.execute(
+                REMEMBER,
+                {"order_id": conversion.order_id, "remember": conversion.has_supplier_lines, "version": version},
+            ).one()
+            if current != version:
+                # The map or the catalog changed (or this is the first event): resolve again.
+                self.lookups.reset(current)
+                continue
+            self._record_unmatched(connection, conversion)
+            if not known:
                 # Never had a supplier line: nothing to lock, nothing to release.
                 return Conversion(conversion.order_id, [], False, ignored="no supplier line")
-        # Committed before publishing: a message only exists for a known order.
-        # All of the order's messages go out at once and are confirmed together.
-        self.publisher.publish_all(
-            [Outgoing(m.to_bytes(), topology.ORDER_LINE, m.message_id) for m in conversion.messages]
-        )
-        return conversion
+            return conversion
+        raise LookupKeptChanging("the product map changed during every try")
+
+    @staticmethod
+    def _record_unmatched(connection: Connection, conversion: Conversion) -> None:
+        if conversion.unmatched:
+            unmatched_lines.record(Session(bind=connection), conversion.order_id, conversion.unmatched)

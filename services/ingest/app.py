@@ -28,7 +28,8 @@ from shared.amqp import BrokerUnavailable, Publisher
 from shared.db import ping as ping_database
 from shared.logging import bound_ids, get_logger
 from shared.order_events import ORDER_TOPICS, InvalidOrder
-from shared.order_intake import OrderIntake
+from shared.order_intake import LookupKeptChanging, OrderIntake
+from shared.product_lookup import ProductLookupCache
 from shared.shop.signature import verify
 
 from services.ingest.metrics import IngestMetrics
@@ -43,7 +44,7 @@ _READ_CHUNK = 64 * 1024
 # WooCommerce's ping: form-encoded, unsigned, no X-WC-* headers (docs/woocommerce.md §1.4).
 _PING_BODY = re.compile(rb"webhook_id=\d{1,20}")
 _URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout, LookupKeptChanging)
 
 StartResponse = Callable[..., Any]
 
@@ -121,6 +122,8 @@ class IngestApp:
         self._publishers: list[Publisher] = []
         self._lock = threading.Lock()
         self._ready: bool | None = None
+        # One cache of line resolutions for every thread (shared/product_lookup.py).
+        self._lookups = ProductLookupCache()
 
     # -- per-thread resources ------------------------------------------------------------
 
@@ -136,7 +139,7 @@ class IngestApp:
     def _intake(self) -> OrderIntake:
         intake = getattr(self._local, "intake", None)
         if intake is None:
-            intake = self._local.intake = OrderIntake(self._database_url, self._publisher())
+            intake = self._local.intake = OrderIntake(self._database_url, self._publisher(), self._lookups)
         return intake
 
     def close(self) -> None:

@@ -31,6 +31,25 @@ def get_engine(url: str) -> Engine:
 
 
 @lru_cache(maxsize=8)
+def get_autocommit_engine(url: str) -> Engine:
+    """For work of one statement at a time on a hot path (ingest's order events).
+
+    Autocommit: no BEGIN and COMMIT round trips around the statement. No ping
+    on checkout (a round trip per use): the caller tries once more when a
+    connection turns out to be gone. The pool holds a connection per server
+    thread, so none is opened and closed per request.
+    """
+    return create_engine(
+        normalise_url(url),
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
+        pool_size=16,
+        max_overflow=4,
+        connect_args={"connect_timeout": 5, "application_name": "rewix-sync"},
+    )
+
+
+@lru_cache(maxsize=8)
 def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 

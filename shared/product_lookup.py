@@ -1,0 +1,81 @@
+"""Order lines resolved to supplier models, remembered until the product map or the catalog changes.
+
+Resolving a line (shared/product_map.py) is a query per order event, and
+the product map changes only when someone imports one. The resolutions are
+kept here (misses too: a shop product that is no supplier model) under the
+product lookup version, a number the database moves whenever product_map or
+catalog_models is written (migration 0004_product_lookup_version). The
+caller reads that number in the statement it runs for the order anyway
+(shared/order_intake.py) and resets the cache when it moved, so an import is
+seen by the next order event, with no extra round trip.
+
+Thread-safe: one instance serves every thread of a process.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.product_map import LineRef, ProductResolver
+
+# More distinct shop products than this and the cache starts again empty:
+# memory stays bounded whatever the shop sells.
+MAX_ENTRIES = 200_000
+
+
+class ProductLookupCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._version: int | None = None  # None: not known yet, nothing is trusted
+        self._entries: dict[LineRef, int | None] = {}
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    def lookup(self, refs: Iterable[LineRef]) -> tuple[dict[LineRef, int | None], list[LineRef]]:
+        """(what is known, what must be asked) for these lines."""
+        known: dict[LineRef, int | None] = {}
+        missing: list[LineRef] = []
+        with self._lock:
+            for ref in refs:
+                if ref in self._entries:
+                    known[ref] = self._entries[ref]
+                else:
+                    missing.append(ref)
+        return known, missing
+
+    def store(self, found: dict[LineRef, int | None], version: int | None) -> None:
+        """Keep what was asked while the cache stood at `version`; dropped if it has moved since."""
+        with self._lock:
+            if version is None or version != self._version:
+                return
+            if len(self._entries) + len(found) > self._max_entries:
+                self._entries = {}
+            self._entries.update(found)
+
+    def reset(self, version: int) -> None:
+        """The database is at `version` now: forget everything resolved before."""
+        with self._lock:
+            if version != self._version:
+                self._version = version
+                self._entries = {}
+
+    def resolver(self, connection: Any):
+        """A resolver for shared.order_events.convert: the cache first, then one query for the rest."""
+
+        def resolve(refs: list[LineRef]) -> dict[LineRef, int]:
+            version = self._version
+            known, missing = self.lookup(refs)
+            if missing:
+                asked = ProductResolver(Session(bind=connection)).resolve(missing)
+                found = {ref: asked.get(ref) for ref in missing}
+                self.store(found, version)
+                known.update(found)
+            return {ref: stock_id for ref, stock_id in known.items() if stock_id is not None}
+
+        return resolve
