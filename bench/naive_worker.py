@@ -45,7 +45,8 @@ def main() -> int:
 
     connection = connect(settings.amqp_url)
     channel = connection.channel()
-    topology.declare(channel, settings.sync_retry_delays)
+    topology.declare(channel)
+    topology.declare_wait_queues(channel, topology.ORDER_LINES, topology.ORDER_LINES.retry_delays(settings))
     channel.basic_qos(prefetch_count=1)
 
     def on_message(ch: Any, method: Any, _properties: Any, body: bytes) -> None:

@@ -49,7 +49,6 @@ from services.status_poller.poller import StatusPoller  # noqa: E402
 from simulators.rewix.control import SimulatorControl  # noqa: E402
 
 API_KEY, PASSWORD = "bench-key", "bench-password"
-RETRY_DELAYS = [5, 30]
 MAX_RSS_GROWTH_MB = 16
 RECIPIENT = Recipient(name="Bench Customer", address_1="Via Roma 1", postcode="20121", city="Milano", countrycode="IT")
 
@@ -161,7 +160,7 @@ class CyclePoller(StatusPoller):
 def run_status_poller(db_url: str, amqp_url: str, supplier_url: str, count: int, args: argparse.Namespace,
                       counter: QueryCounter) -> dict[str, float]:
     client = RewixClient(supplier_url, API_KEY, PASSWORD, timeout=10)
-    publisher = Publisher(amqp_url, RETRY_DELAYS)
+    publisher = Publisher(amqp_url)
     stop = threading.Event()
     poller = CyclePoller(db_url, client, publisher, interval=args.interval, budget=RequestBudget(args.budget),
                          concurrency=args.concurrency)

@@ -154,9 +154,8 @@ class _Confirms:
 class Publisher:
     """Publishes with confirms; one instance per thread (pika is not thread-safe)."""
 
-    def __init__(self, url: str, retry_delays: list[int], *, connect_timeout: float = 3.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 3.0) -> None:
         self._url = url
-        self._retry_delays = retry_delays
         self._connect_timeout = connect_timeout
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -168,7 +167,7 @@ class Publisher:
         self.close()
         self._connection = connect(self._url, connect_timeout=self._connect_timeout)
         channel = self._connection.channel()
-        topology.declare(channel, self._retry_delays)
+        topology.declare(channel)
         self._confirms = _Confirms(channel)
         self._channel = channel
         return self._confirms

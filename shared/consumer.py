@@ -6,6 +6,10 @@ call. The handler runs in a worker thread while this thread keeps the
 connection alive (heartbeats) and watches for SIGTERM. Each message is acked
 only after its outcome is done: the effect recorded, or the message safely
 republished to a wait queue or the dead letters.
+
+The queue's RetryPolicy (shared/retry.py) routes every failure; a handler
+with a `dead_lettering(final)` method is told which messages are about to go
+to the dead letters, with their reasons, before they go.
 """
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ class BatchConsumer:
         self.url = url
         self.queue = queue
         self.handler = handler
-        self.retry_delays = retry_delays
+        self.policy = retry.RetryPolicy(queue, tuple(retry_delays))
         self.stop = stop
         self.max_batch = max_batch
         self.batch_window = batch_window
@@ -90,7 +94,8 @@ class BatchConsumer:
         connection = connect(self.url)
         try:
             channel = connection.channel()
-            topology.declare(channel, self.retry_delays)
+            topology.declare(channel)
+            topology.declare_wait_queues(channel, self.queue, list(self.policy.delays))
             # Enough in flight to fill two batches: one being handled, one gathering.
             channel.basic_qos(prefetch_count=self.max_batch * 2)
             publish_channel = connection.channel()
@@ -136,7 +141,7 @@ class BatchConsumer:
                 break
 
     def _handle(self, connection: Any, batch: list[Delivery]) -> Sequence[retry.Outcome]:
-        future = self._executor.submit(self.handler, batch)
+        future = self._executor.submit(self._run_handler, batch)
         while not future.done():
             # Keep heartbeats flowing while the handler talks to slow APIs.
             connection.process_data_events(time_limit=0.05)
@@ -144,15 +149,30 @@ class BatchConsumer:
             outcomes = future.result()
         except Exception as exc:  # the handler could not run at all (database down, bug)
             log.error("batch failed, retrying its messages", consumer=self.name, error=repr(exc)[:300], size=len(batch))
-            return [retry.RetryLater(reason=f"handler error: {exc!r}"[:300])] * len(batch)
+            return [retry.batch_failure(exc)] * len(batch)
         if len(outcomes) != len(batch):
             raise AssertionError("handler must return one outcome per delivery")
+        return outcomes
+
+    def _run_handler(self, batch: list[Delivery]) -> Sequence[retry.Outcome]:
+        """In the worker thread: the handler's outcomes, after telling it which messages are final."""
+        outcomes = self.handler(batch)
+        if len(outcomes) != len(batch):
+            return outcomes  # a broken handler: _handle refuses it
+        final = [
+            (delivery, outcome.reason)
+            for delivery, outcome in zip(batch, outcomes)
+            if isinstance(outcome, (retry.RetryLater, retry.DeadLetter)) and self.policy.is_final(outcome, delivery.headers)
+        ]
+        dead_lettering = getattr(self.handler, "dead_lettering", None)
+        if final and dead_lettering is not None:
+            dead_lettering(final)
         return outcomes
 
     def _settle(self, channel: Any, publish_channel: Any, batch: list[Delivery], outcomes: Sequence[retry.Outcome]) -> None:
         for delivery, outcome in zip(batch, outcomes):
             if not isinstance(outcome, retry.Ack):
-                route = retry.route_failure(outcome, delivery.headers, self.queue, self.retry_delays)
+                route = self.policy.route(outcome, delivery.headers)
                 publish_channel.basic_publish(
                     "",
                     route.routing_key,

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -96,9 +96,24 @@ class StatusChangeMessage(_Message):
     observed_at: datetime
 
 
+class UnparseableMessage(ValueError):
+    """A body that is not a valid message of its kind: no retry can make it one."""
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"[:300]
+
+
 def parse_order_line(body: bytes) -> OrderLineMessage:
-    return OrderLineMessage.model_validate_json(body)
+    try:
+        return OrderLineMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise UnparseableMessage(_first_error(exc)) from exc
 
 
 def parse_status_change(body: bytes) -> StatusChangeMessage:
-    return StatusChangeMessage.model_validate_json(body)
+    try:
+        return StatusChangeMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise UnparseableMessage(_first_error(exc)) from exc

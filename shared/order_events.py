@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
 from shared.product_map import LineRef
+from shared.vocabulary import ShopStatus
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
 # Block checkout's drafts are not orders yet (docs/woocommerce.md §2.4).
@@ -168,7 +169,7 @@ def convert(
     order_id = _order_id(body)
     if topic == "order.deleted":
         release = OrderLineMessage(
-            source=source, topic=topic, order_id=order_id, status="trash", date_modified_gmt=None, deleted=True
+            source=source, topic=topic, order_id=order_id, status=str(ShopStatus.TRASH), date_modified_gmt=None, deleted=True
         )
         return Conversion(order_id, [release], has_supplier_lines=False)
 

@@ -1,11 +1,16 @@
-"""The retry policy, in one place: what happens to a message that failed.
+"""The retry policy, in one place: what a failure means and what happens to its message.
 
-Transient failures wait in the wait queue of the next delay of
-SYNC_RETRY_DELAYS (or the first one at least as long as the Retry-After the
-other side asked for) and come back; after the last delay, and at once for
-permanent failures and unparseable messages, the message goes to the dead
-letters. Attempts are counted in our own header: RabbitMQ ignores an x-death
-count republished by a client.
+`outcome_of` is the one decision whether a failure is worth retrying: a
+TransientError (timeouts, 5xx, 429) and anything unexpected (the database
+down, a bug) is retried, a PermanentError (400, 401, 404, 412) and an
+unparseable message are not. Every consumer's handler calls it.
+
+`RetryPolicy` says where a failed message goes: transient failures wait in
+the wait queue of the next delay of the queue's schedule (or the first one at
+least as long as the Retry-After the other side asked for) and come back;
+after the last delay, and at once for permanent failures, the message goes to
+the dead letters, and `is_final` says so beforehand. Attempts are counted in
+our own header: RabbitMQ ignores an x-death count republished by a client.
 """
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.errors import PermanentError, TransientError
+from shared.messages import UnparseableMessage
 from shared.topology import WorkQueue
 
 ATTEMPTS = "x-rewix-attempts"
@@ -45,6 +54,26 @@ class DeadLetter:
 Outcome = Ack | RetryLater | DeadLetter
 
 
+def outcome_of(exc: BaseException, context: str | None = None) -> RetryLater | DeadLetter:
+    """What a failure means for its message; `context` prefixes the reason ("supplier: ...")."""
+    prefix = f"{context}: " if context else ""
+    if isinstance(exc, PermanentError):
+        return DeadLetter(prefix + exc.reason, exc.status)
+    if isinstance(exc, TransientError):
+        return RetryLater(prefix + exc.reason, exc.status, exc.retry_after)
+    if isinstance(exc, UnparseableMessage):
+        return DeadLetter(f"{prefix}{exc}"[:300])
+    if isinstance(exc, SQLAlchemyError):
+        return RetryLater(f"{prefix}database error: {exc!r}"[:300])
+    return batch_failure(exc, context)
+
+
+def batch_failure(exc: BaseException, context: str | None = None) -> RetryLater:
+    """A handler that could not run at all (a bug, a dependency down): its messages are not at fault, so they are retried."""
+    prefix = f"{context}: " if context else ""
+    return RetryLater(f"{prefix}handler error: {exc!r}"[:300])
+
+
 @dataclass(frozen=True)
 class Route:
     """Where a failed message goes next and with which headers."""
@@ -71,6 +100,30 @@ def choose_delay(attempts_before: int, delays: list[int], retry_after: float | N
         longer = [d for d in sorted(set(delays)) if d >= retry_after]
         delay = longer[0] if longer else max(delays)
     return delay
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry schedule of one work queue: its wait-queue delays, in seconds."""
+
+    queue: WorkQueue
+    delays: tuple[int, ...]
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts a transiently failing message gets before it is dead-lettered."""
+        return len(self.delays) + 1
+
+    def is_final(self, outcome: Outcome, headers: Mapping[str, Any] | None) -> bool:
+        """Does this outcome send the message to the dead letters now?"""
+        if isinstance(outcome, DeadLetter):
+            return True
+        if isinstance(outcome, RetryLater):
+            return choose_delay(attempts_of(headers), list(self.delays), outcome.retry_after) is None
+        return False
+
+    def route(self, outcome: RetryLater | DeadLetter, headers: Mapping[str, Any] | None, now: datetime | None = None) -> Route:
+        return route_failure(outcome, headers, self.queue, list(self.delays), now)
 
 
 def route_failure(

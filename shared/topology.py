@@ -9,7 +9,9 @@
 
 Work and dead-letter queues are quorum queues (replicated, with a delivery
 limit that catches a message crashing its consumer every time). Declaring is
-idempotent, so whichever process starts first creates it all.
+idempotent, so whichever process starts first creates it all: `declare` what
+a publisher needs, `declare_wait_queues` what the consumer of a queue retries
+into (only that consumer publishes there, so only it needs the delays).
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ DELIVERY_LIMIT = 10
 class WorkQueue:
     name: str
     routing_key: str
+    # The setting that holds the delays of its wait queues (seconds, one wait queue each).
+    delays_setting: str
+
+    def retry_delays(self, settings: object) -> list[int]:
+        return list(getattr(settings, self.delays_setting))
 
     @property
     def dead(self) -> str:
@@ -37,8 +44,10 @@ class WorkQueue:
         return f"{self.name}.wait.{delay_seconds}s"
 
 
-ORDER_LINES = WorkQueue("rewix.order_lines", ORDER_LINE)
-STATUS_CHANGES = WorkQueue("rewix.status_changes", STATUS_CHANGE)
+ORDER_LINES = WorkQueue("rewix.order_lines", ORDER_LINE, delays_setting="sync_retry_delays")
+# Status changes have no delays setting of their own: they are retried on the
+# supplier's schedule, SYNC_RETRY_DELAYS, like order lines.
+STATUS_CHANGES = WorkQueue("rewix.status_changes", STATUS_CHANGE, delays_setting="sync_retry_delays")
 WORK_QUEUES = (ORDER_LINES, STATUS_CHANGES)
 
 
@@ -49,8 +58,8 @@ def work_queue(name: str) -> WorkQueue:
     raise KeyError(f"unknown work queue {name!r}")
 
 
-def declare(channel, retry_delays: list[int]) -> None:
-    """Declare the whole topology on a pika channel."""
+def declare(channel) -> None:
+    """Declare the exchange, the work queues and their dead letters on a pika channel."""
     channel.exchange_declare(EXCHANGE, exchange_type="direct", durable=True)
     for queue in WORK_QUEUES:
         channel.queue_declare(queue.dead, durable=True, arguments={"x-queue-type": "quorum"})
@@ -65,18 +74,22 @@ def declare(channel, retry_delays: list[int]) -> None:
             },
         )
         channel.queue_bind(queue.name, EXCHANGE, routing_key=queue.routing_key)
-        for delay in sorted(set(retry_delays)):
-            channel.queue_declare(
-                queue.wait(delay),
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-message-ttl": delay * 1000,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue.name,
-                    # A message leaving the wait queue is not dropped if the
-                    # work queue cannot take it at that instant.
-                    "x-dead-letter-strategy": "at-least-once",
-                    "x-overflow": "reject-publish",
-                },
-            )
+
+
+def declare_wait_queues(channel, queue: WorkQueue, delays: list[int]) -> None:
+    """Declare a work queue's wait queues: each holds a message for its delay, then hands it back."""
+    for delay in sorted(set(delays)):
+        channel.queue_declare(
+            queue.wait(delay),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": delay * 1000,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": queue.name,
+                # A message leaving the wait queue is not dropped if the
+                # work queue cannot take it at that instant.
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )

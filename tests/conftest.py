@@ -133,7 +133,9 @@ def broker(amqp_url: str) -> str:
     """An AMQP URL whose topology is declared and whose queues are empty."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
-    topology.declare(channel, TEST_RETRY_DELAYS)
+    topology.declare(channel)
+    for queue in topology.WORK_QUEUES:
+        topology.declare_wait_queues(channel, queue, TEST_RETRY_DELAYS)
     for name in all_queue_names(TEST_RETRY_DELAYS):
         channel.queue_purge(name)
     connection.close()

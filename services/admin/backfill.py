@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from shared import send_holds
 from shared.db import session_scope
 from shared.db.models import KnownOrder, SupplierOrder
-from shared.holdings import HOLDING_STATUSES
 from shared.order_events import InvalidOrder, convert
 from shared.order_intake import OrderIntake
 from shared.product_map import ProductResolver
 from shared.shop import WooCommerceClient
+from shared.vocabulary import HOLDING_STATUSES, READY_TO_SEND, ShopStatus
 
 
 def parse_since(value: str) -> datetime:
@@ -102,8 +102,8 @@ def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
         known = session.get(KnownOrder, conversion.order_id) is not None
         return result(RELEASE if known else f"{NOTHING}: no supplier line")
     if status not in HOLDING_STATUSES:
-        return result(RELEASE if status != "completed" else f"{NOTHING}: completed")
-    if status != "processing":
+        return result(RELEASE if status != ShopStatus.COMPLETED else f"{NOTHING}: completed")
+    if status != READY_TO_SEND:
         return result(LOCK)
     sent = session.scalar(select(SupplierOrder.id).where(SupplierOrder.shop_order_id == conversion.order_id))
     if sent is not None:

@@ -268,7 +268,7 @@ class Replayed:
     order_id: int | None
 
 
-def replay(database_url: str, amqp_url: str, retry_delays: list[int], ids: Iterable[int] | None) -> list[Replayed]:
+def replay(database_url: str, amqp_url: str, ids: Iterable[int] | None) -> list[Replayed]:
     """Republish the named rows (or, for ids=None, every row not replayed yet) to their work queues."""
     with session_scope(database_url) as session:
         if ids is None:
@@ -284,7 +284,7 @@ def replay(database_url: str, amqp_url: str, retry_delays: list[int], ids: Itera
     done: list[Replayed] = []
     if not rows:
         return done
-    publisher = Publisher(amqp_url, retry_delays)
+    publisher = Publisher(amqp_url)
     try:
         for row in rows:
             queue = topology.work_queue(row.queue)

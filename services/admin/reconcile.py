@@ -1,7 +1,8 @@
 """Compare the supplier's growing order with what the open orders need, and fix it.
 
 The supplier must hold, per stock_id, exactly what the shop's pending, on-hold
-and processing orders not yet sent need (views.needed_by_stock). Applying sets
+and processing orders not yet sent need (the reservation model in
+shared/reservations/). Applying sets
 the differing models in one `set` call while holding the same per-stock_id
 advisory locks supplier_sync takes, in the same ascending order, so neither
 overwrites the other with stale totals.
@@ -10,14 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from sqlalchemy.dialects.postgresql import insert
-
-from services.admin.views import needed_by_stock
 from shared.db import session_scope
-from shared.holdings import lock_stock_ids
-from shared.db.models import StockLock
+from shared.reservations import repository
+from shared.reservations.model import Lock
 from shared.rewix import GrowingOrder, RewixClient
 
 
@@ -46,7 +43,7 @@ def differences(needed: dict[int, int], growing: GrowingOrder, only: Iterable[in
 
 def compare(database_url: str, client: RewixClient) -> list[Difference]:
     with session_scope(database_url) as session:
-        needed = needed_by_stock(session)
+        needed = repository.load(session).needed_by_stock()
     return differences(needed, client.get_growing_order())
 
 
@@ -63,29 +60,23 @@ def apply(database_url: str, client: RewixClient) -> Applied:
         return Applied({}, [])
     stock_ids = [d.stock_id for d in first]
     with session_scope(database_url) as session:
-        lock_stock_ids(session, stock_ids)
+        repository.lock(session, stock_ids)
         # Under the locks, look again: a worker may have fixed some meanwhile.
-        needed = needed_by_stock(session)
+        needed = repository.load(session, stock_ids).needed_by_stock()
         todo = {d.stock_id: d.needed for d in differences(needed, client.get_growing_order(), stock_ids)}
         if not todo:
             return Applied({}, [])
         answer = client.modify_growing_order(set=todo)
-        now = datetime.now(timezone.utc)
-        rows = [
-            {
-                "stock_id": stock_id,
-                "needed": needed.get(stock_id, 0),
-                "locked": answer.locked(stock_id),
-                "available": answer.models[stock_id].available if stock_id in answer.models else None,
-                "synced_at": now,
-            }
-            for stock_id in sorted(todo)
-        ]
-        stmt = insert(StockLock).values(rows)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[StockLock.stock_id],
-                set_={k: stmt.excluded[k] for k in ("needed", "locked", "available", "synced_at")},
-            )
+        repository.save(
+            session,
+            locks=[
+                Lock(
+                    stock_id,
+                    needed.get(stock_id, 0),
+                    answer.locked(stock_id),
+                    answer.models[stock_id].available if stock_id in answer.models else None,
+                )
+                for stock_id in sorted(todo)
+            ],
         )
         return Applied(todo, differences(needed, answer, todo))

@@ -4,9 +4,8 @@ Shared by the command line and the web page. Each function reads the store in
 one session and returns lists of dicts whose values are JSON-friendly but for
 datetimes (see `jsonable`).
 
-"What the supplier must hold" is the same rule supplier_sync applies: lines
-still in the order, of orders in pending, on-hold or processing that are not
-deleted and have not been turned into a supplier order yet.
+"What the supplier must hold" is the reservation model supplier_sync applies
+(shared/reservations/model.py), read through the same repository.
 """
 from __future__ import annotations
 
@@ -17,12 +16,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.holdings import held_lines
-from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
+from shared.db.models import OrderLine, ShopOrder, SupplierOrder
+from shared.reservations import repository
 from shared.rewix import status_name
+from shared.vocabulary import LineState
 
 # Most urgent first: a row shows the most urgent status among its lines.
-_URGENCY = ["dead_lettered", "failed", "short", "pending", "locked", "sent", "released"]
+_URGENCY = [
+    LineState.DEAD_LETTERED, LineState.FAILED, LineState.SHORT, LineState.PENDING,
+    LineState.LOCKED, LineState.SENT, LineState.RELEASED,
+]
 
 
 def most_urgent(statuses: list[str]) -> str | None:
@@ -53,41 +56,29 @@ def wc_id(product_id: int, variation_id: int) -> str:
 
 def needed_by_stock(session: Session) -> dict[int, int]:
     """stock_id -> units the open orders need the supplier to hold (only ids needing some)."""
-    needed: dict[int, int] = defaultdict(int)
-    for row in held_lines(session):
-        needed[row.stock_id] += row.quantity
-    return dict(needed)
+    return repository.load(session).needed_by_stock()
 
 
 def reservations(session: Session, wc_url: str | None = None, storage: str = "posts") -> list[dict[str, Any]]:
     """One row per supplier model that is needed or still locked (the seed's order management table)."""
-    held = held_lines(session)
-    locks = {lock.stock_id: lock for lock in session.scalars(select(StockLock))}
-    by_stock: dict[int, list[Any]] = defaultdict(list)
-    for row in held:
-        by_stock[row.stock_id].append(row)
-    stock_ids = sorted(set(by_stock) | {s for s, lock in locks.items() if lock.locked > 0})
     rows = []
-    for stock_id in stock_ids:
-        lines = by_stock.get(stock_id, [])
-        lock = locks.get(stock_id)
-        needed = sum(line.quantity for line in lines)
-        locked = lock.locked if lock else 0
+    for stock_id, reservation in repository.load(session).reservations().items():
+        lines, lock = reservation.lines, reservation.lock
         wc_ids = sorted({(line.product_id, line.variation_id) for line in lines})
         orders = [
             {
                 "order_id": line.order_id,
-                "number": line.number,
-                "status": line.status,
+                "number": line.order_number,
+                "status": line.order_status,
                 "line_id": line.line_id,
                 "quantity": line.quantity,
-                "sync_status": line.sync_status,
-                "sync_error": line.sync_error,
+                "sync_status": line.state,
+                "sync_error": line.error,
                 "url": admin_order_url(wc_url, line.order_id, storage),
             }
             for line in lines
         ]
-        status = most_urgent([line.sync_status for line in lines])
+        status = most_urgent([line.state for line in lines])
         if status is None:
             status = "to release"  # locked at the supplier, needed by no open order
         rows.append(
@@ -96,10 +87,10 @@ def reservations(session: Session, wc_url: str | None = None, storage: str = "po
                 "woocommerce_ids": [{"product_id": p, "variation_id": v} for p, v in wc_ids],
                 "woocommerce_id": ", ".join(wc_id(p, v) for p, v in wc_ids),
                 "orders": orders,
-                "needed": needed,
-                "needed_pending": sum(line.quantity for line in lines if line.status != "processing"),
-                "needed_processing": sum(line.quantity for line in lines if line.status == "processing"),
-                "locked": locked,
+                "needed": reservation.needed,
+                "needed_pending": reservation.needed - reservation.needed_paid,
+                "needed_processing": reservation.needed_paid,
+                "locked": reservation.locked,
                 "available": lock.available if lock else None,
                 "synced_at": lock.synced_at if lock else None,
                 "sync_status": status,

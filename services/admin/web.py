@@ -105,7 +105,7 @@ class Proxies:
 def create_app(settings: Settings) -> Flask:
     token = settings.secret("admin_token") or None
     database_url, amqp_url = settings.database_url, settings.amqp_url
-    retry_delays, wc_url = settings.sync_retry_delays, settings.wc_url
+    wc_url = settings.wc_url
     storage = settings.wc_order_storage
     health = HealthPanel(settings)
     lifetime = timedelta(hours=settings.admin_session_hours)
@@ -245,7 +245,7 @@ def create_app(settings: Settings) -> Flask:
         if not same(request.form.get("csrf"), _derived(token, "csrf")):
             return message(403, "Refused", "The form is stale or forged: reload the page.")
         try:
-            done = dead_letters.replay(database_url, amqp_url, retry_delays, [record_id])
+            done = dead_letters.replay(database_url, amqp_url, [record_id])
         except dead_letters.UnknownDeadLetter:
             return message(404, "Not found", f"No dead letter #{record_id}.")
         except (BrokerUnavailable, KeyError) as exc:

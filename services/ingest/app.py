@@ -108,7 +108,6 @@ class IngestApp:
         secret: str,
         database_url: str,
         amqp_url: str,
-        retry_delays: list[int],
         metrics: IngestMetrics | None = None,
     ) -> None:
         if not secret:
@@ -116,7 +115,6 @@ class IngestApp:
         self._secret = secret
         self._database_url = database_url
         self._amqp_url = amqp_url
-        self._retry_delays = retry_delays
         self.metrics = metrics or IngestMetrics()
         self._local = threading.local()
         self._publishers: list[Publisher] = []
@@ -130,7 +128,7 @@ class IngestApp:
     def _publisher(self) -> Publisher:
         publisher = getattr(self._local, "publisher", None)
         if publisher is None:
-            publisher = Publisher(self._amqp_url, self._retry_delays)
+            publisher = Publisher(self._amqp_url)
             self._local.publisher = publisher
             with self._lock:
                 self._publishers.append(publisher)
@@ -210,7 +208,7 @@ class IngestApp:
 
     def check_dependencies(self) -> None:
         """At start: say whether RabbitMQ and PostgreSQL answer; never wait for them."""
-        publisher = Publisher(self._amqp_url, self._retry_delays)
+        publisher = Publisher(self._amqp_url)
         try:
             publisher.ping()  # also declares the topology
         except BrokerUnavailable as exc:

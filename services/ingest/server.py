@@ -30,7 +30,6 @@ def create_app(settings: Settings) -> IngestApp:
         secret=settings.secret("wc_webhook_secret"),
         database_url=settings.database_url,
         amqp_url=settings.amqp_url,
-        retry_delays=settings.sync_retry_delays,
     )
 
 

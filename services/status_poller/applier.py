@@ -23,21 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared import retry
 from shared.consumer import Delivery
 from shared.db import get_engine
-from shared.errors import PermanentError, TransientError
+from shared.errors import ExternalError
 from shared.logging import bound_ids, get_logger
-from shared.messages import StatusChangeMessage, parse_status_change
+from shared.messages import StatusChangeMessage, UnparseableMessage, parse_status_change
 from shared.observability import metrics
 from shared.rewix import status_name
 from shared.shop import WooCommerceClient
+from shared.vocabulary import GIVEN_UP_STATUSES, ShopStatus
 from services.status_poller import store
 from services.status_poller.shop_updates import (
-    NOT_COMPLETABLE, ShopUpdate, TrackingItem, completion_needed, has_note, has_tracking, plan,
+    ShopUpdate, TrackingItem, completion_needed, has_note, has_tracking, plan,
 )
 
 log = get_logger(__name__)
@@ -59,14 +59,14 @@ class StatusChangeApplier:
     def apply_delivery(self, delivery: Delivery) -> retry.Outcome:
         try:
             message = parse_status_change(delivery.body)
-        except (ValidationError, ValueError) as exc:
-            return retry.DeadLetter(f"unparseable status change: {str(exc)[:300]}")
+        except UnparseableMessage as exc:
+            return retry.outcome_of(exc, "unparseable status change")
         with bound_ids(order_id=message.shop_order_id, message_id=message.message_id):
             try:
                 return self.apply(message)
             except SQLAlchemyError as exc:
                 log.warning("database unavailable, status change will be retried", error=repr(exc)[:300])
-                return retry.RetryLater(f"database error: {exc!r}"[:300])
+                return retry.outcome_of(exc)
 
     def apply(self, message: StatusChangeMessage) -> retry.Outcome:
         with self.engine.begin() as conn:
@@ -141,21 +141,22 @@ class StatusChangeApplier:
             if update.complete:
                 # Read first: the order may be completed already (a retry) or given up in the shop.
                 current = self.shop.get_order(shop_order_id)
-                given_up = current.get("status") in NOT_COMPLETABLE
+                given_up = current.get("status") in GIVEN_UP_STATUSES
                 if update.tracking is not None and not given_up:
                     self._write_tracking(shop_order_id, update.tracking, uncertain=uncertain)
                 if completion_needed(current, update):
                     self.shop.complete_order(shop_order_id, meta=update.meta)
-                elif current.get("status") != "completed":
+                elif current.get("status") != ShopStatus.COMPLETED:
                     log.warning("dispatched, but the shop order is not completed", shop_status=current.get("status"))
                 if update.customer_note and not given_up and not (uncertain and has_note(notes, update.customer_note)):
                     self.shop.add_note(shop_order_id, update.customer_note, customer_note=True)
-        except TransientError as exc:
-            log.warning("shop unavailable, status change will be retried", error=exc.reason[:300], status=exc.status)
-            return retry.RetryLater(exc.reason[:300], status=exc.status, retry_after=exc.retry_after)
-        except PermanentError as exc:
-            log.error("shop refused the status update", error=exc.reason[:300], status=exc.status)
-            return retry.DeadLetter(exc.reason[:300], status=exc.status)
+        except ExternalError as exc:
+            outcome = retry.outcome_of(exc)
+            if isinstance(outcome, retry.RetryLater):
+                log.warning("shop unavailable, status change will be retried", error=exc.reason[:300], status=exc.status)
+            else:
+                log.error("shop refused the status update", error=exc.reason[:300], status=exc.status)
+            return outcome
         return retry.Ack()
 
     def _write_tracking(self, shop_order_id: int, tracking: TrackingItem, *, uncertain: bool) -> None:

@@ -43,19 +43,18 @@ def shop_client(settings: Settings) -> WooCommerceClient:
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Run until `stop` is set; dependencies must already answer (or will, later)."""
-    delays = settings.sync_retry_delays
     rewix = rewix_client(settings)
     applier = StatusChangeApplier(
         settings.database_url, shop_client(settings), customer_tracking_note=settings.shop_customer_tracking_note
     )
     consumer = BatchConsumer(
         settings.amqp_url, topology.STATUS_CHANGES, applier,
-        retry_delays=delays, stop=stop, max_batch=APPLIER_BATCH, name="status_applier",
+        retry_delays=topology.STATUS_CHANGES.retry_delays(settings), stop=stop, max_batch=APPLIER_BATCH, name="status_applier",
     )
     threads = [threading.Thread(target=consumer.run, name="status-applier", daemon=True)]
     catchup_publisher = None
     if settings.shop_catchup_interval_seconds > 0:
-        catchup_publisher = Publisher(settings.amqp_url, delays)
+        catchup_publisher = Publisher(settings.amqp_url)
         catchup = ShopCatchUp(
             settings.database_url, shop_client(settings), OrderIntake(settings.database_url, catchup_publisher),
             settings.shop_catchup_interval_seconds, go_live_at=settings.shop_go_live_at,
@@ -64,7 +63,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     for thread in threads:
         thread.start()
 
-    publisher = Publisher(settings.amqp_url, delays)
+    publisher = Publisher(settings.amqp_url)
     poller = StatusPoller(
         settings.database_url, rewix, publisher,
         interval=settings.poll_interval_seconds,

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from shared.rewix import DISPATCHED, is_final, status_name
+from shared.vocabulary import GIVEN_UP_STATUSES, ShopStatus
 
 META_TRACKING_CODE = "rewix_tracking_code"
 META_TRACKING_URL = "rewix_tracking_url"
 META_CARRIER = "rewix_carrier"
-COMPLETED = "completed"
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,16 @@ def has_tracking(items: list[dict], number: str) -> bool:
     return any(isinstance(i, dict) and str(i.get("tracking_number") or "").strip() == number for i in items)
 
 
-# A shop order in one of these was given up in the shop: the supplier's
-# dispatch is noted, but the order is not turned into a completed sale.
-NOT_COMPLETABLE = frozenset({"cancelled", "refunded", "failed", "trash"})
-
-
 def completion_needed(order: dict, update: ShopUpdate) -> bool:
     """Should `update` complete this shop order, as it stands now?"""
-    return update.complete and order.get("status") not in NOT_COMPLETABLE and not already_completed(order, update)
+    # A shop order given up in the shop: the supplier's dispatch is noted, but
+    # the order is not turned into a completed sale.
+    return update.complete and order.get("status") not in GIVEN_UP_STATUSES and not already_completed(order, update)
 
 
 def already_completed(order: dict, update: ShopUpdate) -> bool:
     """True when the shop order already shows the completion `update` would write."""
-    if order.get("status") != COMPLETED:
+    if order.get("status") != ShopStatus.COMPLETED:
         return False
     meta = {m.get("key"): m.get("value") for m in order.get("meta_data") or [] if isinstance(m, dict)}
     return all(meta.get(key) == value for key, value in update.meta.items())

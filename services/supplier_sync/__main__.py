@@ -19,12 +19,12 @@ def main() -> None:
     endpoints = start_endpoints(settings, "supplier_sync")
     wait_for_dependencies(settings, stop)
     client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
-    handler = OrderLineHandler(settings.database_url, client, settings.sync_retry_delays)
+    handler = OrderLineHandler(settings.database_url, client)
     consumer = BatchConsumer(
         settings.amqp_url,
         topology.ORDER_LINES,
         handler,
-        retry_delays=settings.sync_retry_delays,
+        retry_delays=topology.ORDER_LINES.retry_delays(settings),
         stop=stop,
         max_batch=MAX_BATCH,
         name="supplier_sync",

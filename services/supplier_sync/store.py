@@ -1,10 +1,8 @@
-"""supplier_sync's reads and writes in PostgreSQL.
+"""supplier_sync's own reads and writes in PostgreSQL: order states, paid orders, supplier orders.
 
 Recording a message and converging the supplier are separate transactions:
 the latest state is committed first, then each affected stock_id is locked
-(`pg_advisory_xact_lock(stock_id)`, always in ascending order so two workers
-cannot deadlock) and its total computed from committed rows. Whoever holds
-the lock sets the supplier from totals nobody can change underneath it.
+and its reservation loaded from committed rows (shared/reservations/repository.py).
 """
 from __future__ import annotations
 
@@ -13,15 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import OrderLine, SendHold, ShopOrder, StockLock, SupplierOrder
+from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierOrder
 from shared.messages import OrderLineMessage
 from shared.text import stored_reason
-from shared import holdings
-from services.supplier_sync.lifecycle import HeldLine, StoredState, supersedes
+from shared.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
+from services.supplier_sync.lifecycle import StoredState, supersedes
+from services.supplier_sync.plan import PaidLine, PaidOrder
 
 
 def now() -> datetime:
@@ -87,7 +86,7 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
         applied.append(True)
         changed.add(message.order_id)
         if message.deleted:
-            order.update(deleted=True, status="trash")
+            order.update(deleted=True, status=str(ShopStatus.TRASH))
             continue
         order.update(
             deleted=False,
@@ -128,7 +127,7 @@ def _write_orders(session: Session, rows: list[dict[str, Any]]) -> None:
 def _write_lines(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    stmt = insert(OrderLine).values([{**r, "removed": False, "sync_status": "pending"} for r in rows])
+    stmt = insert(OrderLine).values([{**r, "removed": False, "sync_status": str(LineState.PENDING)} for r in rows])
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[OrderLine.order_id, OrderLine.line_id],
@@ -167,125 +166,35 @@ def _mark_removed(session: Session, removals: dict[int, tuple[datetime, list[int
     )
 
 
-def held_lines(session: Session, stock_ids: Iterable[int]) -> dict[int, list[HeldLine]]:
-    result: dict[int, list[HeldLine]] = {i: [] for i in sorted(set(stock_ids))}
-    for row in holdings.held_lines(session, result):
-        result[row.stock_id].append(HeldLine(row.order_id, row.line_id, row.quantity))
-    return result
-
-
-def known_locks(session: Session, stock_ids: Iterable[int]) -> dict[int, StockLock]:
-    ids = sorted(set(stock_ids))
-    if not ids:
-        return {}
-    return {s.stock_id: s for s in session.scalars(select(StockLock).where(StockLock.stock_id.in_(ids)))}
-
-
-def save_locks(session: Session, answered: dict[int, tuple[int, int, int | None]]) -> None:
-    """answered: stock_id -> (needed, locked, available) after a supplier call."""
-    if not answered:
-        return
-    stmt = insert(StockLock).values(
-        [
-            {"stock_id": sid, "needed": n, "locked": l, "available": a, "synced_at": now()}
-            for sid, (n, l, a) in answered.items()
-        ]
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[StockLock.stock_id],
-            set_={k: stmt.excluded[k] for k in ("needed", "locked", "available", "synced_at")},
-        )
-    )
-
-
-def set_line_statuses(session: Session, statuses: dict[tuple[int, int], tuple[str, str | None]]) -> None:
-    """(order_id, line_id) -> (sync_status, error); one statement, rows that change only."""
-    if not statuses:
-        return
-    keys = sorted(statuses)
-    session.execute(
-        text(
-            """
-            UPDATE order_lines l SET sync_status = v.status, sync_error = v.error, updated_at = now()
-            FROM unnest(CAST(:orders AS bigint[]), CAST(:lines AS bigint[]),
-                        CAST(:statuses AS text[]), CAST(:errors AS text[])) AS v(order_id, line_id, status, error)
-            WHERE l.order_id = v.order_id AND l.line_id = v.line_id
-              AND (l.sync_status, l.sync_error) IS DISTINCT FROM (v.status, v.error)
-            """
-        ),
-        {
-            "orders": [o for o, _ in keys],
-            "lines": [l for _, l in keys],
-            "statuses": [statuses[k][0] for k in keys],
-            "errors": [None if statuses[k][1] is None else stored_reason(statuses[k][1]) for k in keys],
-        },
-    )
-
-
-def lines_of_stock(
-    session: Session, stock_ids: Iterable[int], order_ids: Iterable[int]
-) -> list[tuple[int, int, bool, str, bool, bool]]:
-    """Lines of these stock_ids whose status may change: (order_id, line_id, removed, order status, deleted, sent).
-
-    Settled lines (sent, released) of orders outside the batch are left out, so
-    the cost does not grow with the history of a model.
-    """
-    ids = sorted(set(stock_ids))
-    if not ids:
-        return []
-    orders = sorted(set(order_ids)) or [-1]
-    rows = session.execute(
-        text(
-            """
-            SELECT l.order_id, l.line_id, l.removed, o.status, o.deleted, s.id IS NOT NULL
-            FROM order_lines l JOIN shop_orders o ON o.id = l.order_id
-            LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
-            WHERE l.stock_id IN :ids
-              AND (l.sync_status NOT IN ('sent', 'released') OR l.order_id IN :orders)
-            """
-        ).bindparams(bindparam("ids", expanding=True), bindparam("orders", expanding=True)),
-        {"ids": ids, "orders": orders},
-    )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
-
-
-@dataclass(frozen=True)
-class SendCandidate:
-    order: ShopOrder
-    items: dict[int, int]  # stock_id -> quantity
-    line_keys: list[tuple[int, int]]
-
-
-def send_candidates(session: Session, order_ids: Iterable[int]) -> list[SendCandidate]:
-    """Paid orders, not yet sent nor held, whose every supplier line is recorded and locked."""
+def paid_orders(session: Session, order_ids: Iterable[int]) -> list[PaidOrder]:
+    """These orders that are paid, not deleted, not sent nor held yet, with their lines still in the order."""
     ids = sorted(set(order_ids))
     if not ids:
         return []
     orders = session.scalars(
         select(ShopOrder)
         .outerjoin(SupplierOrder, SupplierOrder.shop_order_id == ShopOrder.id)
-        .where(ShopOrder.id.in_(ids), ShopOrder.status == "processing", ~ShopOrder.deleted, SupplierOrder.id.is_(None))
+        .where(ShopOrder.id.in_(ids), ShopOrder.status == str(READY_TO_SEND), ~ShopOrder.deleted, SupplierOrder.id.is_(None))
         # A hold (shared/send_holds.py) keeps a paid order locked but unsent until the owner lifts it.
         .where(~select(SendHold.order_id).where(SendHold.order_id == ShopOrder.id).exists())
         .order_by(ShopOrder.id)
     ).all()
-    lines_of: dict[int, list[OrderLine]] = {order.id: [] for order in orders}
+    lines_of: dict[int, list[PaidLine]] = {order.id: [] for order in orders}
     if lines_of:
         for line in session.scalars(select(OrderLine).where(OrderLine.order_id.in_(lines_of), ~OrderLine.removed)):
-            lines_of[line.order_id].append(line)
-    candidates = []
-    for order in orders:
-        lines = lines_of[order.id]
-        if not lines or {l.line_id for l in lines} != set(order.supplier_line_ids):
-            continue  # some lines of this state have not arrived yet
-        if any(l.version != order.date_modified_gmt or l.sync_status != "locked" for l in lines):
-            continue
-        items: dict[int, int] = {}
-        for l in lines:
-            items[l.stock_id] = items.get(l.stock_id, 0) + l.quantity
-        candidates.append(SendCandidate(order, items, [(l.order_id, l.line_id) for l in lines]))
-    return candidates
+            lines_of[line.order_id].append(PaidLine(line.line_id, line.stock_id, line.quantity, line.version, line.sync_status))
+    return [
+        PaidOrder(
+            order_id=order.id,
+            number=order.number,
+            date_modified_gmt=order.date_modified_gmt,
+            supplier_line_ids=tuple(order.supplier_line_ids or ()),
+            lines=tuple(lines_of[order.id]),
+            recipient=order.recipient,
+            customer_note=order.customer_note,
+        )
+        for order in orders
+    ]
 
 
 def record_supplier_order(session: Session, shop_order_id: int, key: str, supplier_order_id: int | None, status: int) -> None:
@@ -313,7 +222,7 @@ def flag_cancelled_after_sending(session: Session, order_ids: Iterable[int]) -> 
         .where(
             SupplierOrder.shop_order_id.in_(ids),
             ~SupplierOrder.cancelled_in_shop,
-            ShopOrder.deleted | ShopOrder.status.in_(["cancelled", "refunded", "failed", "trash"]),
+            ShopOrder.deleted | ShopOrder.status.in_(sorted(map(str, GIVEN_UP_STATUSES))),
         )
     ).all()
     for supplier_order in flagged:
@@ -331,7 +240,3 @@ def note_order_sync(session: Session, order_ids: Iterable[int], error: str | Non
         session.execute(
             update(ShopOrder).where(ShopOrder.id.in_(ids)).values(last_synced_at=now(), last_error=error and stored_reason(error))
         )
-
-
-def mark_lines(session: Session, keys: Iterable[tuple[int, int]], status: str, error: str | None) -> None:
-    set_line_statuses(session, {k: (status, error) for k in keys})

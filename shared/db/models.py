@@ -16,6 +16,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.vocabulary import LineState
+
 
 class Base(DeclarativeBase):
     pass
@@ -117,7 +119,7 @@ class OrderLine(Base):
     version: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # pending, locked, short, sent, released, failed, dead_lettered
-    sync_status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    sync_status: Mapped[str] = mapped_column(String(20), nullable=False, default=str(LineState.PENDING))
     sync_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 

@@ -17,6 +17,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from shared.errors import PermanentError, TransientError, parse_retry_after
 from shared.observability.metrics import record_shop_call, shop_endpoint
 from shared.shop.auth import shop_auth
+from shared.vocabulary import ShopStatus
 
 
 class WooCommerceClient:
@@ -156,7 +157,7 @@ class WooCommerceClient:
     def complete_order(self, order_id: int, *, meta: dict[str, str]) -> dict[str, Any]:
         """Set the status to completed and store `meta` on the order in the same save."""
         fields = {
-            "status": "completed",
+            "status": str(ShopStatus.COMPLETED),
             "meta_data": [{"key": key, "value": value} for key, value in meta.items()],
         }
         return self.update_order(order_id, fields)

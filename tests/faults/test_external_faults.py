@@ -11,7 +11,7 @@ from shared import retry, topology
 from shared.amqp import Publisher
 from shared.messages import OrderLineMessage, parse_order_line
 from shared.rewix import BOOKED, CONFIRMED, DISPATCHED, READY, WORKING_ON
-from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.conftest import drain
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, figures, queue_depths, wait_until, work_queues
 from tests.integration.sync_harness import order_messages
 
@@ -42,7 +42,7 @@ class Wave:
 
 
 def publish(world: World, messages: list[OrderLineMessage]) -> None:
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     try:
         for m in messages:
             publisher.publish(m.to_bytes(), routing_key=topology.ORDER_LINE, message_id=m.message_id)

@@ -22,7 +22,6 @@ from shared.amqp import Publisher
 from shared.messages import OrderLineMessage
 from shared.rewix import BOOKED, CONFIRMED, DISPATCHED, READY, WORKING_ON
 from shared.shop.signature import wp_json_encode
-from tests.conftest import TEST_RETRY_DELAYS
 from tests.faults.conftest import (
     ROOT, STOCK_OF_PRODUCT, World, figures, gmt, queue_depths, signed_headers, wait_until, work_queues,
 )
@@ -160,7 +159,7 @@ def test_three_supplier_sync_workers_killed_one_after_another(world: World) -> N
                 items[stock] = items.get(stock, 0) + qty
             paid[f"WC-{order_id}"] = items
 
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     try:
         for m in first:
             publisher.publish(m.to_bytes(), routing_key=topology.ORDER_LINE, message_id=m.message_id)

@@ -61,13 +61,13 @@ class SyncHarness:
         self.control.seed_catalog(
             [{"stock_id": s, "product_id": s, "code": f"M{s}", "barcode": f"80{s}", "availability": availability} for s in stock_ids]
         )
-        self.publisher = Publisher(amqp_url, TEST_RETRY_DELAYS)
+        self.publisher = Publisher(amqp_url)
         self.stop = threading.Event()
         self.threads = []
         for n in range(workers):
             client = RewixClient(self.sim.url, API_KEY, PASSWORD, timeout=5)
             consumer = BatchConsumer(
-                amqp_url, topology.ORDER_LINES, OrderLineHandler(database_url, client, TEST_RETRY_DELAYS),
+                amqp_url, topology.ORDER_LINES, OrderLineHandler(database_url, client),
                 retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{n}",
             )
             thread = threading.Thread(target=consumer.run, daemon=True)

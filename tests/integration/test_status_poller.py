@@ -145,7 +145,7 @@ class PollerThread:
     """A StatusPoller in a thread of its own, with its own publisher, as a replica would run."""
 
     def __init__(self, world: World, *, interval: float, per_second: float) -> None:
-        self.publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+        self.publisher = Publisher(world.amqp_url)
         self.client = RewixClient(world.rewix.url, API_KEY, PASSWORD, timeout=5)
         self.poller = StatusPoller(world.database_url, self.client, self.publisher, interval=interval,
                                    budget=RequestBudget(per_second))
@@ -249,7 +249,7 @@ def test_a_status_change_published_twice_adds_nothing(world: World, tmp_path: Pa
     with world.engine.begin() as c:  # the poller is not running here: only the applier acts
         c.execute(text("UPDATE supplier_orders SET final = true WHERE id = :id"), {"id": order["row_id"]})
     message = change_message(order, DISPATCHED, READY, tracking_code="TRK1", carrier_name="DHL")
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     publisher.publish(message.to_bytes(), routing_key=topology.STATUS_CHANGE, message_id=message.message_id)
     publisher.publish(message.to_bytes(), routing_key=topology.STATUS_CHANGE, message_id=message.message_id)
     publisher.close()
@@ -371,7 +371,7 @@ def test_a_broker_outage_mid_run_delays_a_change_but_loses_nothing(world: World)
     with PollerThread(world, interval=0.3, per_second=50) as replica:
         wait_until(lambda: world.supplier_row(order["row_id"])["last_polled_at"], what="first poll")
         real = replica.poller.publisher
-        replica.poller.publisher = Publisher("amqp://guest:guest@127.0.0.1:1/%2F", TEST_RETRY_DELAYS, connect_timeout=0.5)
+        replica.poller.publisher = Publisher("amqp://guest:guest@127.0.0.1:1/%2F", connect_timeout=0.5)
         world.control.set_status(order["supplier_order_id"], CONFIRMED)
         row = wait_until(lambda: (r := world.supplier_row(order["row_id"]))["last_error"] and r, what="the error")
         assert "status 2 not announced yet" in row["last_error"] and row["status"] == BOOKED
@@ -397,7 +397,7 @@ def test_catch_up_finds_orders_whose_webhooks_never_arrived_and_its_watermark_su
                                              date_created_gmt=now - timedelta(minutes=5))
 
     def run_pass() -> tuple[Any, list[OrderLineMessage]]:
-        publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+        publisher = Publisher(world.amqp_url)
         try:
             # Gone live a day ago: orders older than that were the owner's to handle.
             catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60,

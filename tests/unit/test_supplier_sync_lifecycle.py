@@ -1,11 +1,22 @@
-"""The order lifecycle rules of supplier_sync, without I/O."""
+"""The order lifecycle rules, without I/O: which state wins, which statuses hold, how locked units are shared."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, strategies as st
 
-from services.supplier_sync.lifecycle import HeldLine, StoredState, allocate, holds_stock, is_released, supersedes
+from services.supplier_sync.lifecycle import StoredState, supersedes
+from shared.reservations.model import HeldLine, TrackedLine, allocate, releases
+from shared.vocabulary import HOLDING_STATUSES
+
+
+def holds_stock(status: str, deleted: bool) -> bool:
+    """Would a line of an order in this state be held (were it still in the order and not sent)?"""
+    return not deleted and status in HOLDING_STATUSES
+
+
+def is_released(status: str, deleted: bool) -> bool:
+    return releases(TrackedLine(1, 1, removed=False, order_status=status, deleted=deleted, sent=False))
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 T1 = T0 + timedelta(seconds=1)
@@ -48,17 +59,18 @@ def test_which_statuses_hold_and_which_release():
     for status in ("cancelled", "refunded", "failed", "trash"):
         assert is_released(status, deleted=False) and not holds_stock(status, deleted=False)
     assert not holds_stock("completed", deleted=False)
+    assert is_released("pending", deleted=True)
 
 
 def test_short_units_go_to_the_newest_orders():
-    lines = [HeldLine(3, 31, 2), HeldLine(1, 11, 2), HeldLine(2, 21, 2)]
+    lines = [HeldLine(3, 31, 7, 2), HeldLine(1, 11, 7, 2), HeldLine(2, 21, 7, 2)]
     covered, short = allocate(4, lines)
     assert covered == {(1, 11), (2, 21)} and short == {(3, 31)}
 
 
 @given(st.integers(0, 50), st.lists(st.integers(1, 10), max_size=20))
 def test_allocation_never_promises_more_than_was_locked(locked, quantities):
-    lines = [HeldLine(i, i, q) for i, q in enumerate(quantities)]
+    lines = [HeldLine(i, i, 7, q) for i, q in enumerate(quantities)]
     covered, short = allocate(locked, lines)
     assert covered | short == {(l.order_id, l.line_id) for l in lines} and not covered & short
     assert sum(l.quantity for l in lines if (l.order_id, l.line_id) in covered) <= locked

@@ -65,7 +65,7 @@ def backfill(ctx: Context, since: str | None, order_ids: tuple[int, ...], send_p
         summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "no order"
         click.echo(f"dry run: {total} {label}; would {summary}; nothing was locked or sent")
         return
-    publisher = Publisher(settings.amqp_url, settings.sync_retry_delays)
+    publisher = Publisher(settings.amqp_url)
     publisher.ping()
     intake = OrderIntake(settings.database_url, publisher)
     summary = bf.Summary()

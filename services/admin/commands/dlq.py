@@ -115,9 +115,7 @@ def dlq_replay(ctx: Context, ids: tuple[int, ...], all_: bool) -> None:
     wanted = _ids_or_all(ids, all_, "replay")
     _drain(ctx)
     try:
-        done = dead_letters.replay(
-            ctx.settings.database_url, ctx.settings.amqp_url, ctx.settings.sync_retry_delays, wanted
-        )
+        done = dead_letters.replay(ctx.settings.database_url, ctx.settings.amqp_url, wanted)
     except dead_letters.UnknownDeadLetter as exc:
         raise Failure(str(exc)) from None
     except KeyError as exc:

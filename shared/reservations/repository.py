@@ -1,0 +1,156 @@
+"""Loading the reservation snapshot and saving what a convergence made of it.
+
+Changes to a model are serialised across processes by `lock`
+(`pg_advisory_xact_lock(stock_id)` until the transaction ends); whoever holds
+it loads, decides and saves from rows nobody can change underneath it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.db.models import StockLock
+from shared.text import stored_reason
+from shared.reservations.model import HeldLine, LineKey, Lock, Snapshot, TrackedLine
+from shared.vocabulary import HOLDING_STATUSES, SETTLED_LINE_STATES
+
+# The one definition of a held line (see model.py).
+_HELD_LINES = """
+    SELECT l.stock_id, l.order_id, l.line_id, l.product_id, l.variation_id, l.quantity,
+           l.sync_status, l.sync_error, o.number, o.status
+    FROM order_lines l
+    JOIN shop_orders o ON o.id = l.order_id
+    LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
+    WHERE NOT l.removed AND NOT o.deleted AND o.status IN :holding
+      AND s.id IS NULL AND l.quantity > 0
+"""
+
+# Lines of these models whose state may change. Settled lines of orders outside
+# the batch are left out, so the cost does not grow with the history of a model.
+_TRACKED_LINES = """
+    SELECT l.order_id, l.line_id, l.removed, o.status, o.deleted, s.id IS NOT NULL
+    FROM order_lines l JOIN shop_orders o ON o.id = l.order_id
+    LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
+    WHERE l.stock_id IN :ids
+      AND (l.sync_status NOT IN :settled OR l.order_id IN :orders)
+"""
+
+
+def lock(session: Session, stock_ids: Iterable[int]) -> None:
+    """Serialise changes to these models across processes until the transaction ends.
+
+    The key is the plain stock_id; ascending order means two holders of
+    overlapping sets cannot deadlock.
+    """
+    for stock_id in sorted(set(stock_ids)):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": stock_id})
+
+
+def load(session: Session, stock_ids: Iterable[int] | None = None, order_ids: Iterable[int] | None = None) -> Snapshot:
+    """The held lines and known locks of these models (of all, for None).
+
+    With `order_ids` (a convergence), also the lines of these models whose
+    state may change: every unsettled one, and every one of those orders.
+    """
+    ids = None if stock_ids is None else sorted(set(stock_ids))
+    if ids == []:
+        return Snapshot({}, {})
+    held: dict[int, list[HeldLine]] = {i: [] for i in ids or ()}
+    for row in _held_rows(session, ids):
+        held.setdefault(row.stock_id, []).append(
+            HeldLine(
+                order_id=row.order_id, line_id=row.line_id, stock_id=row.stock_id, quantity=row.quantity,
+                order_status=row.status, order_number=row.number, product_id=row.product_id,
+                variation_id=row.variation_id, state=row.sync_status, error=row.sync_error,
+            )
+        )
+    query = select(StockLock) if ids is None else select(StockLock).where(StockLock.stock_id.in_(ids))
+    locks = {
+        s.stock_id: Lock(s.stock_id, s.needed, s.locked, s.available, s.synced_at) for s in session.scalars(query)
+    }
+    tracked: tuple[TrackedLine, ...] = ()
+    if order_ids is not None and ids:
+        tracked = tuple(TrackedLine(*row) for row in _tracked_rows(session, ids, sorted(set(order_ids))))
+    return Snapshot({s: tuple(lines) for s, lines in held.items()}, locks, tracked)
+
+
+def _held_rows(session: Session, ids: list[int] | None) -> Any:
+    sql = _HELD_LINES
+    params: dict[str, Any] = {"holding": sorted(map(str, HOLDING_STATUSES))}
+    binds = [bindparam("holding", expanding=True)]
+    if ids is not None:
+        sql += " AND l.stock_id IN :ids"
+        params["ids"] = ids
+        binds.append(bindparam("ids", expanding=True))
+    sql += " ORDER BY l.stock_id, l.order_id, l.line_id"
+    return session.execute(text(sql).bindparams(*binds), params).all()
+
+
+def _tracked_rows(session: Session, ids: list[int], orders: list[int]) -> Any:
+    return session.execute(
+        text(_TRACKED_LINES).bindparams(
+            bindparam("ids", expanding=True), bindparam("settled", expanding=True), bindparam("orders", expanding=True)
+        ),
+        {"ids": ids, "settled": sorted(map(str, SETTLED_LINE_STATES)), "orders": orders or [-1]},
+    )
+
+
+def save(
+    session: Session,
+    *,
+    locks: Iterable[Lock] = (),
+    lines: Mapping[LineKey, tuple[str, str | None]] | None = None,
+) -> None:
+    """Store what the supplier answered per model, and the new state of lines.
+
+    locks: stock_id, needed, locked, available after a supplier call.
+    lines: (order_id, line_id) -> (state, error); one statement, rows that change only.
+    """
+    _save_locks(session, list(locks))
+    _save_line_states(session, lines or {})
+
+
+def _save_locks(session: Session, locks: list[Lock]) -> None:
+    if not locks:
+        return
+    now = datetime.now(timezone.utc)
+    stmt = insert(StockLock).values(
+        [
+            {"stock_id": l.stock_id, "needed": l.needed, "locked": l.locked, "available": l.available, "synced_at": now}
+            for l in locks
+        ]
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[StockLock.stock_id],
+            set_={k: stmt.excluded[k] for k in ("needed", "locked", "available", "synced_at")},
+        )
+    )
+
+
+def _save_line_states(session: Session, states: Mapping[LineKey, tuple[str, str | None]]) -> None:
+    if not states:
+        return
+    keys = sorted(states)
+    session.execute(
+        text(
+            """
+            UPDATE order_lines l SET sync_status = v.status, sync_error = v.error, updated_at = now()
+            FROM unnest(CAST(:orders AS bigint[]), CAST(:lines AS bigint[]),
+                        CAST(:statuses AS text[]), CAST(:errors AS text[])) AS v(order_id, line_id, status, error)
+            WHERE l.order_id = v.order_id AND l.line_id = v.line_id
+              AND (l.sync_status, l.sync_error) IS DISTINCT FROM (v.status, v.error)
+            """
+        ),
+        {
+            "orders": [o for o, _ in keys],
+            "lines": [l for _, l in keys],
+            "statuses": [str(states[k][0]) for k in keys],
+            "errors": [None if states[k][1] is None else stored_reason(states[k][1]) for k in keys],
+        },
+    )

@@ -1,0 +1,48 @@
+"""The words the system uses for orders and lines, named once.
+
+Shop order statuses are WooCommerce's; line states are ours (the
+`order_lines.sync_status` column). Both are `StrEnum`s, so a member is the
+plain string it stands for: it compares equal to what the database, the
+messages and the shop carry, and binds as a parameter in SQL.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ShopStatus(StrEnum):
+    """A WooCommerce order status (`trash` is what a deleted order reads as)."""
+
+    PENDING = "pending"
+    ON_HOLD = "on-hold"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    TRASH = "trash"
+
+
+# Orders in these statuses need their supplier lines held at the supplier.
+HOLDING_STATUSES = frozenset({ShopStatus.PENDING, ShopStatus.ON_HOLD, ShopStatus.PROCESSING})
+# Paid and not fulfilled yet: the one status in which an order is sent to the supplier.
+READY_TO_SEND = ShopStatus.PROCESSING
+# Statuses that give up the order: what it held is released, and it is never completed.
+# ("completed" needs nothing held either, but it is the end of a sent order, not a release.)
+GIVEN_UP_STATUSES = frozenset({ShopStatus.CANCELLED, ShopStatus.REFUNDED, ShopStatus.FAILED, ShopStatus.TRASH})
+
+
+class LineState(StrEnum):
+    """Where an order line stands with the supplier (`order_lines.sync_status`)."""
+
+    PENDING = "pending"  # recorded, not converged yet
+    LOCKED = "locked"  # its units are held at the supplier
+    SHORT = "short"  # the supplier could not hold all of the model: this line is not covered
+    SENT = "sent"  # part of a dropshipping order sent to the supplier
+    RELEASED = "released"  # needs nothing held any more (removed, cancelled, deleted, completed)
+    FAILED = "failed"  # the supplier refused its model or its order
+    DEAD_LETTERED = "dead_lettered"  # its message went to the dead letters: an operator must act
+
+
+# Lines that are done with: no later convergence of other orders changes them.
+SETTLED_LINE_STATES = frozenset({LineState.SENT, LineState.RELEASED})
