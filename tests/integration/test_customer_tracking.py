@@ -10,7 +10,7 @@ from shared import topology
 from shared.amqp import Publisher
 from shared.rewix import DISPATCHED, READY
 from services.status_poller.applier import StatusChangeApplier
-from tests.conftest import TEST_RETRY_DELAYS, queue_depth
+from tests.conftest import queue_depth
 from tests.integration.test_status_poller import (  # noqa: F401 (world is a fixture)
     World, change_message, delivery_of, start_service, stop_service, world,
 )
@@ -26,7 +26,7 @@ def customer_notes(world: World, shop_order_id: int) -> list[str]:
 def test_a_dispatched_order_gets_one_customer_note_with_the_tracking_link(world: World, tmp_path: Path) -> None:
     order = world.open_order(status=READY)
     message = change_message(order, DISPATCHED, READY, tracking_code=CODE, tracking_url=URL, carrier_name=CARRIER)
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     for _ in range(2):  # delivered twice: still told once
         publisher.publish(message.to_bytes(), routing_key=topology.STATUS_CHANGE, message_id=message.message_id)
     publisher.close()

@@ -465,7 +465,7 @@ def test_a_first_start_sends_nothing_modified_before_it(world: World, tmp_path: 
     assert now - timedelta(minutes=1) <= datetime.fromisoformat(go_live) <= datetime.now(timezone.utc)
 
     # A restart keeps the first go-live moment: the old order stays the owner's.
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     try:
         with world.engine.begin() as c:
             c.execute(text("DELETE FROM sync_state WHERE name = 'shop_catchup_watermark'"))
@@ -483,7 +483,7 @@ def test_shop_go_live_at_sets_how_far_back_the_first_start_looks(world: World) -
     two_hours = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE],
                                               date_created_gmt=now - timedelta(hours=2))
     world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE], date_created_gmt=now - timedelta(hours=4))
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     try:
         catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60,
                               go_live_at=now - timedelta(hours=3))
