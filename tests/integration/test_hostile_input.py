@@ -27,7 +27,7 @@ from shared.order_intake import OrderIntake
 from shared.rewix import BOOKED, CONFIRMED
 from shared.shop.signature import wp_json_encode
 from simulators.shop.orders import make_order
-from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.conftest import drain
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import cli_env
 from tests.integration.test_admin_web import TOKEN, bearer, start
@@ -129,7 +129,7 @@ def test_the_catch_up_watermark_never_moves_to_a_far_future_date(world: World) -
                                             date_created_gmt=datetime(9999, 12, 30, tzinfo=timezone.utc))
 
     def run_pass() -> tuple[Any, list[Any]]:
-        publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+        publisher = Publisher(world.amqp_url)
         try:
             # Gone live an hour ago: the real order is after that.
             result = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher),
