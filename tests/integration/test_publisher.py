@@ -5,13 +5,13 @@ import pytest
 
 from shared import topology
 from shared.amqp import BrokerUnavailable, Outgoing, Publisher
-from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.conftest import drain
 
 LINES = topology.ORDER_LINES.name
 
 
 def test_a_batch_is_on_the_queue_in_order_once_publish_all_returns(broker: str) -> None:
-    publisher = Publisher(broker, TEST_RETRY_DELAYS)
+    publisher = Publisher(broker)
     try:
         publisher.publish_all([Outgoing(f"m{n}".encode(), topology.ORDER_LINE, f"id-{n}") for n in range(50)])
         publisher.publish(b"single", routing_key=topology.ORDER_LINE, message_id="id-single")
@@ -24,7 +24,7 @@ def test_a_batch_is_on_the_queue_in_order_once_publish_all_returns(broker: str) 
 
 
 def test_a_batch_with_an_unroutable_message_raises_and_the_publisher_goes_on(broker: str) -> None:
-    publisher = Publisher(broker, TEST_RETRY_DELAYS)
+    publisher = Publisher(broker)
     try:
         with pytest.raises(BrokerUnavailable, match="no queue took"):
             publisher.publish_all([
@@ -39,7 +39,7 @@ def test_a_batch_with_an_unroutable_message_raises_and_the_publisher_goes_on(bro
 
 
 def test_a_connection_closed_under_the_publisher_is_rebuilt_once(broker: str) -> None:
-    publisher = Publisher(broker, TEST_RETRY_DELAYS)
+    publisher = Publisher(broker)
     try:
         publisher.publish(b"first", routing_key=topology.ORDER_LINE, message_id="1")
         publisher._connection.close()  # as a broker restart would leave it
