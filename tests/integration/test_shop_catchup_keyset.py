@@ -16,7 +16,7 @@ from shared.order_intake import OrderIntake
 from shared.shop import WooCommerceClient
 from services.status_poller.catchup import ShopCatchUp
 from simulators.shop import ShopControl
-from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.conftest import drain
 from tests.integration.test_status_poller import CK, CS, SUPPLIER_LINE, World, world  # noqa: F401
 
 LINES = topology.ORDER_LINES.name
@@ -38,7 +38,7 @@ def _map_supplier_product(world: World) -> None:
 
 
 def _pass(world: World, shop: WooCommerceClient, go_live: datetime) -> tuple[Any, list[OrderLineMessage]]:
-    publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    publisher = Publisher(world.amqp_url)
     try:
         result = ShopCatchUp(world.database_url, shop, OrderIntake(world.database_url, publisher), 60,
                              go_live_at=go_live).run_once()
@@ -84,7 +84,7 @@ def test_an_idle_pass_is_one_request_and_the_watermark_stays(world: World) -> No
     shop = WooCommerceClient(world.shop.url, CK, CS, timeout=5, session=session)
     go_live = datetime.now(timezone.utc) - timedelta(hours=1)
     world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE])
-    catchup_publisher = Publisher(world.amqp_url, TEST_RETRY_DELAYS)
+    catchup_publisher = Publisher(world.amqp_url)
     try:
         catchup = ShopCatchUp(world.database_url, shop, OrderIntake(world.database_url, catchup_publisher), 60,
                               go_live_at=go_live)
