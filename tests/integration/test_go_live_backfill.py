@@ -13,7 +13,7 @@ from shared.db import normalise_url, session_scope
 from shared.db.models import ProductMapping
 from shared.order_intake import OrderIntake
 from simulators.shop import start_in_thread
-from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
+from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import SyncHarness
 from tests.integration.test_admin_views import cli_env, run
 
@@ -85,7 +85,7 @@ def test_a_backfilled_paid_order_is_locked_but_sent_only_when_the_owner_says_so(
 
         # A later change in the shop (a webhook, or the catch-up) still sends nothing.
         edited = shop.state.admin_edit(paid["id"], {"customer_note": "ring twice"})
-        publisher = Publisher(broker, TEST_RETRY_DELAYS)
+        publisher = Publisher(broker)
         try:
             OrderIntake(db, publisher).submit(edited, "order.updated")
         finally:
