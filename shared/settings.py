@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Requests per second the poller may spend on the supplier's status endpoints.
     poll_requests_per_second: float = Field(5.0, gt=0)
     shop_catchup_interval_seconds: float = Field(300.0, ge=0)
+    # How often every order that holds units or waits to be sent is checked against the shop; 0: never.
+    shop_verify_interval_seconds: float = Field(900.0, ge=0)
     # The catch-up never looks at orders modified before this moment (UTC). Unset: the
     # moment of its first start, recorded in the database, so going live sends nothing old.
     shop_go_live_at: datetime | None = None

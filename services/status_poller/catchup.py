@@ -140,7 +140,6 @@ class ShopCatchUp:
                  invalid=invalid, watermark=newest.isoformat())
         return CatchUpPass(since, seen, submitted, invalid, newest)
 
-
     def _changes(self, since: datetime, statuses: list[str]) -> Any:
         try:
             yield from self.shop.iter_changes_since(since, statuses)

@@ -1,4 +1,4 @@
-"""Wires the status poller's three loops: polling (main thread), the applier and the shop catch-up."""
+"""Wires the status poller's loops: polling (main thread), the applier, the shop catch-up and verification."""
 from __future__ import annotations
 
 import threading
@@ -16,6 +16,7 @@ from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.catchup import ShopCatchUp
 from services.status_poller.poller import StatusPoller
+from services.status_poller.verification import VerificationSweep
 
 log = get_logger("status_poller")
 
@@ -60,6 +61,14 @@ def run(settings: Settings, stop: threading.Event) -> None:
             settings.shop_catchup_interval_seconds, go_live_at=settings.shop_go_live_at,
         )
         threads.append(threading.Thread(target=catchup.run, args=(stop,), name="shop-catchup", daemon=True))
+    verify_publisher = None
+    if settings.shop_verify_interval_seconds > 0:
+        verify_publisher = Publisher(settings.amqp_url, delays)
+        sweep = VerificationSweep(
+            settings.database_url, shop_client(settings), OrderIntake(settings.database_url, verify_publisher),
+            settings.shop_verify_interval_seconds,
+        )
+        threads.append(threading.Thread(target=sweep.run, args=(stop,), name="shop-verification", daemon=True))
     for thread in threads:
         thread.start()
 
@@ -77,6 +86,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         publisher.close()
-        if catchup_publisher is not None:
-            catchup_publisher.close()
+        for extra in (catchup_publisher, verify_publisher):
+            if extra is not None:
+                extra.close()
         rewix.close()

@@ -1,0 +1,148 @@
+"""The verification sweep against the shop simulator, supplier_sync and the supplier simulator,
+on a real RabbitMQ and PostgreSQL: what the shop trashed or deleted without a webhook is released,
+a newer shop state is applied, the sweep is batched, and one replica sweeps per interval."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from shared.amqp import Publisher
+from shared.order_intake import OrderIntake
+from shared.shop import WooCommerceClient
+from shared.shop_checks import read_checks
+from services.status_poller.budget import RequestBudget
+from services.status_poller.verification import VerificationSweep
+from simulators.shop import start_in_thread as start_shop
+from tests.conftest import TEST_RETRY_DELAYS
+from tests.integration.sync_harness import SyncHarness
+
+CK, CS = "ck_verify", "cs_verify"
+T_SHIRT, MUG = 1001, 1002  # stock ids; the shop's product ids are the same numbers
+
+
+def line(stock_id: int, quantity: int = 1) -> dict[str, Any]:
+    return {"product_id": stock_id, "variation_id": 0, "quantity": quantity, "sku": f"SKU-{stock_id}",
+            "name": f"Product {stock_id}", "price": "10.00"}
+
+
+class CountingSession(requests.Session):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.paths.append(url.rsplit("/wc/v3", 1)[-1])
+        return super().request(method, url, *args, **kwargs)
+
+
+class Setup:
+    def __init__(self, db: str, broker: str) -> None:
+        self.db, self.broker = db, broker
+        self.sync = SyncHarness(broker, db, availability=1000)
+        self.shop = start_shop(consumer_key=CK, consumer_secret=CS)
+        self.shop.webhooks.configure(enabled=False)  # nothing reaches ingest: only the sweep can tell
+        self.session = CountingSession()
+        self.client = WooCommerceClient(self.shop.url, CK, CS, timeout=5, session=self.session)
+        self.publisher = Publisher(broker, TEST_RETRY_DELAYS)
+        self.intake = OrderIntake(db, self.publisher)
+        with self.sync.engine.begin() as c:
+            for stock_id in (T_SHIRT, MUG):
+                c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (:s, 0, :s)"),
+                          {"s": stock_id})
+
+    def order(self, status: str, *lines: dict[str, Any]) -> dict[str, Any]:
+        """An order created in the shop and delivered once, as its order.created webhook would be."""
+        order = self.shop.state.create_order(status=status, lines=list(lines))
+        self.intake.submit(order, "order.created")
+        return order
+
+    def sweep(self, interval: float = 900, budget: RequestBudget | None = None) -> VerificationSweep:
+        return VerificationSweep(self.db, self.client, self.intake, interval, budget=budget or RequestBudget(100))
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.shop.stop()
+        self.sync.close()
+
+
+@pytest.fixture
+def setup(db: str, broker: str) -> Iterator[Setup]:
+    s = Setup(db, broker)
+    yield s
+    s.close()
+
+
+def test_the_sweep_releases_an_order_trashed_and_one_deleted_without_any_webhook(setup: Setup) -> None:
+    trashed = setup.order("on-hold", line(T_SHIRT, 2))
+    deleted = setup.order("pending", line(MUG, 1))
+    kept = setup.order("on-hold", line(T_SHIRT, 1))
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 3, MUG: 1}, what="all three locked")
+
+    setup.shop.state.trash(trashed["id"])
+    setup.shop.state.delete(deleted["id"])  # "Delete permanently": WooCommerce sends nothing
+    setup.session.paths.clear()
+    done = setup.sweep().sweep_once()
+
+    assert (done.checked, done.trashed, done.deleted, done.updated) == (3, 1, 1, 0)
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 1}, what="the trashed and deleted released")
+    # One batch for all three, one GET for the id the batch did not return (404), and the status list once.
+    assert setup.session.paths == ["/reports/orders/totals", "/orders", f"/orders/{deleted['id']}"]
+    assert done.requests == 2
+    assert kept["id"] in {r[0] for r in setup.sync.query("SELECT id FROM shop_orders WHERE NOT deleted")}
+
+
+def test_a_newer_shop_state_goes_down_the_normal_path_and_an_unchanged_one_costs_nothing(setup: Setup) -> None:
+    edited = setup.order("on-hold", line(T_SHIRT, 1))
+    same = setup.order("on-hold", line(MUG, 1))
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 1, MUG: 1}, what="both locked")
+    setup.shop.state.admin_edit(edited["id"], {"lines": [line(T_SHIRT, 3)]})  # the webhook was lost
+
+    done = setup.sweep().sweep_once()
+    assert (done.updated, done.trashed, done.deleted) == (1, 0, 0)
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 3, MUG: 1}, what="the edit applied")
+    assert same["id"]  # unchanged: nothing published for it
+    again = setup.sweep().sweep_once()
+    assert (again.updated, again.trashed, again.deleted) == (0, 0, 0)
+
+
+def test_the_sweep_asks_100_orders_a_request(setup: Setup) -> None:
+    for _ in range(230):
+        setup.order("on-hold", line(T_SHIRT, 1))
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 230}, timeout=60, what="230 locked")
+    setup.session.paths.clear()
+    done = setup.sweep().sweep_once()
+    assert done.checked == 230 and done.requests == 3
+    assert setup.session.paths.count("/orders") == 3
+
+
+def test_replicas_sweep_once_per_interval_and_the_last_success_is_recorded(setup: Setup) -> None:
+    setup.order("on-hold", line(T_SHIRT, 1))
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 1}, what="locked")
+    setup.session.paths.clear()
+    stop = threading.Event()
+    replicas = [setup.sweep(interval=3600) for _ in range(3)]
+    threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in replicas]
+    for thread in threads:
+        thread.start()
+    try:
+        setup.sync.wait_until(lambda: "verification" in _checks(setup) and
+                              _checks(setup)["verification"].last_success_at is not None, what="a sweep recorded")
+        stop.wait(2.0)  # every replica has tried to claim by now
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    # Three replicas, one sweep: one batch request in all (plus the one status list).
+    assert setup.session.paths.count("/orders") == 1
+    record = _checks(setup)["verification"]
+    assert record.detail["checked"] == 1 and record.interval == 3600
+
+
+def _checks(setup: Setup) -> dict[str, Any]:
+    with setup.sync.engine.connect() as c:
+        return read_checks(c)
