@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from services.admin.commands import backfill, catalog, db, demo, dlq, products, reconcile, status, tables, web
+from services.admin.commands import product_matching  # noqa: F401 (adds match, export, unmatched to products)
 from services.admin.commands.context import Context
 
 

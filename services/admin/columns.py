@@ -198,3 +198,24 @@ DEAD_LETTERS = Table(
 def waiting(letters: list[Row]) -> list[Row]:
     """The dead letters that still wait for an operator: those never replayed."""
     return [r for r in letters if r["replayed_at"] is None]
+
+
+# --- order lines that matched nothing ------------------------------------------------------------
+
+UNMATCHED = Table(
+    anchor="unmatched",
+    title="Unmatched products",
+    intro="Shop products seen in orders that matched no supplier model: the shop's own, or missing from the "
+          "product map (their orders are not reserved at the supplier).",
+    empty="No order line went unmatched.",
+    columns=(
+        Column("Product", lambda r: r["product_id"], numeric=True),
+        Column("Variation", lambda r: r["variation_id"], numeric=True),
+        Column("SKU", lambda r: r["sku"]),
+        Column("First seen", lambda r: format_time(r["first_seen_at"])),
+        Column("Last seen", lambda r: format_time(r["last_seen_at"])),
+        Column("Last order", lambda r: r["last_order_id"], numeric=True),
+        Column("Why", lambda r: r["reason"]),
+    ),
+    free_last=True,
+)

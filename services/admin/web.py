@@ -26,6 +26,7 @@ from services.admin import columns, dead_letters, order_filters, views
 from services.admin.health_report import HealthPanel
 from services.admin.web_sessions import LoginThrottle, Sessions, derived, same
 from shared.amqp import BrokerUnavailable
+from shared import unmatched_lines
 from shared.db import session_scope
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -228,13 +229,14 @@ def create_app(settings: Settings) -> Flask:
             orders = order_filters.page_of_orders(db, wanted, int(number) if number.isdigit() and len(number) < 9 else 1,
                                                   wc_url=wc_url, storage=storage)
             statuses = order_filters.shop_statuses(db)
+            unmatched = unmatched_lines.unmatched(db)
             letters = [dead_letters.as_dict(r) for r in dead_letters.all_records(db)]
         if not show_all:
             # What still waits, and the letter just replayed, so its new state shows where it was clicked.
             letters = [r for r in letters if r["replayed_at"] is None or r["id"] == replayed_id]
         assert token is not None
         return page(200, "overview.html", title="Rewix sync", notices=notices, errors=errors,
-                    reservations=reservations, orders=orders, letters=letters, show_all=show_all,
+                    reservations=reservations, orders=orders, unmatched=unmatched, letters=letters, show_all=show_all,
                     csrf=_derived(token, "csrf"), tables=columns, health=health.current(),
                     wanted=wanted, statuses=statuses, sync_states=order_filters.SYNC_STATES,
                     page_link=lambda n: "/?" + urlencode(pagination_query(wanted, n)) + "#orders")
