@@ -15,7 +15,7 @@ from shared.order_intake import OrderIntake
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
-from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.conftest import drain
 from tests.integration.test_admin_views import cli_env, run
 from tests.integration.test_admin_web import TOKEN, bearer, start
 
@@ -131,7 +131,7 @@ def test_an_order_line_that_matched_nothing_shows_in_products_unmatched_and_on_t
     ]
     order = shops.shop.state.create_order(status="pending", lines=lines)
     own_only = shops.shop.state.create_order(status="pending", lines=[lines[2]])
-    publisher = Publisher(broker, TEST_RETRY_DELAYS)
+    publisher = Publisher(broker)
     try:
         intake = OrderIntake(db, publisher)
         assert intake.submit(order, "order.created").has_supplier_lines
