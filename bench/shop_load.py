@@ -46,7 +46,6 @@ from services.status_poller.verification import VerificationSweep, _newer  # noq
 from simulators.shop import start_in_thread  # noqa: E402
 
 CK, CS = "ck_bench", "cs_bench"
-RETRY_DELAYS = [5, 30]
 SWEEP_TARGET = 110
 STOCK_ID = 100001
 
@@ -118,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         shop = start_in_thread(consumer_key=CK, consumer_secret=CS)
         shop.webhooks.configure(enabled=False)
         engine = create_engine(normalise_url(db_url))
-        publisher = Publisher(amqp_url, RETRY_DELAYS)
+        publisher = Publisher(amqp_url)
         try:
             import pika
             connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-            topology.declare(connection.channel(), RETRY_DELAYS)
+            topology.declare(connection.channel())
             connection.close()
             intake = OrderIntake(db_url, publisher)
 

@@ -63,7 +63,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         threads.append(threading.Thread(target=catchup.run, args=(stop,), name="shop-catchup", daemon=True))
     verify_publisher = None
     if settings.shop_verify_interval_seconds > 0:
-        verify_publisher = Publisher(settings.amqp_url, delays)
+        verify_publisher = Publisher(settings.amqp_url)
         sweep = VerificationSweep(
             settings.database_url, shop_client(settings), OrderIntake(settings.database_url, verify_publisher),
             settings.shop_verify_interval_seconds,

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, text
 
-from shared.holdings import HOLDING_STATUSES
+from shared.vocabulary import HOLDING_STATUSES
 
 # The sync_state row whose value is when the last sweep was claimed (the database's clock).
 LEASE = "shop_verification_claimed_at"
@@ -39,7 +39,7 @@ _CHECKED = text(
 
 def orders_to_verify(engine: Engine) -> list[Recorded]:
     with engine.connect() as conn:
-        rows = conn.execute(_CHECKED, {"holding": list(HOLDING_STATUSES)}).all()
+        rows = conn.execute(_CHECKED, {"holding": sorted(map(str, HOLDING_STATUSES))}).all()
         conn.rollback()
     return [Recorded(int(r.id), r.status, r.date_modified_gmt) for r in rows]
 

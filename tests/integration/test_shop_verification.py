@@ -18,7 +18,7 @@ from shared.shop_checks import read_checks
 from services.status_poller.budget import RequestBudget
 from services.status_poller.verification import VerificationSweep
 from simulators.shop import start_in_thread as start_shop
-from tests.conftest import TEST_RETRY_DELAYS
+
 from tests.integration.sync_harness import SyncHarness
 
 CK, CS = "ck_verify", "cs_verify"
@@ -48,7 +48,7 @@ class Setup:
         self.shop.webhooks.configure(enabled=False)  # nothing reaches ingest: only the sweep can tell
         self.session = CountingSession()
         self.client = WooCommerceClient(self.shop.url, CK, CS, timeout=5, session=self.session)
-        self.publisher = Publisher(broker, TEST_RETRY_DELAYS)
+        self.publisher = Publisher(broker)
         self.intake = OrderIntake(db, self.publisher)
         with self.sync.engine.begin() as c:
             for stock_id in (T_SHIRT, MUG):
