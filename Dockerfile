@@ -1,6 +1,8 @@
 # One image for every service; docker-compose.yml picks the command
 # (python -m services.ingest, python -m services.supplier_sync, ...).
-FROM python:3.11-slim
+# The last stage, `production`, is what `docker build .` makes: the product only.
+# The `demo` stage adds the bundled simulators and the dev stack for compose's demo profile.
+FROM python:3.11-slim AS app
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -17,7 +19,6 @@ RUN pip install -r requirements.lock
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
-COPY simulators ./simulators
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 
 USER rewix
@@ -25,3 +26,12 @@ EXPOSE 8080 8081
 # No HEALTHCHECK here: only some services serve HTTP. docker-compose.yml checks
 # those with a Python one-liner (the slim image has no curl).
 CMD ["python", "-m", "services.ingest"]
+
+# Development tools on top of the product: `python -m simulators.rewix`, `python -m simulators.shop`
+# and `rewix-sync demo --feed-only` (which imports devstack) find them on PYTHONPATH.
+FROM app AS demo
+COPY simulators ./simulators
+COPY devstack ./devstack
+ENV PYTHONPATH=/app
+
+FROM app AS production

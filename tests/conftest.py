@@ -2,7 +2,7 @@
 
 URLs come from DATABASE_URL / AMQP_URL when set, else from testcontainers when
 a Docker engine answers, else from the local defaults. Each run creates a
-uniquely named database and vhost and removes them at the end.
+uniquely named database and vhost and removes them at the end (devstack/scratch.py).
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from devstack.scratch import scratch_database, scratch_vhost
 from shared import topology
 from shared.db import normalise_url
 from shared.db.migrate import upgrade
@@ -71,39 +71,19 @@ def _containers() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def database_url(_containers: dict[str, str]) -> Iterator[str]:
     base = os.environ.get("DATABASE_URL") or _containers.get("db") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    parsed = urllib.parse.urlsplit(normalise_url(base))
-    name = f"rewix_test_{RUN_ID}"
-    admin = create_engine(parsed._replace(path="/postgres").geturl(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with scratch_database(name=f"rewix_test_{RUN_ID}", base_url=base, migrate=False) as url:
+        with_database_retry(lambda: upgrade(url))
+        yield url
+        from shared.db import get_engine
 
-    def execute(sql: str) -> None:
-        with admin.connect() as c:
-            c.execute(text(sql))
-
-    with_database_retry(lambda: execute(f'CREATE DATABASE "{name}"'))
-    url = parsed._replace(path=f"/{name}").geturl()
-    with_database_retry(lambda: upgrade(url))
-    yield url
-    from shared.db import get_engine
-
-    get_engine.cache_clear()
-    with_database_retry(lambda: execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+        get_engine.cache_clear()
 
 
 @pytest.fixture(scope="session")
 def amqp_url(_containers: dict[str, str]) -> Iterator[str]:
     base = os.environ.get("AMQP_URL") or _containers.get("amqp") or "amqp://guest:guest@127.0.0.1:5672/%2F"
-    parsed = urllib.parse.urlsplit(base)
-    user = urllib.parse.unquote(parsed.username or "guest")
-    vhost = f"rewix_test_{RUN_ID}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    yield parsed._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
-    _rabbitmqctl("delete_vhost", vhost)
+    with scratch_vhost(name=f"rewix_test_{RUN_ID}", base_url=base) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,22 +3,9 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable
-from typing import Any
 
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition", interval: float = 0.05) -> Any:
-    """Poll `condition` until it is truthy (and return it) or `timeout` seconds pass (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+from devstack.waiting import wait_until  # noqa: F401 - the tests' wait_until is the dev stack's
 
 
 class TcpProxy:

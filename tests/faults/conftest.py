@@ -1,20 +1,17 @@
 """The fault suite's world: real services as subprocesses, both simulators, outage guards, figures.
 
 Every service runs as `python -m services.<name>` with the run's database and
-vhost, in a process group of its own, so a SIGKILL takes its workers with it
-(gunicorn's worker would otherwise keep serving for a moment). Outages of the
+vhost, in a process group of its own (devstack/processes.py), so a SIGKILL
+takes its workers with it (gunicorn's worker would otherwise keep serving for
+a moment). Outages of the
 shared RabbitMQ and PostgreSQL go through `rabbitmq_outage` and
 `postgres_outage`, which always bring the server back, however the test ends.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
-import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -36,7 +33,9 @@ from shared.product_map import import_product_map
 from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient
 from shared.shop.signature import sign
 from services.status_poller.shop_updates import plan
-from tests.support import wait_until
+from devstack.processes import Service
+from devstack.stack import service_env
+from devstack.waiting import wait_until
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain
@@ -98,112 +97,6 @@ def gmt(value: str | datetime | None) -> datetime | None:
 
 
 # -- services as subprocesses --------------------------------------------------------------------
-
-
-class Service:
-    """One `python -m services.<module>` process, its log in a file, restartable."""
-
-    def __init__(self, name: str, module: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.module = module
-        self.env = env
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self._log_offset = 0
-
-    def start(self) -> "Service":
-        assert not self.alive, f"{self.name} is already running"
-        self.starts += 1
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module], cwd=ROOT, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the process and everything it started (its own process group)."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(timeout=10)
-        self._reap_group()
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM; the exit code (the process is killed if it does not stop in time)."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} did not stop within {timeout:g} s of SIGTERM") from None
-
-    def _reap_group(self) -> None:
-        """Whatever is left of the group (a worker whose master died) goes too."""
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def text(self, since_start: bool = True) -> str:
-        if not self.log_path.exists():
-            return ""
-        with open(self.log_path, "rb") as f:
-            if since_start:
-                f.seek(self._log_offset)
-            return f.read().decode("utf-8", "replace")
-
-    def events(self, since_start: bool = True) -> list[dict[str, Any]]:
-        out = []
-        for raw in self.text(since_start).splitlines():
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                line = {"raw": raw}
-            out.append(line if isinstance(line, dict) else {"raw": raw})
-        return out
-
-    def wait_event(self, event: str, timeout: float = START_TIMEOUT) -> dict[str, Any]:
-        def seen() -> dict[str, Any] | None:
-            if not self.alive:
-                raise AssertionError(f"{self.name} exited with {self.process.returncode if self.process else None}:\n{self.tail()}")
-            return next((e for e in self.events() if e.get("event") == event), None)
-
-        return wait_until(seen, timeout, f"{self.name} to log {event!r}", interval=0.05)
-
-    def count_events(self, event: str, *, since_start: bool = False) -> int:
-        return sum(1 for e in self.events(since_start) if e.get("event") == event)
-
-    def thread_deaths(self) -> list[str]:
-        """'thread: exception' for each thread an uncaught exception ended (since the last start)."""
-        deaths: list[str] = []
-        thread: str | None = None
-        last: str | None = None
-        for line in [*self.text().splitlines(), "{}"]:
-            match = re.match(r"Exception in thread (\S+?):?$", line)
-            if thread and (match or line.startswith("{")):
-                deaths.append(f"{thread}: {last or '?'}")
-                thread = None
-            if match:
-                thread, last = match.group(1), None
-            elif thread and re.match(r"[A-Za-z_][\w.]*(Error|Exception|Unavailable|Exit)\b", line):
-                last = line[:300]
-        return deaths
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.text(since_start=False).splitlines()[-lines:])
 
 
 class Ingest(Service):
@@ -384,9 +277,7 @@ class World:
     # -- services --------------------------------------------------------------------------
 
     def env(self, **extra: str) -> dict[str, str]:
-        prefixes = ("REWIX_", "WC_", "POLL_", "SHOP_", "INGEST_", "SYNC_", "AMQP_", "DATABASE_", "LOG_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-        env.update(
+        env = service_env(
             AMQP_URL=self.amqp_url, DATABASE_URL=self.database_url,
             REWIX_API_URL=self.rewix.url, REWIX_API_KEY=REWIX_KEY, REWIX_API_PASSWORD=REWIX_PASSWORD,
             WC_URL=self.shop.url, WC_CONSUMER_KEY=WC_KEY, WC_CONSUMER_SECRET=WC_SECRET,
@@ -441,7 +332,7 @@ class World:
             if service.alive:
                 service.kill()
             elif service.process is not None:
-                service._reap_group()
+                service.reap_group()
             if failed:
                 print(f"\n--- last lines of {service.name} ({service.log_path}) ---\n{service.tail()}")
         self.shop.stop()

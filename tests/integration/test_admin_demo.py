@@ -6,7 +6,6 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from services.admin import demo
+from devstack import demo
+from devstack.stack import DevStack
 from services.admin.cli import main
 from shared.db import normalise_url
 from tests.conftest import RUN_ID
@@ -80,39 +80,28 @@ def test_demo_runs_everything_and_cleans_up(database_url: str, amqp_url: str) ->
 
 def test_feed_only_drives_an_already_running_stack(database_url: str, amqp_url: str) -> None:
     """What docker compose's demo-feeder does: the services and simulators run elsewhere."""
-    name = f"rewix_feed_{RUN_ID}"
-    progress = demo.Progress(lambda line: None)
-    store = demo.DemoStore(database_url, amqp_url, progress, name)
-    workdir = Path(tempfile.mkdtemp(prefix="rewix-feed-test-"))
-    stack = demo.Stack(workdir)
-    store.create()
-    try:
-        base = demo.service_env(store, "", "", 0)
-        rewix = stack.spawn("rewix", ["-m", "simulators.rewix", "--port", "0", "--api-key", "k", "--password", "p"], base)
+    stack = DevStack("rewix_feed", name=f"rewix_feed_{RUN_ID}", database_url=database_url, amqp_url=amqp_url)
+    with stack:
+        rewix_url = stack.start_rewix_simulator("k", "p", name="rewix")
         port = demo.free_port()
-        shop = stack.spawn("shop", ["-m", "simulators.shop", "--port", "0", "--consumer-key", "ck_x",
-                                    "--consumer-secret", "cs_x", "--webhook-url",
-                                    f"http://127.0.0.1:{port}/webhooks/woocommerce", "--webhook-secret", HOOK_SECRET], base)
-        rewix_url, shop_url = stack.announced_url(rewix), stack.announced_url(shop)
-        env = demo.service_env(store, rewix_url, shop_url, port)
+        shop_url = stack.start_shop_simulator("ck_x", "cs_x", f"http://127.0.0.1:{port}/webhooks/woocommerce", HOOK_SECRET,
+                                              name="shop")
+        env = demo.service_env(stack, rewix_url, shop_url, port)
         env.update(REWIX_API_KEY="k", REWIX_API_PASSWORD="p", WC_CONSUMER_KEY="ck_x", WC_CONSUMER_SECRET="cs_x",
                    WC_WEBHOOK_SECRET=HOOK_SECRET)
-        for service in ("ingest", "supplier_sync", "status_poller"):
-            stack.spawn(service, ["-m", f"services.{service}"], env)
+        stack.start_services(env)
 
         result = CliRunner().invoke(main, ["demo", "--feed-only", "--orders", "3"], env={
-            "DATABASE_URL": store.database_url, "REWIX_API_URL": rewix_url, "WC_URL": shop_url,
+            "DATABASE_URL": stack.database_url, "REWIX_API_URL": rewix_url, "WC_URL": shop_url,
             "WC_CONSUMER_KEY": "ck_x", "WC_CONSUMER_SECRET": "cs_x", "LOG_LEVEL": "WARNING",
         })
-        assert result.exit_code == 0, result.output + "".join(p.log.read_text() for p in stack.processes)
+        assert result.exit_code == 0, result.output + "".join(p.text() for p in stack.services)
         assert "2 orders paid (processing), 1 cancelled" in result.output
         assert "moved to Dispatched" in result.output
         rows = result.output.split("rewix-sync orders\n")[1].strip().splitlines()[2:]
         assert sum("Dispatched" in row for row in rows) == 2
-    finally:
-        stack.stop()
-        store.drop()
-    assert all(p.popen.poll() is not None for p in stack.processes)
+    assert all(p.process.poll() is not None for p in stack.services)
+    assert stack.name not in databases(database_url) and stack.name not in vhosts()
 
 
 def test_demo_fails_with_one_line() -> None:

@@ -3,7 +3,6 @@ and which dead letters the page shows."""
 from __future__ import annotations
 
 import re
-import time
 
 import requests
 

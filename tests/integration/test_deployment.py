@@ -207,9 +207,13 @@ def test_the_services_of_the_contract_are_all_there():
     assert command_of("demo-feeder")[:2] == ["rewix-sync", "demo"]
     assert SERVICES["rabbitmq"]["image"] == "rabbitmq:3.13-management"
     assert SERVICES["postgres"]["image"] == "postgres:15"
-    for name in APP_SERVICES + DEMO_SERVICES:
+    for name in APP_SERVICES:
         assert SERVICES[name]["build"] == "."
         assert SERVICES[name]["image"] == SERVICES["ingest"]["image"]
+    # The demo profile runs the Dockerfile's demo stage: the product plus the simulators and the dev stack.
+    for name in DEMO_SERVICES:
+        assert SERVICES[name]["build"] == {"context": ".", "target": "demo"}
+        assert SERVICES[name]["image"] == SERVICES["rewix-sim"]["image"] != SERVICES["ingest"]["image"]
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS))
@@ -380,7 +384,7 @@ def dockerignored(path: str) -> bool:
 
 def test_dockerfile_base_user_and_command():
     instructions = dockerfile()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert instructions[0][0] == "FROM" and instructions[0][1].partition(" AS ")[0] == "python:3.11-slim"
     users = [rest for keyword, rest in instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
     cmd = next(rest for keyword, rest in reversed(instructions) if keyword == "CMD")
@@ -413,6 +417,40 @@ def test_dockerfile_copies_what_exists_and_what_the_package_needs():
         package = pattern.rstrip("*")
         assert package in copied, f"the image lacks the package {package}"
     assert any(k == "RUN" and "-r requirements.lock" in r for k, r in dockerfile())
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions, each stage with those of the stage it starts FROM."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, rest in dockerfile():
+        if keyword == "FROM":
+            base, _, name = rest.partition(" AS ")
+            current = list(stages.get(base.strip(), []))
+            stages[name.strip() or base.strip()] = current
+        current.append((keyword, rest))
+    return stages
+
+
+def test_the_production_image_carries_no_development_tool():
+    stages = dockerfile_stages()
+    last = dockerfile_stages_order()[-1]
+    assert last == "production"  # what a plain `docker build .` makes
+
+    def copied(stage: str) -> set[str]:
+        return {shlex.split(rest)[0] for keyword, rest in stages[stage] if keyword == "COPY"}
+
+    assert {"shared", "services"} <= copied("production")
+    assert not copied("production") & {"simulators", "devstack", "bench", "tests"}
+    assert {"simulators", "devstack"} <= copied("demo")
+    # No module of the product imports the simulators or the dev stack when it loads.
+    for path in (ROOT / "services").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            assert not re.match(r"(from|import) (simulators|devstack)\b", line), f"{path}: {line}"
+
+
+def dockerfile_stages_order() -> list[str]:
+    return [rest.partition(" AS ")[2].strip() or rest for keyword, rest in dockerfile() if keyword == "FROM"]
 
 
 def test_the_lock_pins_every_dependency():

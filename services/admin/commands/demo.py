@@ -14,27 +14,29 @@ from shared.settings import require
 @click.option("--orders", "count", type=click.IntRange(1, 60), default=6, show_default=True,
               help="How many customer orders to place.")
 @click.option("--keep", is_flag=True, help="Keep the demo database and vhost (and the service logs) afterwards.")
-@click.option("--name", default="rewix_demo", show_default=True, metavar="NAME",
-              help="Name of the demo's database and RabbitMQ vhost (made fresh, dropped at the end).")
+@click.option("--name", default=None, metavar="NAME",
+              help="Name of the demo's database and RabbitMQ vhost (made fresh, dropped at the end) "
+                   "[default: rewix_demo_ and eight random hex digits, so two demos at once do not collide].")
 @click.option("--feed-only", is_flag=True,
               help="Only place orders and move statuses, against the services and simulators already running at "
                    "REWIX_API_URL and WC_URL (docker compose's demo profile).")
 @pass_context
 @fails_cleanly
-def demo(ctx: Context, count: int, keep: bool, name: str, feed_only: bool) -> None:
+def demo(ctx: Context, count: int, keep: bool, name: str | None, feed_only: bool) -> None:
     """Run the whole system here against the bundled supplier and shop simulators.
 
     Starts both simulators and the three services on a fresh database and
-    RabbitMQ vhost (rewix_demo), places orders in the shop (pending, paid,
+    RabbitMQ vhost of the demo's own, places orders in the shop (pending, paid,
     cancelled, a mixed order, a quantity change), moves the supplier orders
     from Booked to Dispatched and prints the reservations and orders. Every
     process it started is stopped at the end; the database and vhost are
     dropped unless --keep.
     """
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+    if name is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise Failure(f"--name: {name!r} must be lower-case letters, digits and underscores")
-    # The demo drives the simulators, which are a development tool: imported only here.
-    from services.admin import demo as demo_
+    # The demo drives the simulators through the dev stack, development tools the production image
+    # does not carry: imported here only, when the command runs.
+    from devstack import demo as demo_
 
     settings = ctx.settings
     try:

@@ -1,7 +1,8 @@
 """`rewix-sync demo`: the whole system on this machine, against the bundled simulators.
 
 Starts the supplier and shop simulators and the three services as processes
-on a database and a RabbitMQ vhost of its own (`rewix_demo`, created fresh),
+on a dev stack (devstack/stack.py): a database and a RabbitMQ vhost of its own
+(`rewix_demo_` and random digits, or --name), created fresh,
 places a realistic stream of orders in the simulated shop (which fires signed
 webhooks at ingest), moves the supplier orders from Booked to Dispatched, and
 prints the reservations and orders tables. Every process it started is
@@ -13,28 +14,21 @@ and simulators already running (docker compose's demo profile).
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from shared.db import normalise_url, session_scope
+from devstack import waiting
+from devstack.stack import DevStack
+from shared.db import session_scope
 from shared.product_map import import_product_map
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO_NAME = "rewix_demo"
 REWIX_KEY, REWIX_PASSWORD = "demo-key", "demo-password"
 SHOP_KEY, SHOP_SECRET = "ck_demo", "cs_demo"
@@ -91,16 +85,11 @@ class Progress:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except (requests.RequestException, OSError):
-            pass  # a service still starting: look again
-        if time.monotonic() > deadline:
-            raise DemoFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    """`devstack.waiting.wait_until`, a service still starting counting as "not yet", failing as DemoFailed."""
+    try:
+        waiting.wait_until(check, timeout, what, interval, ignore=(requests.RequestException, OSError))
+    except waiting.TimedOut as exc:
+        raise DemoFailed(str(exc)) from None
 
 
 # --- the stream of orders -----------------------------------------------------------------
@@ -273,7 +262,6 @@ def print_tables(database_url: str, wc_url: str | None, echo: Callable[[str], No
     echo("rewix-sync orders")
     echo(columns.as_text(columns.ORDERS, orders))
 
-
 # --- running everything -----------------------------------------------------------------------
 
 
@@ -283,134 +271,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def replace_path(url: str, path: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return parts._replace(path=path).geturl()
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-
-class Stack:
-    """The processes of the demo; stop() ends every one of them."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.processes: list[Process] = []
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Process:
-        log = self.workdir / f"{name}.log"
-        with open(log, "wb") as out:
-            popen = subprocess.Popen(
-                [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        process = Process(name, popen, log)
-        self.processes.append(process)
-        return process
-
-    def announced_url(self, process: Process, timeout: float = 20.0) -> str:
-        """The URL a simulator prints as `listening on http://...`."""
-        found: list[str] = []
-
-        def check() -> bool:
-            self.check_alive()
-            for line in process.log.read_text(errors="replace").splitlines():
-                if line.startswith("listening on "):
-                    found.append(line.split(" ", 2)[2].strip())
-                    return True
-            return False
-
-        wait_until(f"{process.name} to start", check, timeout, 0.05)
-        return found[0]
-
-    def check_alive(self) -> None:
-        for process in self.processes:
-            code = process.popen.poll()
-            if code is not None:
-                tail = process.log.read_text(errors="replace").strip().splitlines()[-3:]
-                raise DemoFailed(f"{process.name} exited with {code}: " + " | ".join(tail))
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in self.processes:
-            try:
-                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait()
-
-
-class DemoStore:
-    """The demo's own database and RabbitMQ vhost, made fresh and dropped at the end."""
-
-    def __init__(self, database_url: str, amqp_url: str, progress: Progress, name: str = DEMO_NAME) -> None:
-        self.name = name
-        self.server_url = normalise_url(database_url)
-        self.database_url = replace_path(self.server_url, f"/{name}")
-        self.base_amqp_url = amqp_url
-        self.amqp_url = amqp_url
-        self.own_vhost = False
-        self.progress = progress
-
-    def _admin(self):  # noqa: ANN202 - an Engine
-        return create_engine(replace_path(self.server_url, "/postgres"), isolation_level="AUTOCOMMIT")
-
-    def create(self) -> None:
-        from shared.db.migrate import upgrade
-
-        engine = self._admin()
-        try:
-            with engine.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-                c.execute(text(f'CREATE DATABASE "{self.name}"'))
-        finally:
-            engine.dispose()
-        upgrade(self.database_url)
-        if shutil.which("rabbitmqctl"):
-            user = urllib.parse.unquote(urllib.parse.urlsplit(self.base_amqp_url).username or "guest")
-            self._rabbitmqctl("delete_vhost", self.name, check=False)
-            self._rabbitmqctl("add_vhost", self.name)
-            self._rabbitmqctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
-            self.amqp_url = replace_path(self.base_amqp_url, f"/{self.name}")
-            self.own_vhost = True
-            where = f"database {self.name} and RabbitMQ vhost {self.name}"
-        else:
-            where = f"database {self.name}, and AMQP_URL's vhost (no rabbitmqctl here to make one)"
-        self.progress(f"created a fresh {where}; schema migrated")
-
-    def drop(self) -> None:
-        from shared.db import get_engine
-
-        get_engine.cache_clear()
-        engine = self._admin()
-        try:
-            with engine.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        finally:
-            engine.dispose()
-        if self.own_vhost:
-            self._rabbitmqctl("delete_vhost", self.name, check=False)
-
-    @staticmethod
-    def _rabbitmqctl(*args: str, check: bool = True) -> None:
-        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
-        if check and done.returncode != 0:
-            raise DemoFailed(f"rabbitmqctl {args[0]} failed: {(done.stderr or done.stdout).strip()[:200]}")
-
-
-def service_env(store: DemoStore, rewix_url: str, shop_url: str, ingest_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REWIX_", "WC_", "SHOP_SIM_", "ADMIN_"))}
-    env.update(
-        AMQP_URL=store.amqp_url,
-        DATABASE_URL=store.database_url,
+def service_env(stack: DevStack, rewix_url: str, shop_url: str, ingest_port: int) -> dict[str, str]:
+    """The services' settings: the stack's database and vhost, the simulators, short intervals."""
+    return stack.service_env(
         REWIX_API_URL=rewix_url,
         REWIX_API_KEY=REWIX_KEY,
         REWIX_API_PASSWORD=REWIX_PASSWORD,
@@ -424,65 +287,49 @@ def service_env(store: DemoStore, rewix_url: str, shop_url: str, ingest_port: in
         SHOP_CATCHUP_INTERVAL_SECONDS="5",
         SYNC_RETRY_DELAYS="1,2,5",
         LOG_LEVEL="INFO",
-        LOG_FORMAT="json",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 def run_demo(database_url: str, amqp_url: str, *, orders: int, keep: bool, echo: Callable[[str], None],
-             name: str = DEMO_NAME) -> None:
+             name: str | None = None) -> None:
+    """Everything on a dev stack of its own (database and vhost `name`, or a unique `rewix_demo_...`)."""
     progress = Progress(echo)
-    store = DemoStore(database_url, amqp_url, progress, name)
-    workdir = Path(tempfile.mkdtemp(prefix="rewix-demo-"))
-    stack = Stack(workdir)
-    created = False
+    stack = DevStack(DEMO_NAME, name=name, keep=keep, database_url=database_url, amqp_url=amqp_url)
     try:
-        store.create()
-        created = True
-        base_env = service_env(store, "", "", 0)
-        rewix = stack.spawn("rewix-simulator", ["-m", "simulators.rewix", "--port", "0", "--api-key", REWIX_KEY,
-                                                "--password", REWIX_PASSWORD], base_env)
-        ingest_port = free_port()
-        ingest_url = f"http://127.0.0.1:{ingest_port}"
-        shop = stack.spawn("shop-simulator", [
-            "-m", "simulators.shop", "--port", "0", "--consumer-key", SHOP_KEY, "--consumer-secret", SHOP_SECRET,
-            "--webhook-url", f"{ingest_url}/webhooks/woocommerce", "--webhook-secret", WEBHOOK_SECRET,
-        ], base_env)
-        rewix_url, shop_url = stack.announced_url(rewix), stack.announced_url(shop)
-        env = service_env(store, rewix_url, shop_url, ingest_port)
-        for service in ("ingest", "supplier_sync", "status_poller"):
-            stack.spawn(service, ["-m", f"services.{service}"], env)
-        progress(f"started the supplier simulator ({rewix_url}), the shop simulator ({shop_url}) "
-                 f"and ingest, supplier_sync, status_poller (logs in {workdir})")
+        with stack:
+            where = (f"database {stack.name} and RabbitMQ vhost {stack.name}" if stack.own_vhost
+                     else f"database {stack.name}, and AMQP_URL's vhost (no rabbitmqctl here to make one)")
+            progress(f"created a fresh {where}; schema migrated")
+            rewix_url = stack.start_rewix_simulator(REWIX_KEY, REWIX_PASSWORD)
+            ingest_port = free_port()
+            ingest_url = f"http://127.0.0.1:{ingest_port}"
+            shop_url = stack.start_shop_simulator(SHOP_KEY, SHOP_SECRET, f"{ingest_url}/webhooks/woocommerce",
+                                                  WEBHOOK_SECRET)
+            stack.start_services(service_env(stack, rewix_url, shop_url, ingest_port))
+            progress(f"started the supplier simulator ({rewix_url}), the shop simulator ({shop_url}) "
+                     f"and ingest, supplier_sync, status_poller (logs in {stack.log_dir})")
 
-        def ingest_ready() -> bool:
+            def ingest_ready() -> bool:
+                stack.check_alive()
+                return requests.get(f"{ingest_url}/readyz", timeout=2).status_code == 200
+
+            wait_until("ingest to be ready", ingest_ready, 30)
+            progress(f"ingest is ready for WooCommerce webhooks at {ingest_url}/webhooks/woocommerce")
+
+            feeder = Feeder(Endpoints(rewix_url, shop_url, stack.database_url), progress)
+            try:
+                feeder.seed()
+                feeder.sync_catalog()
+                feeder.run(orders)
+            finally:
+                feeder.close()
             stack.check_alive()
-            return requests.get(f"{ingest_url}/readyz", timeout=2).status_code == 200
-
-        wait_until("ingest to be ready", ingest_ready, 30)
-        progress(f"ingest is ready for WooCommerce webhooks at {ingest_url}/webhooks/woocommerce")
-
-        feeder = Feeder(Endpoints(rewix_url, shop_url, store.database_url), progress)
-        try:
-            feeder.seed()
-            feeder.sync_catalog()
-            feeder.run(orders)
-        finally:
-            feeder.close()
-        stack.check_alive()
-        print_tables(store.database_url, shop_url, echo)
-    except DemoFailed as exc:
-        raise DemoFailed(f"{exc} (service logs in {workdir})") from None
-    finally:
-        stack.stop()
-        if not created or not keep:
-            if created:
-                store.drop()
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            echo(f"kept database {store.name}{' and vhost ' + store.name if store.own_vhost else ''}; "
-                 f"DATABASE_URL={store.database_url} AMQP_URL={store.amqp_url}; logs in {workdir}")
+            print_tables(stack.database_url, shop_url, echo)
+    except (DemoFailed, RuntimeError) as exc:
+        raise DemoFailed(f"{exc} (service logs in {stack.log_dir})") from None
+    if keep:
+        echo(f"kept database {stack.name}{' and vhost ' + stack.name if stack.own_vhost else ''}; "
+             f"DATABASE_URL={stack.database_url} AMQP_URL={stack.amqp_url}; logs in {stack.log_dir}")
 
 
 def run_feed_only(database_url: str, rewix_url: str, shop_url: str, shop_key: str, shop_secret: str, *,
