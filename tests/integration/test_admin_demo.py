@@ -10,11 +10,13 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import requests
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from devstack import demo
 from devstack.stack import DevStack
+from devstack.waiting import wait_until
 from services.admin.cli import main
 from shared.db import normalise_url
 from tests.conftest import RUN_ID
@@ -90,6 +92,9 @@ def test_feed_only_drives_an_already_running_stack(database_url: str, amqp_url: 
         env.update(REWIX_API_KEY="k", REWIX_API_PASSWORD="p", WC_CONSUMER_KEY="ck_x", WC_CONSUMER_SECRET="cs_x",
                    WC_WEBHOOK_SECRET=HOOK_SECRET)
         stack.start_services(env)
+        # Already running, as in compose: ingest answers before the feeder places the first order.
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 30, "ingest ready",
+                   ignore=(requests.RequestException,))
 
         result = CliRunner().invoke(main, ["demo", "--feed-only", "--orders", "3"], env={
             "DATABASE_URL": stack.database_url, "REWIX_API_URL": rewix_url, "WC_URL": shop_url,
