@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     wc_order_storage: str = "posts"
     wc_consumer_key: str | None = None
     wc_consumer_secret: SecretStr | None = None
+    # The public URL at which WooCommerce reaches ingest: `webhooks install` makes the webhooks
+    # deliver there, and the webhook check knows the system's own webhooks by it (off without it).
+    wc_webhook_delivery_url: str | None = None
 
     ingest_host: str = "0.0.0.0"
     ingest_port: int = 8080
@@ -43,6 +46,7 @@ class Settings(BaseSettings):
     shop_catchup_interval_seconds: float = Field(300.0, ge=0)
     # How often every order that holds units or waits to be sent is checked against the shop; 0: never.
     shop_verify_interval_seconds: float = Field(900.0, ge=0)
+    shop_webhook_check_interval_seconds: float = Field(300.0, ge=0)
     # The catch-up never looks at orders modified before this moment (UTC). Unset: the
     # moment of its first start, recorded in the database, so going live sends nothing old.
     shop_go_live_at: datetime | None = None

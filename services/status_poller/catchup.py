@@ -15,6 +15,10 @@ so an order saved while the pass reads cannot make another one slip past
 unread. The watermark only moves to the newest change actually read. With
 nothing changed a pass is one request.
 
+When the webhook check finds one of the system's webhooks disabled or paused,
+it asks (store.request_rewind) for the next pass to read again from when the
+webhook was last seen active, so what WooCommerce dropped meanwhile arrives.
+
 It never looks before the go-live moment: SHOP_GO_LIVE_AT when set, else the
 moment of its very first start (recorded in sync_state once and kept). An
 order modified before the system went live was the owner's to handle; the
@@ -24,6 +28,7 @@ backfill` is the deliberate way to bring older orders in.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -75,6 +80,8 @@ class ShopCatchUp:
         self.interval = float(interval)
         self.go_live_at = go_live_at
         self.statuses = ListedStatuses(shop)
+        # Set by the webhook check after asking for a rewind: the next pass starts at once.
+        self.wake = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         """A pass at start, then one every interval until `stop`; a failed pass is retried sooner."""
@@ -95,9 +102,16 @@ class ShopCatchUp:
                 check.failed(repr(exc)[:300])
                 wait = next(delays)
                 log.warning("shop catch-up failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            stop.wait(wait)
+            self._sleep(stop, wait)
         HEALTH.retire_loop(LOOP)
         log.info("shop catch-up stopped")
+
+    def _sleep(self, stop: threading.Event, seconds: float) -> None:
+        """Until the next pass: `seconds`, or less when stopped or woken."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and not self.wake.is_set() and (left := deadline - time.monotonic()) > 0:
+            self.wake.wait(min(left, 0.5))
+        self.wake.clear()
 
     def run_once(self, stop: threading.Event | None = None) -> CatchUpPass:
         started = datetime.now(timezone.utc)
@@ -108,6 +122,10 @@ class ShopCatchUp:
         # less takes in the orders modified in the go-live second itself.
         floor = go_live.replace(microsecond=0) - timedelta(seconds=1)
         since = floor if stored is None else max(stored - OVERLAP, floor)
+        # A webhook found off (services/status_poller/webhook_watch.py): read again from when it was on.
+        rewind = store.get_rewind(self.engine)
+        if rewind is not None:
+            since = max(min(since, rewind[0] - OVERLAP), floor)
         watermark = stored or go_live
         newest, saved = watermark, watermark
         seen = submitted = invalid = 0
@@ -136,6 +154,8 @@ class ShopCatchUp:
             # Orders come oldest change first: everything up to `newest` has been submitted.
             if newest > saved:
                 store.set_watermark(self.engine, newest)
+        if rewind is not None and not (stop is not None and stop.is_set()):
+            store.clear_rewind(self.engine, rewind[1])
         log.info("shop catch-up pass done", since=since.isoformat(), seen=seen, submitted=submitted,
                  invalid=invalid, watermark=newest.isoformat())
         return CatchUpPass(since, seen, submitted, invalid, newest)

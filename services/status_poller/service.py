@@ -1,4 +1,5 @@
-"""Wires the status poller's loops: polling (main thread), the applier, the shop catch-up and verification."""
+"""Wires the status poller's loops: polling (main thread), the applier, the shop catch-up, verification
+and the webhook check."""
 from __future__ import annotations
 
 import threading
@@ -17,6 +18,7 @@ from services.status_poller.budget import RequestBudget
 from services.status_poller.catchup import ShopCatchUp
 from services.status_poller.poller import StatusPoller
 from services.status_poller.verification import VerificationSweep
+from services.status_poller.webhook_watch import WebhookWatch
 
 log = get_logger("status_poller")
 
@@ -69,6 +71,11 @@ def run(settings: Settings, stop: threading.Event) -> None:
             settings.shop_verify_interval_seconds,
         )
         threads.append(threading.Thread(target=sweep.run, args=(stop,), name="shop-verification", daemon=True))
+    if settings.shop_webhook_check_interval_seconds > 0 and settings.wc_webhook_delivery_url:
+        watch = WebhookWatch(settings.database_url, shop_client(settings), settings.wc_webhook_delivery_url,
+                             settings.shop_webhook_check_interval_seconds,
+                             on_reactivated=catchup.wake.set if catchup_publisher is not None else None)
+        threads.append(threading.Thread(target=watch.run, args=(stop,), name="shop-webhook-check", daemon=True))
     for thread in threads:
         thread.start()
 

@@ -17,6 +17,8 @@ from shared.text import storable, stored_reason
 # Errors the poller writes start with this, so a later good poll clears only its own.
 POLL_ERROR_PREFIX = "status poll: "
 CATCHUP_WATERMARK = "shop_catchup_watermark"
+# A moment the next catch-up pass must look back to (the webhook check sets it when it finds a webhook off).
+CATCHUP_REWIND = "shop_catchup_rewind"
 GO_LIVE = "shop_go_live_at"
 
 
@@ -310,6 +312,43 @@ def set_watermark(engine: Engine, moment: datetime) -> None:
             ),
             {"name": CATCHUP_WATERMARK, "value": value},
         )
+
+
+def request_rewind(conn: Connection, moment: datetime) -> None:
+    """Ask the next catch-up pass to read again from `moment`; the earliest request wins.
+
+    Kept apart from the watermark, which only moves forward, so a pass running
+    meanwhile cannot undo the request by saving its own progress."""
+    conn.execute(
+        text(
+            """
+            INSERT INTO sync_state (name, value, updated_at) VALUES (:name, :value, now())
+            ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+            WHERE CAST(EXCLUDED.value AS timestamptz) < CAST(sync_state.value AS timestamptz)
+            """
+        ),
+        {"name": CATCHUP_REWIND, "value": moment.astimezone(timezone.utc).isoformat()},
+    )
+
+
+def get_rewind(engine: Engine) -> tuple[datetime, str] | None:
+    """The requested rewind moment and its stored text (to clear exactly that request)."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            text("SELECT value FROM sync_state WHERE name = :name"), {"name": CATCHUP_REWIND}
+        ).scalar_one_or_none()
+        conn.rollback()
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)), value
+
+
+def clear_rewind(engine: Engine, value: str) -> None:
+    """Done with the request read as `value`; a newer (earlier) one asked meanwhile stays."""
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM sync_state WHERE name = :name AND value = :value"),
+                     {"name": CATCHUP_REWIND, "value": value})
 
 
 def go_live_moment(engine: Engine, first_start: datetime) -> datetime:

@@ -236,3 +236,27 @@ class AdminLoginFailure(Base):
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
     __table_args__ = (Index("ix_admin_login_failures_address_time", "address", "failed_at"),)
+
+
+class ShopWebhookRecord(Base):
+    """One of the shop's webhooks that delivers to this system, as the webhook check last saw it.
+
+    WooCommerce keeps no history of a webhook's status, so the check does:
+    when it last saw the webhook active (where the catch-up must look back to
+    after the webhook was found off) and when it last re-activated it (for
+    `rewix-sync webhooks status` and the operator page).
+    """
+
+    __tablename__ = "shop_webhooks"
+    webhook_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(100), nullable=False)
+    delivery_url: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    last_checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_seen_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reactivated_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_reactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the check found when it last re-activated it: disabled (by WooCommerce) or paused.
+    last_found_status: Mapped[str | None] = mapped_column(String(20))
+    # From when the catch-up re-read the shop for that re-activation.
+    last_off_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

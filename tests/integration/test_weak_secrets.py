@@ -18,6 +18,7 @@ CLI = [sys.executable, "-m", "services.admin.cli"]
 PROCESSES = [
     ("ingest", "WC_WEBHOOK_SECRET", [sys.executable, "-m", "services.ingest"]),
     ("web", "ADMIN_TOKEN", [*CLI, "web"]),
+    ("webhooks install", "WC_WEBHOOK_SECRET", [*CLI, "webhooks", "install", "--delivery-url", "http://127.0.0.1:1/x"]),
 ]
 WEAK = {
     "short": "s3cret",
