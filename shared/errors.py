@@ -40,7 +40,23 @@ class TransientError(ExternalError):
 
 
 class PermanentError(ExternalError):
-    """400, 401, 404, 412 and the like: repeating the call cannot help."""
+    """400, 404, 412 and the like: repeating the call cannot help."""
+
+
+class AccountRefused(ExternalError):
+    """401 or 403: the supplier refuses the account itself, not one order or model.
+
+    Neither transient nor permanent for a message: no message is to blame, so
+    none is retried or dead-lettered for it. The workers pause instead, probe
+    the supplier and resume once it accepts the credentials (docs/interfaces.md,
+    "Order lifecycle", retries).
+    """
+
+
+class AmbiguousLookup(TransientError):
+    """The key lookup answered 500: older servers say so for an unknown key, and
+    any server for a failure of its own. Whether the order exists is not known,
+    so nothing may be sent on this answer; look again later."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,21 +1,22 @@
 """HTTP client of the Rewix platform: one method per endpoint, typed failures.
 
-Every failure leaves as a TransientError (worth retrying) or a PermanentError
-(dead letter), decided in one place (_request / _raise_for_status). Bodies are
-built and parsed by shared.rewix.xml only.
+Every failure leaves as a TransientError (worth retrying), a PermanentError
+(dead letter) or an AccountRefused (401/403: the workers pause), decided in one
+place (_request / _raise_for_status / _parsed). Bodies are built and parsed by
+shared.rewix.xml only.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from shared.errors import PermanentError, TransientError, parse_retry_after
+from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError, parse_retry_after
 from shared.observability.metrics import record_supplier_call, supplier_endpoint
 from shared.rewix import xml as wire
 from shared.rewix.values import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
@@ -88,8 +89,25 @@ class RewixClient:
         self._request("POST", "/restful/ghost/orders/0/dropshipping", body=body)
 
     def find_order_by_key(self, key: str) -> SupplierOrderStatus | None:
-        """The order sent under our key, or None. Older servers answer 500 for "no such key" (§5.1)."""
-        return self._lookup(f"/restful/ghost/clientorders/clientkey/{quote(key, safe='')}", not_found=(404, 500))
+        """The order sent under our key, or None when the supplier says 404.
+
+        A 500 raises AmbiguousLookup: older servers answer it for "no such key"
+        (§5.1), but so does any server failing, so it proves nothing either
+        way. An answer about an order whose `ext_ref` is not our key is not
+        our order.
+        """
+        path = f"/restful/ghost/clientorders/clientkey/{path_segment(key)}"
+        try:
+            found = self._lookup(path, not_found=(404,))
+        except TransientError as exc:
+            if exc.status == 500:
+                raise AmbiguousLookup(
+                    f"lookup of key {key!r} answered 500: the order may or may not exist",
+                    status=500,
+                    body=exc.body,
+                ) from exc
+            raise
+        return found if found is not None and found.key == key else None
 
     def get_order(self, order_id: int) -> SupplierOrderStatus | None:
         """The order with the supplier's id, or None on 404."""
@@ -146,17 +164,21 @@ class RewixClient:
         started = time.monotonic()
         answer: int | str = "error"
         try:
-            resp = self._session.request(
-                method,
-                self._base + path,
-                data=body,
-                params=params,
-                headers=headers,
-                auth=self._auth,
+            prepared = self._session.prepare_request(
+                requests.Request(method, self._base + path, data=body, params=params, headers=headers, auth=self._auth)
+            )
+            # requests un-escapes %2E and then drops dot segments: put back the
+            # path exactly as quoted, so a key "." or ".." stays a key.
+            query = urlsplit(prepared.url or "").query
+            prepared.url = self._base + path + (f"?{query}" if query else "")
+            settings = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
+            resp = self._session.send(
+                prepared,
                 timeout=self._timeout,
                 # A redirect would drop or resend credentials and turn a POST into
                 # a GET; a base URL that redirects is a configuration error.
                 allow_redirects=False,
+                **settings,
             )
             resp.content  # read the whole body here, so a cut body fails inside this try
             answer = resp.status_code
@@ -183,6 +205,15 @@ class RewixClient:
         return resp
 
 
+def path_segment(text: str) -> str:
+    """`text` as one path segment: every reserved character and every dot escaped.
+
+    Dots are escaped too because "." and ".." are not names in a URL path
+    but moves within it.
+    """
+    return quote(text, safe="").replace(".", "%2E")
+
+
 def _never_connected(exc: BaseException) -> bool:
     """True when the connection was never made (refused, DNS), so nothing was sent."""
     seen: set[int] = set()
@@ -207,6 +238,13 @@ def _raise_for_status(what: str, resp: requests.Response) -> None:
     # Error bodies are plain text (§4.6); keep an excerpt for the dead letter's reason.
     text = resp.text[:500]
     reason = f"{what}: HTTP {code}: {text.strip()[:200]}"
+    if code in (401, 403):
+        raise AccountRefused(
+            f"{what}: HTTP {code}: the supplier refuses the account (check REWIX_API_KEY, REWIX_PASSWORD "
+            "and that the account is enabled for dropshipping)",
+            status=code,
+            body=text,
+        )
     if code == 429:
         raise TransientError(reason, status=code, body=text, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
     if code >= 500:
@@ -217,9 +255,19 @@ def _raise_for_status(what: str, resp: requests.Response) -> None:
 
 
 def _parsed(resp: requests.Response, parse: Callable[[bytes], T]) -> T:
-    """Parse a 2xx body; a body that does not parse is permanent, tagged with its status."""
+    """Parse a 2xx body; one that does not parse is transient, with an excerpt of what came.
+
+    A 2xx that is not the protocol is a maintenance page, a proxy or a captive
+    portal answering for the supplier: it passes, as the shop client treats it.
+    """
     try:
         return parse(resp.content)
     except PermanentError as exc:
-        raise PermanentError(f"{resp.request.method} {resp.url}: HTTP {resp.status_code}: {exc.reason}",
-                             status=resp.status_code, body=exc.body) from exc
+        excerpt = " ".join(resp.text[:200].split())
+        raise TransientError(
+            f"{resp.request.method} {urlsplit(resp.url).path}: HTTP {resp.status_code} "
+            f"({resp.headers.get('Content-Type', 'no content type')}) that does not parse: {exc.reason[:150]}; "
+            f"it began: {excerpt!r}",
+            status=resp.status_code,
+            body=exc.body,
+        ) from exc

@@ -42,8 +42,16 @@ class SimulatorControl:
         return self._post(f"/orders/{int(order_id)}/status", body)
 
     def faults(self, **spec: Any) -> None:
-        """latency_ms, status_window, fail_next, rate_limit, drop_next, poisoned_stock_ids (see server.py)."""
+        """latency_ms, status_window, fail_next, rate_limit, drop_next, poisoned_stock_ids,
+        refuse_account, maintenance, failing_stock_ids, clientkey_errors, drop_after_create (see faults.py)."""
         self._post("/faults", spec)
+
+    def refuse_account(self, status: int = 401, seconds: float | None = None) -> None:
+        """Answer every request 401 (wrong credentials) or 403 (account not enabled) until `accept_account`."""
+        self.faults(refuse_account={"status": status, **({"seconds": seconds} if seconds is not None else {})})
+
+    def accept_account(self) -> None:
+        self.faults(refuse_account=None)
 
     def clear_faults(self) -> None:
         self._post("/faults/clear")

@@ -27,6 +27,12 @@ from simulators.rewix.wire import BadRequest, parse_dropshipping_request, parse_
 MAX_BODY = 1 << 20
 XML = "application/xml"
 TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+# What a platform behind a load balancer answers during maintenance: a 200, and not XML.
+MAINTENANCE_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>"
+    "<body><h1>We are down for maintenance</h1><p>Back soon.</p></body></html>\n"
+)
 JSON = "application/json"
 
 
@@ -139,7 +145,9 @@ class RewixHandler(BaseHTTPRequestHandler):
         state = self.server.state
         decision = state.begin_request(route.endpoint if route else "unknown")
         self._apply_faults(decision)
-        if not self._authorized():
+        if decision.refuse_account is not None or not self._authorized():
+            if decision.refuse_account == 403:
+                return Answer(403, "account not enabled for dropshipping")
             return Answer(401, "not authorized", headers={"WWW-Authenticate": 'Basic realm="rewix"'})
         if route is None or match is None:
             return Answer(404, "not found")
@@ -154,6 +162,8 @@ class RewixHandler(BaseHTTPRequestHandler):
         if decision.latency:
             time.sleep(decision.latency)
         self._drop = decision.drop
+        if decision.maintenance:
+            raise Answer(200, MAINTENANCE_PAGE, HTML)
         if decision.status == 429:
             raise Answer(429, "too many requests", headers={"Retry-After": f"{decision.retry_after:g}"})
         if decision.status is not None:
@@ -183,6 +193,10 @@ class RewixHandler(BaseHTTPRequestHandler):
         try:
             operations = parse_lock_request(body)
             self._summary = [[op.type, op.stock_id, op.quantity] for op in operations]
+            failing = self.server.state.failing_status([op.stock_id for op in operations])
+            if failing is not None:
+                stock_id, status = failing
+                return Answer(status, f"internal error on stock_id {stock_id}")
             order_id, rows = self.server.state.modify_growing_order(operations)
         except BadRequest as exc:
             return Answer(400, str(exc))
@@ -196,6 +210,8 @@ class RewixHandler(BaseHTTPRequestHandler):
             orders = parse_dropshipping_request(body)
             self._summary = [{"key": o.key, "items": {str(s): q for s, q in o.items.items()}} for o in orders]
             order_id, rows = self.server.state.create_orders(orders)
+            # Created, then the connection is lost: the client cannot know it worked.
+            self._drop = self._drop or self.server.state.take_drop_after_create()
         except BadRequest as exc:
             return Answer(400, str(exc))
         except Unavailable as exc:
@@ -205,6 +221,8 @@ class RewixHandler(BaseHTTPRequestHandler):
     def _ep_clientkey(self, match: re.Match[str], query: dict[str, list[str]], body: bytes) -> Answer:
         key = unquote(match.group(1))
         self._summary = {"key": key}
+        if self.server.state.clientkey_fails(key):
+            return Answer(500, "java.lang.NullPointerException")
         return _status_answer(self.server.state.order_status(key=key))
 
     def _ep_serverkey(self, match: re.Match[str], query: dict[str, list[str]], body: bytes) -> Answer:

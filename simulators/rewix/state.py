@@ -127,6 +127,18 @@ class SimulatorState:
         with self.lock:
             self.faults.clear()
 
+    def failing_status(self, stock_ids: list[int]) -> tuple[int, int] | None:
+        with self.lock:
+            return self.faults.failing_status(stock_ids)
+
+    def take_drop_after_create(self) -> bool:
+        with self.lock:
+            return self.faults.take_drop_after_create()
+
+    def clientkey_fails(self, key: str) -> bool:
+        with self.lock:
+            return key in self.faults.clientkey_errors
+
     # --- catalog ----------------------------------------------------------------
 
     def upsert_models(self, models: list[dict[str, Any]]) -> None:

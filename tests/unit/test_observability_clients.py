@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import AccountRefused, PermanentError, TransientError
 from shared.observability import metrics
 from shared.observability.health import HEALTH
 from shared.rewix import RewixClient
@@ -32,7 +32,7 @@ def test_supplier_calls_by_endpoint_and_status_and_the_refused_account():
         assert sample("rewix_supplier_call_duration_seconds_count", endpoint=endpoint) == count_before + 1
         assert sample("rewix_supplier_account_refused") == 0
 
-        with pytest.raises(PermanentError):
+        with pytest.raises(AccountRefused):
             refused.get_growing_order()
         assert sample("rewix_supplier_calls_total", endpoint=endpoint, status="401") >= 1
         assert sample("rewix_supplier_account_refused") == 1

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
 from shared.rewix import DropshippingOrder, IncrementalWindowExpired, Recipient, RewixClient
+from shared.rewix.client import path_segment
 from simulators.rewix import SimulatorControl, SimulatorServer, start_in_thread
 
 KEY, PASSWORD = "test-key", "s3cret-pw"
@@ -134,17 +135,104 @@ def test_unknown_orders_are_none(client: RewixClient, control: SimulatorControl)
     assert client.find_order_by_key("nope") is None
     assert client.get_order(123) is None
     control.faults(fail_next={"status": 500, "count": 1})
-    assert client.find_order_by_key("nope") is None  # older servers answer 500 for an unknown key
+    # Older servers answer 500 for an unknown key, but so does a failing one: not "none".
+    with pytest.raises(AmbiguousLookup):
+        client.find_order_by_key("nope")
 
 
 # --- failures ---------------------------------------------------------------------------
 
-def test_wrong_password_is_permanent_and_secret_stays_out(sim: SimulatorServer, control: SimulatorControl) -> None:
+def test_wrong_password_refuses_the_account_and_secret_stays_out(sim: SimulatorServer, control: SimulatorControl) -> None:
     bad = RewixClient(sim.url, KEY, "wrong-password-123")
-    with pytest.raises(PermanentError) as info:
+    with pytest.raises(AccountRefused) as info:
         bad.get_growing_order()
     assert info.value.status == 401
+    # Neither retried nor dead-lettered as a message's fault: its own type.
+    assert not isinstance(info.value, (PermanentError, TransientError))
     assert "wrong-password-123" not in f"{info.value} {info.value.body} {bad!r}"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_account_switched_to_refused_and_back(client: RewixClient, control: SimulatorControl, status: int) -> None:
+    control.refuse_account(status)
+    with pytest.raises(AccountRefused) as info:
+        client.modify_growing_order(set={A: 1})
+    assert info.value.status == status
+    assert control.state()["growing_order"]["models"] == {}  # refused: nothing done
+    control.accept_account()
+    assert client.modify_growing_order(set={A: 1}).locked(A) == 1
+
+
+def test_account_refused_for_some_seconds_only(client: RewixClient, control: SimulatorControl) -> None:
+    control.refuse_account(401, seconds=0.3)
+    with pytest.raises(AccountRefused):
+        client.get_growing_order()
+    time.sleep(0.4)
+    assert client.get_growing_order().order_id == 0
+
+
+def test_maintenance_page_is_transient_with_an_excerpt(client: RewixClient, control: SimulatorControl) -> None:
+    control.faults(maintenance={"seconds": 30})
+    with pytest.raises(TransientError) as info:
+        client.modify_growing_order(set={A: 1})
+    assert info.value.status == 200
+    assert "maintenance" in info.value.reason and "does not parse" in info.value.reason
+    control.faults(maintenance=None)
+    assert client.modify_growing_order(set={A: 1}).locked(A) == 1
+
+
+def test_a_5xx_for_one_model_fails_only_the_calls_naming_it(client: RewixClient, control: SimulatorControl) -> None:
+    control.faults(failing_stock_ids={"stock_ids": [B], "status": 503})
+    with pytest.raises(TransientError) as info:
+        client.modify_growing_order(set={A: 1, B: 1})
+    assert info.value.status == 503 and f"stock_id {B}" in info.value.reason
+    assert client.modify_growing_order(set={A: 1}).locked(A) == 1
+
+
+def test_lookup_500_is_ambiguous_never_absent(client: RewixClient, control: SimulatorControl) -> None:
+    client.send_dropshipping_order(_order("K-500", {B: 1}))
+    control.faults(clientkey_errors=["K-500", "K-NEVER"])
+    for key in ("K-500", "K-NEVER"):  # the one that exists and one that does not: the same answer
+        with pytest.raises(AmbiguousLookup) as info:
+            client.find_order_by_key(key)
+        assert info.value.status == 500 and isinstance(info.value, TransientError)
+    control.faults(clientkey_errors=None)
+    assert client.find_order_by_key("K-500") is not None
+    assert client.find_order_by_key("K-NEVER") is None  # 404: absent
+
+
+def test_lookup_answer_about_another_key_is_not_our_order(sim: SimulatorServer, control: SimulatorControl) -> None:
+    RewixClient(sim.url, KEY, PASSWORD).send_dropshipping_order(_order("OTHER", {B: 1}))
+    session = requests.Session()
+    # A server that answers the lookup of "MINE" with the order of "OTHER".
+    session.hooks["response"].append(
+        lambda resp, **_: resp if "clientkey/MINE" not in resp.url else _replace_with(resp, sim.url + "/restful/ghost/clientorders/clientkey/OTHER")
+    )
+    assert RewixClient(sim.url, KEY, PASSWORD, session=session).find_order_by_key("MINE") is None
+
+
+def _replace_with(resp: requests.Response, url: str) -> requests.Response:
+    resp._content = requests.get(url, auth=(KEY, PASSWORD), timeout=2).content
+    resp.status_code = 200
+    return resp
+
+
+@pytest.mark.parametrize("key", [".", "..", "a/b", "...", "50%", "x?y#z", "Zoë"])
+def test_any_key_is_one_path_segment_and_reads_back(client: RewixClient, control: SimulatorControl, key: str) -> None:
+    client.send_dropshipping_order(_order(key, {B: 1}))
+    found = client.find_order_by_key(key)
+    assert found is not None and found.key == key
+    assert control.state()["recent_requests"][-1]["summary"] == {"key": key}
+    assert "." not in path_segment(key) and "/" not in path_segment(key)
+
+
+def test_connection_dropped_after_the_order_was_created(client: RewixClient, control: SimulatorControl) -> None:
+    control.faults(drop_after_create=1)
+    with pytest.raises(TransientError) as info:
+        client.send_dropshipping_order(_order("DROP-1", {B: 1}))
+    assert info.value.outcome_unknown
+    assert [o["key"] for o in control.state()["orders"]] == ["DROP-1"]  # created all the same
+    assert client.find_order_by_key("DROP-1") is not None
 
 
 def test_poisoned_stock_is_permanent(client: RewixClient, control: SimulatorControl) -> None:
@@ -203,11 +291,11 @@ def test_refused_connection_is_transient_and_known_not_sent() -> None:
     assert not info.value.outcome_unknown
 
 
-def test_unparsable_200_is_permanent(sim: SimulatorServer, control: SimulatorControl) -> None:
+def test_unparsable_200_is_transient(sim: SimulatorServer, control: SimulatorControl) -> None:
     # A 200 from something that is not the supplier (a captive portal, a proxy page).
     session = requests.Session()
     session.hooks["response"].append(lambda resp, **_: setattr(resp, "_content", b"<html>") or resp)
-    with pytest.raises(PermanentError) as info:
+    with pytest.raises(TransientError) as info:
         RewixClient(sim.url, KEY, PASSWORD, session=session).get_growing_order()
     assert info.value.status == 200
 
