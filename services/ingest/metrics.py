@@ -1,11 +1,15 @@
 """Prometheus metrics of the webhook receiver (GET /metrics).
 
-Ingest runs one worker process with several threads, so one in-process
-registry sees every request; no multiprocess mode is needed.
+Ingest runs several worker processes: with PROMETHEUS_MULTIPROC_DIR set
+(services/ingest/metrics_directory.py) every process writes its counts to
+files there and render() adds up the files of all of them.
 """
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 
 # Every answer POST /webhooks/woocommerce can give, by what it meant.
@@ -40,7 +44,9 @@ def topic_label(topic: str) -> str:
 class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        ProcessCollector(registry=self.registry)
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if not self.multiprocess:  # process figures of whichever worker answered would mislead
+            ProcessCollector(registry=self.registry)
         self.webhooks = Counter(
             "rewix_ingest_webhooks",
             "Webhook deliveries received, by outcome.",
@@ -77,4 +83,8 @@ class IngestMetrics:
         self.other_topics.labels(topic=topic_label(topic)).inc()
 
     def render(self) -> tuple[bytes, str]:
+        if self.multiprocess:
+            every_worker = CollectorRegistry()
+            MultiProcessCollector(every_worker)
+            return generate_latest(every_worker), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,12 +1,16 @@
 """Ingest on gunicorn, configured in code.
 
-One worker process with several threads (gthread): the metrics registry stays
-in one process, and each thread keeps its own RabbitMQ connection. SIGTERM
-stops accepting, lets the requests in hand finish (GRACEFUL_SECONDS at most)
-and exits 0.
+WORKERS processes with THREADS threads each (gthread, with a read deadline
+per request: services/ingest/worker.py). Several processes because one is
+bound by its GIL: a thread waiting for RabbitMQ or PostgreSQL waits again
+for the interpreter when the answer comes. The workers' metrics are added up
+through prometheus-client's multiprocess mode (services/ingest/metrics_directory.py).
+Each thread keeps its own RabbitMQ connection. SIGTERM stops accepting, lets
+the requests in hand finish (GRACEFUL_SECONDS at most) and exits 0.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +21,14 @@ from shared.logging import get_logger
 from shared.settings import Settings
 
 from services.ingest.app import IngestApp
+from services.ingest.worker import DeadlineThreadWorker
 
 log = get_logger("ingest")
 
-THREADS = 8
+WORKERS = 2
+# More threads than slow clients a worker may be holding at once (each at most
+# worker.READ_DEADLINE_SECONDS), so a webhook still finds a free one.
+THREADS = 12
 GRACEFUL_SECONDS = 8  # SIGTERM to exit well within 10 s
 REQUEST_TIMEOUT_SECONDS = 30
 
@@ -49,8 +57,8 @@ class IngestServer(BaseApplication):
     def load_config(self) -> None:
         options: dict[str, Any] = {
             "bind": [f"{self._host()}:{self.settings.ingest_port}"],
-            "workers": 1,
-            "worker_class": "gthread",
+            "workers": WORKERS,
+            "worker_class": DeadlineThreadWorker,
             "threads": THREADS,
             "graceful_timeout": GRACEFUL_SECONDS,
             "timeout": REQUEST_TIMEOUT_SECONDS,
@@ -63,6 +71,7 @@ class IngestServer(BaseApplication):
             "when_ready": self._when_ready,
             "post_worker_init": self._post_worker_init,
             "worker_exit": self._worker_exit,
+            "child_exit": self._child_exit,
             "on_exit": self._on_exit,
         }
         for key, value in options.items():
@@ -91,6 +100,13 @@ class IngestServer(BaseApplication):
         close = getattr(self.app, "close", None)
         if close is not None:
             close()
+
+    @staticmethod
+    def _child_exit(_server: Any, worker: Any) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid)
 
     @staticmethod
     def _on_exit(_server: Any) -> None:
