@@ -207,6 +207,10 @@ def _backlog_rows(backlog: Backlog) -> list[Row]:
                         f"{waiting} paid, not sent to the supplier yet, oldest for {ago(backlog.oldest_waiting_seconds)}"))
     else:
         rows.append(Row("orders to send", OK, "none waiting"))
+    if backlog.orders_held:
+        rows.append(Row("held orders", WARNING,
+                        f"{backlog.orders_held} paid orders locked but held by backfill for the owner: "
+                        "`rewix-sync backfill --order ID --send-paid` sends one, completing it in the shop releases it"))
     return rows
 
 

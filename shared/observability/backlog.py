@@ -5,7 +5,8 @@ serving them report the same values and the alert rules take `max`:
 - dead letters waiting: rows of the operators' table not replayed, plus
   messages still in the `.dead` queues (not drained into the table yet);
 - lines the supplier could not lock in full, and how long the oldest has been so;
-- paid orders whose supplier order has not been created yet;
+- paid orders whose supplier order has not been created yet (those held by
+  `backfill` for the owner to decide are counted apart: shared/send_holds.py);
 - poll lag: how far past its due time the most overdue open supplier order is.
 
 `rewix-sync status` shows the same numbers (`read_backlog`).
@@ -36,13 +37,17 @@ SELECT
     WHERE l.sync_status = 'short' AND NOT l.removed AND NOT o.deleted) AS oldest_short_seconds,
   w.orders_waiting, w.oldest_waiting_seconds,
   (SELECT coalesce(greatest(0, extract(epoch FROM now() - min(next_poll_at))), 0)
-     FROM supplier_orders WHERE NOT final) AS poll_lag_seconds
+     FROM supplier_orders WHERE NOT final) AS poll_lag_seconds,
+  (SELECT count(*) FROM send_holds h JOIN shop_orders o ON o.id = h.order_id
+    WHERE o.status = 'processing' AND NOT o.deleted
+      AND NOT EXISTS (SELECT 1 FROM supplier_orders s WHERE s.shop_order_id = o.id)) AS orders_held
 FROM (
   SELECT count(*) AS orders_waiting,
          coalesce(extract(epoch FROM now() - min(o.updated_at)), 0) AS oldest_waiting_seconds
   FROM shop_orders o
   WHERE o.status = 'processing' AND NOT o.deleted
     AND NOT EXISTS (SELECT 1 FROM supplier_orders s WHERE s.shop_order_id = o.id)
+    AND NOT EXISTS (SELECT 1 FROM send_holds h WHERE h.order_id = o.id)
     AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.removed AND l.quantity > 0)
 ) w
 """
@@ -60,6 +65,8 @@ class Backlog:
     # queue -> count, in the operators' table and still in the broker's dead-letter queue
     dead_in_table: dict[str, int] = field(default_factory=dict)
     dead_in_queue: dict[str, int] | None = None  # None: the broker did not answer
+    # paid orders locked but held from sending until the owner decides (backfill without --send-paid)
+    orders_held: int = 0
 
     @property
     def dead_letters_waiting(self) -> int:
@@ -80,6 +87,7 @@ def read_backlog(database_url: str, amqp_url: str | None = None) -> Backlog:
         oldest_waiting_seconds=float(row.oldest_waiting_seconds),
         dead_in_table=dead_in_table,
         dead_in_queue=dead_in_queue,
+        orders_held=int(row.orders_held),
     )
 
 

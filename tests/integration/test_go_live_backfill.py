@@ -11,6 +11,7 @@ from shared import topology
 from shared.amqp import Publisher
 from shared.db import normalise_url, session_scope
 from shared.db.models import ProductMapping
+from shared.observability.backlog import read_backlog
 from shared.order_intake import OrderIntake
 from simulators.shop import start_in_thread
 from tests.conftest import drain, queue_depth
@@ -82,6 +83,9 @@ def test_a_backfilled_paid_order_is_locked_but_sent_only_when_the_owner_says_so(
         harness.wait_until(lambda: harness.locks() == {1001: 3}, what="both orders locked")
         harness.wait_until(lambda: queue_depth(broker, topology.ORDER_LINES.name) == 0, what="queue drained")
         assert harness.supplier_orders() == []
+        # Counted apart from the paid orders stuck on their way (status and the alert rules watch those).
+        backlog = read_backlog(db)
+        assert (backlog.orders_held, backlog.orders_waiting_to_be_sent) == (1, 0)
 
         # A later change in the shop (a webhook, or the catch-up) still sends nothing.
         edited = shop.state.admin_edit(paid["id"], {"customer_note": "ring twice"})
@@ -105,6 +109,7 @@ def test_a_backfilled_paid_order_is_locked_but_sent_only_when_the_owner_says_so(
         assert sent["key"] == paid["number"]
         harness.wait_until(lambda: harness.locks() == {1001: 1}, what="only the pending order still locked")
         assert count(db, "SELECT count(*) FROM send_holds") == 0
+        assert read_backlog(db).orders_held == 0
         assert pending["id"] not in {o["key"] for o in harness.supplier_orders()}
     finally:
         harness.close()
