@@ -67,7 +67,7 @@ class OrderLineMessage(_Message):
     """
 
     kind: Literal["order_line"] = "order_line"
-    source: Literal["webhook", "catchup", "backfill", "verification"] = "webhook"
+    source: Literal["webhook", "catchup", "backfill", "verification", "confirmation"] = "webhook"
     topic: str
     order_id: int
     order_number: str = ""
@@ -79,6 +79,9 @@ class OrderLineMessage(_Message):
     supplier_line_ids: list[int] = Field(default_factory=list)
     recipient: ShopRecipient | None = None
     customer_note: str = ""
+    # A delete or restore as a webhook claimed it (the topic header is not signed): nothing
+    # is released or locked for it until the shop is asked (services/supplier_sync/confirm.py).
+    confirm: bool = False
 
 
 class StatusChangeMessage(_Message):

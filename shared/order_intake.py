@@ -1,10 +1,17 @@
-"""The one path every order event takes to RabbitMQ: webhooks, catch-up and backfill.
+"""The one path every order event takes to RabbitMQ: webhooks, catch-up, verification and backfill.
 
 Converts the order, records the lines that matched no supplier model
 (shared/unmatched_lines.py), skips what costs the supplier nothing (an order
 that never had a supplier line), remembers orders that had one (so losing the
 last one still releases it), and publishes with confirms. It returns only once
 RabbitMQ has confirmed every message.
+
+The newest `date_modified_gmt` seen of every order is kept (order_versions),
+also of one without supplier lines, and an event older than it is refused:
+the latest state wins in any delivery order, and an order that never had a
+supplier line still costs the supplier nothing. A webhook's delete or restore
+goes out as one message to confirm with the shop (`confirm`), because the
+topic header is not signed.
 
 The database costs one statement per event in the usual case: line
 resolutions come from a ProductLookupCache (shared/product_lookup.py), and
@@ -37,13 +44,25 @@ REMEMBER = text(
         SELECT :order_id FROM version WHERE :remember AND version.value = :version
         ON CONFLICT DO NOTHING
         RETURNING order_id
+    ), seen AS (
+        INSERT INTO order_versions (order_id, latest_modified_gmt)
+        SELECT :order_id, CAST(:modified AS timestamptz) WHERE CAST(:modified AS timestamptz) IS NOT NULL
+        ON CONFLICT (order_id) DO UPDATE
+        SET latest_modified_gmt = GREATEST(order_versions.latest_modified_gmt, EXCLUDED.latest_modified_gmt)
+        RETURNING latest_modified_gmt
     )
     SELECT version.value,
            EXISTS (SELECT 1 FROM known_orders WHERE order_id = :order_id)
-           OR EXISTS (SELECT 1 FROM remembered)
+           OR EXISTS (SELECT 1 FROM remembered),
+           (SELECT latest_modified_gmt FROM seen)
     FROM version
     """
 )
+# Topics whose webhook cannot be taken at its word: the signature does not cover the
+# topic header, so a signed body replayed under one of these must change nothing until
+# the shop confirms it.
+UNCONFIRMED_TOPICS = frozenset({"order.deleted", "order.restored"})
+
 # The product map changing under one event this many times in a row is an
 # import running in a loop; the event is answered as a database failure and retried.
 MAX_VERSION_CHANGES = 5
@@ -90,18 +109,26 @@ class OrderIntake:
             if not conversion.messages:
                 self._record_unmatched(connection, conversion)
                 return conversion
-            current, known = connection.execute(
+            modified = conversion.messages[0].date_modified_gmt
+            current, known, latest = connection.execute(
                 REMEMBER,
-                {"order_id": conversion.order_id, "remember": conversion.has_supplier_lines, "version": version},
+                {"order_id": conversion.order_id, "remember": conversion.has_supplier_lines, "version": version,
+                 "modified": modified},
             ).one()
             if current != version:
                 # The map or the catalog changed (or this is the first event): resolve again.
                 self.lookups.reset(current)
                 continue
             self._record_unmatched(connection, conversion)
+            if modified is not None and latest is not None and latest > modified:
+                # A newer state of this order was seen already (maybe one without supplier
+                # lines, which published nothing): the newest state wins, whatever came first.
+                return Conversion(conversion.order_id, [], False, ignored="older than a state already seen")
             if not known:
                 # Never had a supplier line: nothing to lock, nothing to release.
                 return Conversion(conversion.order_id, [], False, ignored="no supplier line")
+            if topic in UNCONFIRMED_TOPICS and source == "webhook":
+                return to_confirm(conversion, topic)
             return conversion
         raise LookupKeptChanging("the product map changed during every try")
 
@@ -109,3 +136,10 @@ class OrderIntake:
     def _record_unmatched(connection: Connection, conversion: Conversion) -> None:
         if conversion.unmatched:
             unmatched_lines.record(Session(bind=connection), conversion.order_id, conversion.unmatched)
+
+
+def to_confirm(conversion: Conversion, topic: str) -> Conversion:
+    """One message asking supplier_sync to confirm the delete or restore with the shop first."""
+    first = conversion.messages[0]
+    claim = first.model_copy(update={"topic": topic, "line": None, "confirm": True})
+    return Conversion(conversion.order_id, [claim], conversion.has_supplier_lines, unmatched=conversion.unmatched)

@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 from shared import topology
+from shared.amqp import Publisher
+from shared.order_intake import OrderIntake
+from shared.settings import Settings
+from shared.shop import WooCommerceClient
 from shared.consumer import BatchConsumer
 from shared.logging import get_logger
 from shared.observability.worker import start_endpoints
 from shared.rewix import RewixClient
 from shared.service import run_until_stopped, start, wait_for_dependencies
+from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
 
 # Lines coalesced into one supplier call at most; a burst fills it, a trickle does not wait for it.
 MAX_BATCH = 200
+# Short enough that a SIGTERM is honoured with a confirmation in flight.
+SHOP_TIMEOUT = 5.0
 
 
 def main() -> None:
@@ -19,7 +26,7 @@ def main() -> None:
     endpoints = start_endpoints(settings, "supplier_sync")
     wait_for_dependencies(settings, stop)
     client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
-    handler = OrderLineHandler(settings.database_url, client)
+    handler = OrderLineHandler(settings.database_url, client, shop_confirmation(settings))
     consumer = BatchConsumer(
         settings.amqp_url,
         topology.ORDER_LINES,
@@ -35,6 +42,16 @@ def main() -> None:
     if endpoints is not None:
         endpoints.close()
     log.info("supplier_sync stopped")
+
+
+def shop_confirmation(settings: Settings) -> ShopConfirmation:
+    """Asks the shop before a webhook's delete or restore counts; without the shop's keys those wait."""
+    if not (settings.wc_url and settings.wc_consumer_key and settings.wc_consumer_secret):
+        get_logger("supplier_sync").warning("WC_URL or its keys are not set: deletes and restores wait unconfirmed")
+        return ShopConfirmation(None, None)
+    shop = WooCommerceClient(settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"),
+                             timeout=SHOP_TIMEOUT)
+    return ShopConfirmation(shop, OrderIntake(settings.database_url, Publisher(settings.amqp_url)))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from shared.reservations import repository
 from shared.rewix import GrowingOrder, RewixClient
 from shared.vocabulary import LineState
 from services.supplier_sync import plan, store
+from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
 from services.supplier_sync.sending import send_once
 
@@ -33,18 +34,25 @@ log = get_logger(__name__)
 
 
 class OrderLineHandler:
-    def __init__(self, database_url: str, client: RewixClient) -> None:
+    def __init__(self, database_url: str, client: RewixClient, confirm: ShopConfirmation | None = None) -> None:
         self.database_url = database_url
         self.client = client
+        # Deletes and restores a webhook claimed are asked of the shop first (confirm.py).
+        self.confirm = confirm or ShopConfirmation(None, None)
 
     def __call__(self, batch: Sequence[Delivery]) -> list[retry.Outcome]:
         outcomes: list[retry.Outcome | None] = [None] * len(batch)
         messages: list[tuple[int, OrderLineMessage]] = []
         for index, delivery in enumerate(batch):
             try:
-                messages.append((index, parse_order_line(delivery.body)))
+                message = parse_order_line(delivery.body)
             except ValueError as exc:
                 outcomes[index] = retry.outcome_of(exc, "unparseable message")
+                continue
+            if message.confirm:
+                outcomes[index] = self.confirm(message)
+            else:
+                messages.append((index, message))
 
         recorded = self.record([m for _, m in messages])
         try:

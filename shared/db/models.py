@@ -90,6 +90,18 @@ class KnownOrder(Base):
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class OrderVersion(Base):
+    """The newest `date_modified_gmt` ingest has seen of an order, with or without supplier lines.
+
+    An event older than it is refused, so a newest state that left the order
+    without supplier lines still wins when older events arrive after it.
+    """
+
+    __tablename__ = "order_versions"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    latest_modified_gmt: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class ShopOrder(Base):
     __tablename__ = "shop_orders"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # WooCommerce order id

@@ -1,0 +1,65 @@
+"""Deletes and restores are confirmed with the shop before anything is released or locked again.
+
+WooCommerce signs a webhook's body, not its `X-WC-Webhook-Topic` header, so a
+captured signed body of order N resent as `order.deleted` would release N,
+and an old body resent as `order.restored` would lock a trashed order again.
+ingest therefore publishes such an event as one message to confirm
+(OrderLineMessage.confirm, shared/order_intake.py), and here the shop is
+asked (GET /orders/N):
+
+- 404: the delete is confirmed; it is published as one.
+- `trash`: the order is trashed; its trashed state is published (releasing it).
+- any other status: the order is there; its current state is published, as
+  the latest state wins (a replayed delete or restore then changes nothing).
+
+What is published goes through OrderIntake like any event, marked
+`confirmation`, and is recorded by the next batch. A shop that cannot be
+asked means the message is retried later on the retry policy's schedule;
+nothing is ever released on an unconfirmed delete.
+"""
+from __future__ import annotations
+
+from shared import retry
+from shared.errors import TransientError
+from shared.logging import bound_ids, get_logger
+from shared.messages import OrderLineMessage
+from shared.order_events import InvalidOrder
+from shared.order_intake import OrderIntake
+from shared.shop import WooCommerceClient
+from shared.vocabulary import ShopStatus
+
+log = get_logger(__name__)
+
+
+class ShopConfirmation:
+    def __init__(self, shop: WooCommerceClient | None, intake: OrderIntake | None) -> None:
+        self.shop = shop
+        self.intake = intake
+
+    def __call__(self, message: OrderLineMessage) -> retry.Outcome:
+        with bound_ids(order_id=message.order_id, message_id=message.message_id):
+            if self.shop is None or self.intake is None:
+                # Never release or lock on the webhook's word: wait for the shop to be configured.
+                return retry.RetryLater("the shop cannot be asked: WC_URL, WC_CONSUMER_KEY and WC_CONSUMER_SECRET")
+            try:
+                order = self.shop.find_order(message.order_id)
+                if order is None:
+                    self.intake.submit({"id": message.order_id}, "order.deleted", source="confirmation")
+                    found = "deleted"
+                elif order.get("status") == ShopStatus.TRASH:
+                    self.intake.submit(order, "order.updated", source="confirmation")
+                    found = "trashed"
+                else:
+                    # Restored for real (or a replayed body): the order as the shop has it now.
+                    topic = "order.restored" if message.topic == "order.restored" else "order.updated"
+                    self.intake.submit(order, topic, source="confirmation")
+                    found = "present"
+            except InvalidOrder as exc:
+                return retry.DeadLetter(f"shop: the order is not valid: {exc}"[:300])
+            except Exception as exc:  # the shop, the broker or the database: the retry policy decides
+                outcome = retry.outcome_of(exc, "shop")
+                if isinstance(outcome, retry.DeadLetter) and not isinstance(exc, TransientError):
+                    log.error("delete or restore could not be confirmed", topic=message.topic, reason=outcome.reason)
+                return outcome
+            log.info("delete or restore confirmed with the shop", topic=message.topic, found=found)
+            return retry.Ack()
