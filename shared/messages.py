@@ -67,7 +67,7 @@ class OrderLineMessage(_Message):
     """
 
     kind: Literal["order_line"] = "order_line"
-    source: Literal["webhook", "catchup", "backfill", "verification", "confirmation"] = "webhook"
+    source: Literal["webhook", "catchup", "backfill", "verification", "confirmation", "reconcile"] = "webhook"
     topic: str
     order_id: int
     order_number: str = ""

@@ -146,6 +146,17 @@ class WooCommerceClient:
                 return None
             raise
 
+    def list_orders_page(
+        self, statuses: Sequence[str], page: int, per_page: int = 100
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """One page of the orders in `statuses`, by id: (orders, X-WP-Total, X-WP-TotalPages)."""
+        params = {"status": ",".join(statuses), "orderby": "id", "order": "asc", "per_page": per_page, "page": page}
+        response = self._call("GET", "/orders", params=params)
+        rows = response.json()
+        if not isinstance(rows, list):
+            raise TransientError("shop GET /orders: the listing is not a JSON array", status=200)
+        return rows, _int_header(response, "X-WP-Total"), _int_header(response, "X-WP-TotalPages")
+
     def count_orders_modified_since(self, since: datetime) -> int:
         """How many orders `iter_orders_modified_since` would walk (X-WP-Total), for progress."""
         response = self._call("GET", "/orders", params=self._modified_query(since, 1, 1))
