@@ -1,7 +1,7 @@
 """the newest date_modified_gmt seen of every order, whatever its lines
 
-Revision ID: 0005_order_versions
-Revises: 0004_product_lookup_version
+Revision ID: 0006_order_versions
+Revises: 0005_shop_webhooks
 Create Date: 2026-12-01 20:40:00
 
 Deliveries come in any order. ingest records, in the statement it runs for
@@ -13,8 +13,8 @@ wins even when it left the order with no supplier line.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_order_versions"
-down_revision = "0004_product_lookup_version"
+revision = "0006_order_versions"
+down_revision = "0005_shop_webhooks"
 branch_labels = None
 depends_on = None
 
