@@ -101,9 +101,10 @@ def reservations(session: Session, wc_url: str | None = None, storage: str = "po
 
 def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
            order_ids: list[int] | None = None) -> list[dict[str, Any]]:
-    """Every shop order with supplier lines (or those of `order_ids`), newest first, with its supplier order if sent.
+    """Every shop order with supplier lines, or the orders of `order_ids`, newest first, with its supplier order if sent.
 
-    A page of orders passes the ids order_filters.py found, so only those rows are read.
+    A page of orders passes the ids order_filters.py found, so only those rows are read
+    (an order among them whose lines are all gone shows with none left).
     """
     lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
     query = select(OrderLine).order_by(OrderLine.order_id, OrderLine.line_id)
@@ -113,14 +114,13 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
         query = query.where(OrderLine.order_id.in_(order_ids))
     for line in session.scalars(query):
         lines_by_order[line.order_id].append(line)
-    if not lines_by_order:
+    ids = list(order_ids) if order_ids is not None else list(lines_by_order)
+    if not ids:
         return []
-    shop_orders = session.scalars(
-        select(ShopOrder).where(ShopOrder.id.in_(list(lines_by_order))).order_by(ShopOrder.id.desc())
-    ).all()
+    shop_orders = session.scalars(select(ShopOrder).where(ShopOrder.id.in_(ids)).order_by(ShopOrder.id.desc())).all()
     supplier = {
         s.shop_order_id: s
-        for s in session.scalars(select(SupplierOrder).where(SupplierOrder.shop_order_id.in_(list(lines_by_order))))
+        for s in session.scalars(select(SupplierOrder).where(SupplierOrder.shop_order_id.in_(ids)))
     }
     rows = []
     for order in shop_orders:

@@ -22,7 +22,7 @@ from gunicorn.app.base import BaseApplication
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from services.admin import columns, dead_letters, order_filters, views
+from services.admin import columns, dead_letters, html_cells, order_filters, views
 from services.admin.health_report import HealthPanel
 from services.admin.web_sessions import LoginThrottle, Sessions, derived, same
 from shared.amqp import BrokerUnavailable
@@ -118,6 +118,7 @@ def create_app(settings: Settings) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=MAX_FORM_BYTES, MAX_FORM_PARTS=20)
     app.jinja_env.autoescape = True  # every template, whatever its name
     app.jinja_env.finalize = _escaped
+    app.jinja_env.globals["row_cells"] = html_cells.row_cells
 
     def authenticated() -> bool:
         assert token is not None and sessions is not None
@@ -228,7 +229,6 @@ def create_app(settings: Settings) -> Flask:
             reservations = views.reservations(db, wc_url, storage)
             orders = order_filters.page_of_orders(db, wanted, int(number) if number.isdigit() and len(number) < 9 else 1,
                                                   wc_url=wc_url, storage=storage)
-            statuses = order_filters.shop_statuses(db)
             unmatched = unmatched_lines.unmatched(db)
             letters = [dead_letters.as_dict(r) for r in dead_letters.all_records(db)]
         if not show_all:
@@ -238,7 +238,7 @@ def create_app(settings: Settings) -> Flask:
         return page(200, "overview.html", title="Rewix sync", notices=notices, errors=errors,
                     reservations=reservations, orders=orders, unmatched=unmatched, letters=letters, show_all=show_all,
                     csrf=_derived(token, "csrf"), tables=columns, health=health.current(),
-                    wanted=wanted, statuses=statuses, sync_states=order_filters.SYNC_STATES,
+                    wanted=wanted, statuses=order_filters.SHOP_STATUSES, sync_states=order_filters.SYNC_STATES,
                     page_link=lambda n: "/?" + urlencode(pagination_query(wanted, n)) + "#orders")
 
     @app.post("/dead-letters/<int:record_id>/replay")
