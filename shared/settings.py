@@ -117,6 +117,16 @@ class Settings(BaseSettings):
             raise ValueError("must be json or console")
         return value
 
+    @field_validator("ingest_port", mode="before")
+    @classmethod
+    def _published_port(cls, value: object) -> object:
+        # docker compose reads INGEST_PORT from .env as the port it publishes, which may name
+        # the address too (127.0.0.1:8080, to keep ingest on this machine behind the TLS
+        # proxy); every container reads the same .env, so take the port from that form.
+        if isinstance(value, str) and ":" in value:
+            return value.rsplit(":", 1)[1]
+        return value
+
     @field_validator("shop_go_live_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:

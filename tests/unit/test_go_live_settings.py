@@ -36,3 +36,14 @@ def test_a_plan_line_names_the_order_its_lines_and_what_happens() -> None:
     assert OrderPlan(7, "7", "processing", [], "nothing: no supplier line").describe() == (
         "#7 processing: no supplier line -> nothing: no supplier line"
     )
+
+
+def test_ingest_port_may_name_the_address_compose_publishes_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/reverse-proxy.md puts INGEST_PORT=127.0.0.1:8080 in .env; every container reads that .env."""
+    monkeypatch.setenv("INGEST_PORT", "127.0.0.1:8080")
+    assert Settings().ingest_port == 8080
+    monkeypatch.setenv("INGEST_PORT", "9090")
+    assert Settings().ingest_port == 9090
+    monkeypatch.setenv("INGEST_PORT", "127.0.0.1:http")
+    with pytest.raises(ValidationError):
+        Settings()
