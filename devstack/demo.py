@@ -28,6 +28,7 @@ from devstack import waiting
 from devstack.stack import DevStack
 from shared.db import session_scope
 from shared.product_map import import_product_map
+from shared.vocabulary import LineState, ShopStatus
 
 DEMO_NAME = "rewix_demo"
 REWIX_KEY, REWIX_PASSWORD = "demo-key", "demo-password"
@@ -182,7 +183,7 @@ class Feeder:
             specs = [shop_line(product, 1, 1)]
         else:
             specs = [shop_line(product, index % len(SIZES), 2)]
-        created = self.shop.create_order(status="pending", lines=specs)
+        created = self.shop.create_order(status=ShopStatus.PENDING, lines=specs)
         order = DemoOrder(scenario, int(created["id"]))
         for item in created["line_items"]:
             if item["product_id"] != OWN_LINE["product_id"]:
@@ -195,7 +196,7 @@ class Feeder:
         described = ", ".join(f"#{o.order_id} ({o.scenario})" for o in orders)
         self.progress(f"shop: {len(orders)} customers placed orders, pending payment: {described}")
         self.wait_all("the supplier to reserve every pending order's products",
-                      lambda: all(self.lines_in(o, "locked") for o in orders))
+                      lambda: all(self.lines_in(o, LineState.LOCKED) for o in orders))
         self.progress("supplier: every pending order's products are reserved in the growing order")
 
         for order in orders:
@@ -205,19 +206,19 @@ class Feeder:
                 order.lines[line_id] = 3
                 self.progress(f"shop: order #{order.order_id} changed from 1 to 3 units")
         self.wait_all("the reservation to follow the quantity change",
-                      lambda: all(self.lines_in(o, "locked") for o in orders))
+                      lambda: all(self.lines_in(o, LineState.LOCKED) for o in orders))
 
         for order in orders:
             if order.paid:
-                self.shop.edit_order(order.order_id, status="processing")
+                self.shop.edit_order(order.order_id, status=ShopStatus.PROCESSING)
             elif order.scenario == "cancelled":
-                self.shop.edit_order(order.order_id, status="cancelled")
+                self.shop.edit_order(order.order_id, status=ShopStatus.CANCELLED)
         paid = [o for o in orders if o.paid]
         cancelled = [o for o in orders if o.scenario == "cancelled"]
         self.progress(f"shop: {len(paid)} orders paid (processing), {len(cancelled)} cancelled")
         self.wait_all("the paid orders to reach the supplier",
                       lambda: all(self.supplier_order(o)[0] is not None for o in paid)
-                      and all(self.lines_in(o, "released") for o in cancelled))
+                      and all(self.lines_in(o, LineState.RELEASED) for o in cancelled))
         ids = {o.order_id: self.supplier_order(o)[0] for o in paid}
         self.progress("supplier: orders sent with the shipping address, now Booked: "
                       + ", ".join(f"#{shop} -> {supplier}" for shop, supplier in ids.items())
@@ -235,7 +236,7 @@ class Feeder:
                           lambda status=status: all(self.supplier_order(o)[1] == status for o in paid))
             self.progress(f"supplier: {len(paid)} orders moved to {name}; the status poller picked it up")
         self.wait_all("the shop orders to be completed",
-                      lambda: all(self.shop_status(o.order_id) == "completed" for o in paid))
+                      lambda: all(self.shop_status(o.order_id) == ShopStatus.COMPLETED for o in paid))
         self.progress("shop: dispatched orders are completed, with tracking in a note and in the order meta")
         return orders
 

@@ -46,3 +46,10 @@ class LineState(StrEnum):
 
 # Lines that are done with: no later convergence of other orders changes them.
 SETTLED_LINE_STATES = frozenset({LineState.SENT, LineState.RELEASED})
+# Most urgent first: a row or an order shows the most urgent state among its lines.
+LINE_STATES_BY_URGENCY = (
+    LineState.DEAD_LETTERED, LineState.FAILED, LineState.SHORT, LineState.PENDING,
+    LineState.LOCKED, LineState.SENT, LineState.RELEASED,
+)
+# States an operator has to look at.
+LINE_STATES_NEEDING_ATTENTION = frozenset({LineState.DEAD_LETTERED, LineState.FAILED, LineState.SHORT})

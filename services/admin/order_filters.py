@@ -20,22 +20,25 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.rewix import DISPATCHED
+from shared.vocabulary import LINE_STATES_BY_URGENCY, LINE_STATES_NEEDING_ATTENTION
 
 PER_PAGE = 50
 # The line states in the order views.most_urgent ranks them (most urgent first).
-SYNC_STATES = ("dead_lettered", "failed", "short", "pending", "locked", "sent", "released")
+SYNC_STATES = tuple(str(s) for s in LINE_STATES_BY_URGENCY)
 SEARCH_MAX = 100
+
 
 def _rank(column: str) -> str:
     return f"CASE {column} " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(SYNC_STATES)) + " ELSE -1 END"
 
 
+_NEEDING_ATTENTION = ", ".join(f"'{s}'" for s in sorted(LINE_STATES_NEEDING_ATTENTION))
 # Each part a plain scan of one table, combined by UNION: far cheaper than OR-ed
 # correlated subqueries over every order.
 _ATTENTION = f"""o.id IN (
     SELECT id FROM shop_orders WHERE last_error IS NOT NULL
     UNION SELECT order_id FROM order_lines
-          WHERE NOT removed AND (sync_status IN ('dead_lettered', 'failed', 'short') OR sync_error IS NOT NULL)
+          WHERE NOT removed AND (sync_status IN ({_NEEDING_ATTENTION}) OR sync_error IS NOT NULL)
     UNION SELECT shop_order_id FROM supplier_orders
           WHERE cancelled_in_shop OR last_error IS NOT NULL OR (final AND status <> {int(DISPATCHED)})
 )"""

@@ -19,13 +19,7 @@ from sqlalchemy.orm import Session
 from shared.db.models import OrderLine, ShopOrder, SupplierOrder
 from shared.reservations import repository
 from shared.rewix import status_name
-from shared.vocabulary import LineState
-
-# Most urgent first: a row shows the most urgent status among its lines.
-_URGENCY = [
-    LineState.DEAD_LETTERED, LineState.FAILED, LineState.SHORT, LineState.PENDING,
-    LineState.LOCKED, LineState.SENT, LineState.RELEASED,
-]
+from shared.vocabulary import LINE_STATES_BY_URGENCY as _URGENCY
 
 
 def most_urgent(statuses: list[str]) -> str | None:

@@ -25,16 +25,17 @@ from sqlalchemy import text
 from shared import topology
 from shared.db import get_engine
 from shared.logging import get_logger
+from shared.vocabulary import READY_TO_SEND, LineState
 
 log = get_logger(__name__)
 
-_COUNTS = """
+_COUNTS = f"""
 SELECT
   (SELECT count(*) FROM order_lines l JOIN shop_orders o ON o.id = l.order_id
-    WHERE l.sync_status = 'short' AND NOT l.removed AND NOT o.deleted) AS lines_short,
+    WHERE l.sync_status = '{LineState.SHORT}' AND NOT l.removed AND NOT o.deleted) AS lines_short,
   (SELECT coalesce(extract(epoch FROM now() - min(l.updated_at)), 0)
      FROM order_lines l JOIN shop_orders o ON o.id = l.order_id
-    WHERE l.sync_status = 'short' AND NOT l.removed AND NOT o.deleted) AS oldest_short_seconds,
+    WHERE l.sync_status = '{LineState.SHORT}' AND NOT l.removed AND NOT o.deleted) AS oldest_short_seconds,
   w.orders_waiting, w.oldest_waiting_seconds,
   (SELECT coalesce(greatest(0, extract(epoch FROM now() - min(next_poll_at))), 0)
      FROM supplier_orders WHERE NOT final) AS poll_lag_seconds,
@@ -45,7 +46,7 @@ FROM (
   SELECT count(*) AS orders_waiting,
          coalesce(extract(epoch FROM now() - min(o.updated_at)), 0) AS oldest_waiting_seconds
   FROM shop_orders o
-  WHERE o.status = 'processing' AND NOT o.deleted
+  WHERE o.status = '{READY_TO_SEND}' AND NOT o.deleted
     AND NOT EXISTS (SELECT 1 FROM supplier_orders s WHERE s.shop_order_id = o.id)
     AND NOT EXISTS (SELECT 1 FROM send_holds h WHERE h.order_id = o.id)
     AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND NOT l.removed AND l.quantity > 0)
