@@ -26,7 +26,8 @@ def main() -> None:
     endpoints = start_endpoints(settings, "supplier_sync")
     wait_for_dependencies(settings, stop)
     client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
-    handler = OrderLineHandler(settings.database_url, client, shop_confirmation(settings))
+    confirmation = shop_confirmation(settings)
+    handler = OrderLineHandler(settings.database_url, client, confirmation)
     consumer = BatchConsumer(
         settings.amqp_url,
         topology.ORDER_LINES,
@@ -39,6 +40,7 @@ def main() -> None:
     log.info("supplier_sync started")
     run_until_stopped(stop, consumer.run)
     client.close()
+    confirmation.close()
     if endpoints is not None:
         endpoints.close()
     log.info("supplier_sync stopped")

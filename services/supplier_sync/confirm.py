@@ -36,6 +36,10 @@ class ShopConfirmation:
         self.shop = shop
         self.intake = intake
 
+    def close(self) -> None:
+        if self.intake is not None:
+            self.intake.publisher.close()
+
     def __call__(self, message: OrderLineMessage) -> retry.Outcome:
         with bound_ids(order_id=message.order_id, message_id=message.message_id):
             if self.shop is None or self.intake is None:
