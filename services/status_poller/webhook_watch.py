@@ -66,24 +66,23 @@ class WebhookWatch:
         self.interval = float(interval)
         # Wakes this process's catch-up, so the rewind is read at once rather than at its next pass.
         self.on_reactivated = on_reactivated
+        # Metrics and the record `rewix-sync status` reads (shared/shop_checks.py).
+        self.check = PeriodicCheck(self.engine, WEBHOOK_CHECK, self.interval)
 
     def run(self, stop: threading.Event) -> None:
         """A check at start, then one every interval until `stop`; a failed check is retried sooner."""
         log.info("shop webhook check started", interval=self.interval, delivery_url=self.delivery_url)
-        check = PeriodicCheck(self.engine, WEBHOOK_CHECK, self.interval)
-        check.started()
+        self.check.started()
         HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
         delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
         while not stop.is_set():
             HEALTH.beat(LOOP)
             try:
-                done = self.run_once()
-                if not done.skipped:
-                    webhooks_checked(check, missing=done.missing, reactivated=done.reactivated)
+                self.run_once()
                 delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
                 wait = self.interval
             except Exception as exc:  # shop or database down, key refused: try again later
-                check.failed(repr(exc)[:300])
+                self.check.failed(repr(exc)[:300])
                 wait = next(delays)
                 log.warning("shop webhook check failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)
@@ -122,6 +121,7 @@ class WebhookWatch:
         if missing:
             log.warning("shop webhooks missing", topics=missing, delivery_url=self.delivery_url,
                         hint="run `rewix-sync webhooks install`")
+        webhooks_checked(self.check, missing=missing, reactivated=reactivated)
         return WatchPass(checked=len(mine), reactivated=reactivated, missing=missing)
 
 
