@@ -146,3 +146,39 @@ def test_replicas_sweep_once_per_interval_and_the_last_success_is_recorded(setup
 def _checks(setup: Setup) -> dict[str, Any]:
     with setup.sync.engine.connect() as c:
         return read_checks(c)
+
+
+def test_the_sweep_runs_inside_status_poller(db: str, broker: str, tmp_path: Any) -> None:
+    """As a process: SHOP_VERIFY_INTERVAL_SECONDS set, an order trashed without a webhook is released."""
+    from shared import topology
+    from shared.messages import parse_order_line
+    from tests.conftest import drain, queue_depth
+    from tests.integration.test_status_poller import World, start_service, stop_service
+    from tests.support import wait_until
+
+    world = World(db, broker)
+    try:
+        order = world.shop.state.create_order(status="on-hold", lines=[line(T_SHIRT, 1)])
+        with world.engine.begin() as c:
+            c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (:s, 0, :s)"),
+                      {"s": T_SHIRT})
+            c.execute(text("INSERT INTO known_orders (order_id) VALUES (:id)"), {"id": order["id"]})
+            c.execute(text("INSERT INTO shop_orders (id, number, status, date_modified_gmt, deleted, customer_note,"
+                           " supplier_line_ids) VALUES (:id, :id, 'on-hold', :modified, false, '', '[]')"),
+                      {"id": order["id"], "modified": order["date_modified_gmt"] + "+00:00"})
+            c.execute(text("INSERT INTO order_lines (order_id, line_id, product_id, variation_id, stock_id, quantity,"
+                           " removed, sync_status) VALUES (:id, 1, :s, 0, :s, 1, false, 'locked')"),
+                      {"id": order["id"], "s": T_SHIRT})
+        world.shop.state.trash(order["id"])
+        log_path = tmp_path / "status_poller.log"
+        process = start_service(world.env(SHOP_VERIFY_INTERVAL_SECONDS="1"), log_path)
+        try:
+            wait_until(lambda: queue_depth(world.amqp_url, topology.ORDER_LINES.name) > 0, timeout=30,
+                       what="the sweep's release")
+        finally:
+            stop_service(process, log_path)
+        assert "shop verification done" in log_path.read_text()
+        lines = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
+        assert {(m.order_id, m.status, m.source) for m in lines} == {(order["id"], "trash", "verification")}
+    finally:
+        world.close()
