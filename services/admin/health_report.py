@@ -25,6 +25,8 @@ from shared.observability.backlog import Backlog, read_backlog
 from shared.observability.metrics import CATCHUP, VERIFICATION, WEBHOOK_CHECK
 from shared.settings import Settings
 from shared.shop_checks import OVERDUE_INTERVALS, CheckRecord, read_checks
+from shared.webhook_records import WebhookRecord
+from shared.webhook_records import read_records as read_webhook_records
 
 OK, WARNING, ATTENTION, OFF = "ok", "warning", "attention", "off"
 TIMEOUT = 3.0
@@ -187,6 +189,18 @@ def _webhooks_row(settings: Settings, record: CheckRecord | None, now: datetime)
     return Row("webhooks", OK, f"all four active ({checked})")
 
 
+def _with_last_reactivation(row: Row, webhooks: dict[int, WebhookRecord]) -> Row:
+    """The webhook check's record (shop_webhooks) says when it last had to re-activate one: worth
+    knowing even once all are active again (ingest failed long enough for WooCommerce to give up)."""
+    done = [r for r in webhooks.values() if r.last_reactivated_at is not None]
+    if row.state == OFF or not done:
+        return row
+    last = max(done, key=lambda r: r.last_reactivated_at)
+    when = last.last_reactivated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return Row(row.name, row.state, f"{row.text}; last re-activated: {last.topic} at {when} "
+                                    f"(found {last.last_found_status})")
+
+
 def _backlog_rows(backlog: Backlog) -> list[Row]:
     rows = []
     dead = backlog.dead_letters_waiting
@@ -219,8 +233,9 @@ def _records(settings: Settings) -> list[Row]:
     backlog = read_backlog(settings.database_url, settings.amqp_url)
     with get_engine(settings.database_url).connect() as connection:
         checks = read_checks(connection)
+        webhooks = read_webhook_records(connection)
     rows = [
-        _webhooks_row(settings, checks.get(WEBHOOK_CHECK), now),
+        _with_last_reactivation(_webhooks_row(settings, checks.get(WEBHOOK_CHECK), now), webhooks),
         _check_row("catch-up", checks.get(CATCHUP), settings.shop_catchup_interval_seconds, now),
         _check_row("verification", checks.get(VERIFICATION),
                    getattr(settings, "shop_verify_interval_seconds", 900.0), now),

@@ -171,3 +171,24 @@ def test_without_a_delivery_url_it_says_where_to_give_one(db: str, broker: str, 
     given = run(["webhooks", "install", "--delivery-url", delivery_url],
                 env(db, broker, shop, delivery_url, WC_WEBHOOK_DELIVERY_URL=""))
     assert given.exit_code == 0 and "4 created" in given.output
+
+
+def test_the_status_screen_and_operator_page_name_the_last_reactivation(db: str, broker: str, shop: ShopSimulator,
+                                                                        delivery_url: str) -> None:
+    from services.admin.health_report import gather
+    from shared.settings import Settings
+    from shared.shop_checks import PeriodicCheck, webhooks_checked
+
+    assert run(["webhooks", "install"], env(db, broker, shop, delivery_url)).exit_code == 0
+    hook = shop.webhooks.get(inside(shop)["order.created"]["id"])
+    at = datetime(2026, 12, 1, 20, 40, tzinfo=timezone.utc)
+    engine = create_engine(normalise_url(db))
+    with engine.begin() as conn:
+        record_reactivated(conn, hook, found_status="disabled", off_since=at, at=at)
+    webhooks_checked(PeriodicCheck(engine, "webhook_check", 300), missing=[], reactivated=[])
+    engine.dispose()
+    settings = Settings(database_url=db, amqp_url=broker, wc_url=shop.url, wc_consumer_key=KEY,
+                        wc_consumer_secret=CONSUMER_SECRET, wc_webhook_delivery_url=delivery_url)
+    [row] = [r for r in gather(settings).rows if r.name == "webhooks"]
+    assert row.state == "ok"
+    assert "all four active" in row.text and "last re-activated: order.created at 2026-12-01 20:40 UTC" in row.text
