@@ -10,6 +10,12 @@ republished to a wait queue or the dead letters.
 The queue's RetryPolicy (shared/retry.py) routes every failure; a handler
 with a `dead_lettering(final)` method is told which messages are about to go
 to the dead letters, with their reasons, before they go.
+
+A `retry.Paused` outcome (the supplier refuses the account) blames no
+message: those messages go back to the queue unacked-as-if-never-taken
+(basic_nack with requeue), the connection is closed so everything else
+prefetched goes back too, and the consumer takes nothing until the handler's
+`wait_until_workable(paused, stop)` returns (shared/account_pause.py).
 """
 from __future__ import annotations
 
@@ -123,13 +129,33 @@ class BatchConsumer:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 outcomes = self._handle(connection, batch)
                 self._settle(channel, publish_channel, batch, outcomes)
+                paused = next((o for o in outcomes if isinstance(o, retry.Paused)), None)
+                if paused is not None:
+                    # Closing the connection returns every prefetched message to the queue.
+                    self._close(connection)
+                    self._wait_until_workable(paused)
+                    return
         finally:
             # Messages received but not handled go back to the queue with the channel.
-            if connection.is_open:
-                try:
-                    connection.close()
-                except Exception:
-                    pass
+            self._close(connection)
+
+    @staticmethod
+    def _close(connection: Any) -> None:
+        if connection.is_open:
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+    def _wait_until_workable(self, paused: retry.Paused) -> None:
+        log.error("not taking messages: no message is at fault", consumer=self.name, reason=paused.reason[:300])
+        wait = getattr(self.handler, "wait_until_workable", None)
+        if wait is not None:
+            wait(paused, self.stop)
+        else:
+            self.stop.wait(5.0)
+        if not self.stop.is_set():
+            log.info("taking messages again", consumer=self.name)
 
     def _gather(self, connection: Any) -> None:
         """Wait a moment for more messages so a burst is handled as one batch."""
@@ -171,6 +197,10 @@ class BatchConsumer:
 
     def _settle(self, channel: Any, publish_channel: Any, batch: list[Delivery], outcomes: Sequence[retry.Outcome]) -> None:
         for delivery, outcome in zip(batch, outcomes):
+            if isinstance(outcome, retry.Paused):
+                # Not the message's fault: back to the queue as it was, no attempt counted.
+                channel.basic_nack(delivery.delivery_tag, requeue=True)
+                continue
             if not isinstance(outcome, retry.Ack):
                 route = self.policy.route(outcome, delivery.headers)
                 publish_channel.basic_publish(

@@ -2,8 +2,9 @@
 
 `outcome_of` is the one decision whether a failure is worth retrying: a
 TransientError (timeouts, 5xx, 429) and anything unexpected (the database
-down, a bug) is retried, a PermanentError (400, 401, 404, 412) and an
-unparseable message are not. Every consumer's handler calls it.
+down, a bug) is retried, a PermanentError (400, 404, 412) and an
+unparseable message are not, and an AccountRefused (401, 403) blames no
+message at all: the worker pauses (`Paused`). Every consumer's handler calls it.
 
 `RetryPolicy` says where a failed message goes: transient failures wait in
 the wait queue of the next delay of the queue's schedule (or the first one at
@@ -20,7 +21,7 @@ from typing import Any, Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import AccountRefused, PermanentError, TransientError
 from shared.messages import UnparseableMessage
 from shared.topology import WorkQueue
 
@@ -51,12 +52,26 @@ class DeadLetter:
     status: int | None = None
 
 
-Outcome = Ack | RetryLater | DeadLetter
+@dataclass(frozen=True)
+class Paused:
+    """No message is at fault: the worker cannot work at all (the supplier refuses the account).
+
+    The message goes back to its queue as it was (no attempt counted), and the
+    consumer stops taking messages until the handler says work can resume.
+    """
+
+    reason: str
+    status: int | None = None
 
 
-def outcome_of(exc: BaseException, context: str | None = None) -> RetryLater | DeadLetter:
+Outcome = Ack | RetryLater | DeadLetter | Paused
+
+
+def outcome_of(exc: BaseException, context: str | None = None) -> RetryLater | DeadLetter | Paused:
     """What a failure means for its message; `context` prefixes the reason ("supplier: ...")."""
     prefix = f"{context}: " if context else ""
+    if isinstance(exc, AccountRefused):
+        return Paused(prefix + exc.reason, exc.status)
     if isinstance(exc, PermanentError):
         return DeadLetter(prefix + exc.reason, exc.status)
     if isinstance(exc, TransientError):

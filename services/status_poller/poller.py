@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from shared import topology
+from shared import account_pause, topology
 from shared.amqp import BrokerUnavailable, Publisher, backoff_delays
 from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
@@ -113,6 +113,9 @@ class StatusPoller:
                 try:
                     wait = self.run_once(stop, pool)
                     delays = backoff_delays(first=1.0, cap=30.0)
+                    if self.asker.refused is not None:
+                        self._wait_until_accepted(stop)
+                        wait = 0.0
                 except Exception as exc:  # keep polling after a database or broker failure
                     wait = next(delays)
                     log.warning("poll cycle failed", error=repr(exc)[:300], retry_in=round(wait, 2))
@@ -120,6 +123,18 @@ class StatusPoller:
                     stop.wait(wait)
         HEALTH.retire_loop(LOOP)
         log.info("status poller stopped")
+
+    def _wait_until_accepted(self, stop: threading.Event) -> None:
+        """The supplier refuses the account: poll nothing until it accepts it again (shared/account_pause.py)."""
+        refused = self.asker.refused
+        assert refused is not None
+
+        def probe() -> object:
+            HEALTH.beat(LOOP)  # paused on purpose, not stuck
+            return self.client.get_growing_order()
+
+        account_pause.wait_until_accepted(probe, stop, worker="status_poller", reason=refused.reason)
+        self.asker.refused = None
 
     def run_once(self, stop: threading.Event, pool: ThreadPoolExecutor) -> float:
         """One lease-poll-record round; returns how long to sleep before the next."""

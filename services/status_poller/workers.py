@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import AccountRefused, PermanentError, TransientError
 from shared.logging import get_logger
 from shared.rewix import RewixClient
 from services.status_poller.budget import RequestBudget
@@ -31,6 +31,8 @@ class SupplierAsker:
         self.budget = budget
         self.lookahead = lookahead
         self.concurrency = concurrency
+        # Set by the first 401/403 of a batch; the rest of the batch is handed back unasked.
+        self.refused: AccountRefused | None = None
 
     def observations(
         self, leases: list[Lease], stop: threading.Event, pool: ThreadPoolExecutor, offset: timedelta
@@ -81,11 +83,18 @@ class SupplierAsker:
             return Observation(lease)
         if not self.budget.acquire(stop, deadline):
             return Observation(lease)
+        if self.refused is not None:
+            return Observation(lease)  # the account is refused: asking again tells nothing new
         try:
             if lease.supplier_order_id:
                 status = self.client.get_order(lease.supplier_order_id)
             else:
                 status = self.client.find_order_by_key(lease.key)
+        except AccountRefused as exc:
+            # Not this order's fault: hand the row back unpolled; the poller pauses.
+            self.budget.answered()
+            self.refused = exc
+            return Observation(lease)
         except TransientError as exc:
             if exc.status == 429:
                 self.budget.throttled(exc.retry_after)

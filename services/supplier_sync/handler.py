@@ -12,11 +12,12 @@ the batch to the wait queues.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from shared import retry
+from shared import account_pause, retry
 from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.errors import ExternalError
@@ -25,7 +26,7 @@ from shared.messages import OrderLineMessage, parse_order_line
 from shared.reservations import repository
 from shared.rewix import GrowingOrder, RewixClient
 from shared.vocabulary import LineState
-from services.supplier_sync import plan, store
+from services.supplier_sync import keys, plan, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
 from services.supplier_sync.sending import send_once
@@ -61,11 +62,18 @@ class OrderLineHandler:
             failure = retry.outcome_of(exc, "supplier")
             if isinstance(failure, retry.DeadLetter):
                 raise  # only a transient supplier failure stops the whole batch; refusals are per model
+            if isinstance(failure, retry.Paused):
+                # The account, not a message: every message goes back to the queue as it was.
+                return [failure if o is None else o for o in outcomes]
             log.warning("supplier unavailable, batch will be retried", error=exc.reason[:200], status=exc.status)
             return [o or failure for o in outcomes]
         for index, message in messages:
             outcomes[index] = plan.message_outcome(message, convergence)
         return [o or retry.Ack() for o in outcomes]
+
+    def wait_until_workable(self, paused: retry.Paused, stop: threading.Event) -> None:
+        """The consumer stopped taking messages for a refused account: wait until the supplier accepts it."""
+        account_pause.wait_until_accepted(self.client.get_growing_order, stop, worker="supplier_sync", reason=paused.reason)
 
     def record(self, messages: list[OrderLineMessage]) -> store.Recorded:
         with session_scope(self.database_url) as session:
@@ -135,41 +143,102 @@ class OrderLineHandler:
         return lines.states
 
     def _set(self, to_set: dict[int, int]) -> dict[int, StockAnswer]:
-        """One call for all; on a refusal, split to find the culprit(s)."""
+        """One call for all; a refusal or a 5xx is isolated by splitting the call."""
+        return self._set_split(to_set, _Calls())
+
+    def _set_split(self, to_set: dict[int, int], seen: "_Calls") -> dict[int, StockAnswer]:
+        """Set `to_set`; a model that fails alone gets its own answer (plan.model_failure says which failures may).
+
+        A 5xx may be about one model or about the whole server. Until some call
+        of this batch has worked, a 5xx is split into two plain calls: both
+        failing means the server is down and the whole batch waits (an outage
+        costs three calls, not one per model).
+        """
         try:
             growing = self.client.modify_growing_order(set=to_set)
         except ExternalError as exc:
-            refusal = retry.outcome_of(exc)
-            if not isinstance(refusal, retry.DeadLetter):
-                raise  # transient: the whole batch waits
+            failure = plan.model_failure(exc)
+            if failure is None:
+                raise  # about the server or the account, not a model: the whole batch waits
             if len(to_set) == 1:
                 (sid,) = to_set
-                log.error("supplier refused a model", stock_id=sid, status=exc.status, reason=exc.reason[:200])
-                return {sid: refusal}
+                if isinstance(failure, retry.DeadLetter):
+                    log.error("supplier refused a model", stock_id=sid, status=exc.status, reason=exc.reason[:200])
+                else:
+                    log.warning("supplier failed on one model, retried on the schedule", stock_id=sid, status=exc.status,
+                                reason=exc.reason[:200])
+                return {sid: failure}
             items = sorted(to_set.items())
-            middle = len(items) // 2
-            return self._set(dict(items[:middle])) | self._set(dict(items[middle:]))
+            halves = [dict(items[: len(items) // 2]), dict(items[len(items) // 2 :])]
+            if isinstance(failure, retry.RetryLater) and not seen.worked:
+                return self._server_or_model(halves, exc, seen)
+            return self._set_split(halves[0], seen) | self._set_split(halves[1], seen)
+        seen.worked = True
         return {sid: Locked(growing.locked(sid), _available(growing, sid)) for sid in to_set}
+
+    def _server_or_model(self, halves: list[dict[int, int]], first: ExternalError, seen: "_Calls") -> dict[int, StockAnswer]:
+        """Each half once: both failing with a 5xx is the server's failure; otherwise bisect the failing half."""
+        answers: dict[int, StockAnswer] = {}
+        failed: list[tuple[dict[int, int], ExternalError]] = []
+        for half in halves:
+            try:
+                growing = self.client.modify_growing_order(set=half)
+            except ExternalError as exc:
+                if plan.model_failure(exc) is None:
+                    raise
+                failed.append((half, exc))
+            else:
+                seen.worked = True
+                answers.update({sid: Locked(growing.locked(sid), _available(growing, sid)) for sid in half})
+        if len(failed) == len(halves) and all(isinstance(plan.model_failure(e), retry.RetryLater) for _, e in failed):
+            raise first  # every part fails: the server, not a model
+        for half, exc in failed:
+            if len(half) == 1:
+                answers.update({sid: plan.model_failure(exc) for sid in half})  # type: ignore[misc]
+            else:
+                answers.update(self._set_split(half, seen))
+        return answers
 
     def _send(self, session: Session, sends: list[Send], result: Convergence) -> None:
         for send in sends:
             order = send.order
             with bound_ids(order_id=order.order_id):
+                # The key is frozen (committed) before any request: keys.py says why.
+                with session_scope(self.database_url) as key_session:
+                    frozen = keys.freeze(key_session, order.order_id, order.number)
                 try:
                     status = send_once(
-                        self.client, key=order.key, recipient=order.recipient, note=order.customer_note, items=send.items
+                        self.client,
+                        key=frozen.key,
+                        sent_before=frozen.sent_before,
+                        mark_sending=lambda: self._mark_sending(order.order_id),
+                        recipient=order.recipient,
+                        note=order.customer_note,
+                        items=send.items,
                     )
                 except ExternalError as exc:
                     outcome = retry.outcome_of(exc)
+                    if isinstance(outcome, retry.Paused):
+                        raise  # the account, not this order: the whole batch goes back
                     if isinstance(outcome, retry.DeadLetter):
-                        log.error("supplier refused the dropshipping order", key=order.key, status=exc.status, reason=exc.reason[:200])
+                        log.error("supplier refused the dropshipping order", key=frozen.key, status=exc.status, reason=exc.reason[:200])
                     else:
-                        log.warning("dropshipping order not sent yet", key=order.key, error=exc.reason[:200])
-                    result.orders[order.order_id] = outcome  # type: ignore[assignment]
+                        log.warning("dropshipping order not sent yet", key=frozen.key, error=exc.reason[:200])
+                    result.orders[order.order_id] = outcome
                 else:
-                    store.record_supplier_order(session, order.order_id, order.key, status.order_id or None, status.status)
+                    store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status)
                     result.orders[order.order_id] = Sent(status.order_id or None, status.status)
                 repository.save(session, lines=plan.lines_after_send(send, result.orders[order.order_id]))
+
+    def _mark_sending(self, order_id: int) -> None:
+        with session_scope(self.database_url) as session:
+            keys.mark_sending(session, order_id)
+
+
+class _Calls:
+    """Whether any `set` call of this convergence has worked: then a 5xx is about a model, not the server."""
+
+    worked = False
 
 
 def _available(growing: GrowingOrder, stock_id: int) -> int | None:

@@ -27,6 +27,7 @@ from shared import retry
 from shared.messages import OrderLineMessage
 from shared.reservations.model import LineKey, Lock, Snapshot, allocate, releases
 from shared.vocabulary import READY_TO_SEND, LineState
+from services.supplier_sync.keys import choose_key
 
 # Line states to write: (order_id, line_id) -> (state, error).
 LineStates = dict[LineKey, tuple[LineState, str | None]]
@@ -41,9 +42,25 @@ class Locked:
 
 
 # What became of a model asked of the supplier. A refusal (a model it does not
-# sell) is a retry.DeadLetter; a failure for this model only that may pass
-# would be a retry.RetryLater here.
+# sell) is a retry.DeadLetter; a 5xx for this model alone (the others of the
+# call went through) is a retry.RetryLater: its messages wait on the schedule.
 StockAnswer = Locked | retry.DeadLetter | retry.RetryLater
+
+
+def model_failure(exc: BaseException) -> retry.DeadLetter | retry.RetryLater | None:
+    """A `set` failure that may be about one of the models named, or None when it is about the server.
+
+    A refusal (400 and the like) names a model; so may a 5xx (the server failing
+    on one model's data): both are isolated by splitting the call. A 429, a
+    timeout, a cut connection or a refused account are about the server or
+    the account, whatever the call named.
+    """
+    outcome = retry.outcome_of(exc)
+    if isinstance(outcome, retry.DeadLetter):
+        return outcome
+    if isinstance(outcome, retry.RetryLater) and outcome.status is not None and 500 <= outcome.status < 600:
+        return outcome
+    return None
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ def totals_to_set(snapshot: Snapshot, answers: Mapping[int, StockAnswer]) -> dic
     wanted = {}
     for stock_id in snapshot.held:
         reservation = snapshot.reservation(stock_id)
-        if not isinstance(answers.get(stock_id), retry.DeadLetter) and not reservation.in_step():
+        if not isinstance(answers.get(stock_id), (retry.DeadLetter, retry.RetryLater)) and not reservation.in_step():
             wanted[stock_id] = reservation.needed
     return wanted
 
@@ -153,8 +170,8 @@ class PaidOrder:
 
     @property
     def key(self) -> str:
-        """The supplier order's key: the shop order's number (its id when it has none)."""
-        return self.number or str(self.order_id)
+        """The key a first send chooses (keys.choose_key); once frozen, the recorded key is used instead."""
+        return choose_key(self.number, self.order_id)
 
 
 @dataclass(frozen=True)
@@ -214,6 +231,8 @@ def message_outcome(message: OrderLineMessage, convergence: Convergence) -> retr
         answer = convergence.stock.get(message.line.stock_id)
         if isinstance(answer, retry.DeadLetter):
             return retry.DeadLetter(f"supplier refused stock_id {message.line.stock_id}: {answer.reason}", answer.status)
+        if isinstance(answer, retry.RetryLater):
+            return retry.RetryLater(f"supplier failed on stock_id {message.line.stock_id}: {answer.reason}", answer.status, answer.retry_after)
     sent = convergence.orders.get(message.order_id)
     if isinstance(sent, retry.DeadLetter):
         return retry.DeadLetter(f"supplier refused the dropshipping order: {sent.reason}", sent.status)

@@ -1,16 +1,21 @@
 """Sending a paid order to the supplier exactly once.
 
-The key is the shop order's `number`. Before sending, and after any failure
-whose outcome is unknown, the key is looked up: an order found under it was
-sent. So a crash or a repeat anywhere around the POST never creates a second
-supplier order.
+The key is frozen before the first request (keys.py). An order whose key
+was never sent needs no lookup: it cannot exist. After a POST that may have
+reached the supplier (a crash, a timeout, a cut connection), the key is
+looked up before anything is sent again: found is sent, 404 is absent (send
+again), and a 500 is ambiguous (older servers answer it for an unknown key,
+any server when it fails): nothing is sent on it, the message waits on the
+retry schedule and, when it stays ambiguous, is dead-lettered with a reason
+that says what to check at the supplier.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.errors import TransientError
+from shared.errors import AmbiguousLookup, TransientError
 from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient, SupplierOrderStatus
 from shared.logging import get_logger
 from shared.observability.metrics import SUPPLIER_ORDERS_SENT
@@ -38,39 +43,62 @@ def send_once(
     client: RewixClient,
     *,
     key: str,
+    sent_before: bool,
+    mark_sending: Callable[[], None],
     recipient: dict[str, Any] | None,
     note: str,
     items: dict[int, int],
 ) -> SupplierOrderStatus:
     """Make sure an order exists at the supplier under `key`; return what it says of it.
 
-    Raises TransientError / PermanentError from the client when it could not.
+    `sent_before`: a POST under this key may have reached the supplier, so
+    look first. `mark_sending` records (committed) that a POST is about to
+    go. Raises TransientError / PermanentError / AccountRefused when it could not.
     """
-    existing = client.find_order_by_key(key)
-    if existing is not None:
-        log.info("supplier order already exists", key=key, supplier_order_id=existing.order_id)
-        return existing
+    if sent_before:
+        existing = _look_up(client, key)
+        if existing is not None:
+            log.info("supplier order already exists", key=key, supplier_order_id=existing.order_id)
+            return existing
     order = DropshippingOrder(
         key=key,
         date=datetime.now(timezone.utc),
         recipient=recipient_for_supplier(recipient, note),
         items=dict(sorted(items.items())),
     )
+    mark_sending()
     try:
         client.send_dropshipping_order(order)
     except TransientError as exc:
         if not exc.outcome_unknown:
             raise
         # The request may have been carried out: look before anyone repeats it.
-        found = client.find_order_by_key(key)
+        found = _look_up(client, key)
         if found is None:
             raise
         SUPPLIER_ORDERS_SENT.inc()
         return found
     SUPPLIER_ORDERS_SENT.inc()
-    created = client.find_order_by_key(key)
+    try:
+        created = client.find_order_by_key(key)
+    except TransientError:
+        created = None  # the POST was accepted: it exists, whatever the lookup says now
     if created is None:
         # Sent, but not visible yet: the poller fills in the id from the key.
         return SupplierOrderStatus(order_id=0, key=key, status=BOOKED)
     log.info("dropshipping order sent", key=key, supplier_order_id=created.order_id, status=created.status)
     return created
+
+
+def _look_up(client: RewixClient, key: str) -> SupplierOrderStatus | None:
+    """The order under `key` after a POST that may have landed; an ambiguous answer says what to check."""
+    try:
+        return client.find_order_by_key(key)
+    except AmbiguousLookup as exc:
+        raise AmbiguousLookup(
+            f"an earlier send of key {key!r} may have reached the supplier and its lookup answers HTTP 500, "
+            f"so nothing is sent until it answers: check on the supplier's platform whether an order with "
+            f"key {key!r} exists (replaying this message sends it only if the lookup then answers 404)",
+            status=exc.status,
+            body=exc.body,
+        ) from exc

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func,
+    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -272,3 +272,46 @@ class ShopWebhookRecord(Base):
     last_found_status: Mapped[str | None] = mapped_column(String(20))
     # From when the catch-up re-read the shop for that re-activation.
     last_off_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SupplierKey(Base):
+    """The key a paid order is sent to the supplier under, chosen once and never changed.
+
+    Written (and committed) before the first request, so every later attempt,
+    after a crash or a renumbering plugin, asks for the same order.
+    `first_sent_at` is set just before the first POST: an order whose key
+    was never sent needs no lookup.
+    """
+
+    __tablename__ = "supplier_keys"
+    shop_order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    chosen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    first_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("key", name="uq_supplier_keys_key"),)
+
+
+class OrderProblem(Base):
+    """A problem the shop owner is told of in a private order note, once, and once more when it clears.
+
+    supplier_sync opens and clears problems; status_poller sends the notes
+    (services/status_poller/problem_notes.py). `line_id` 0 is the order itself.
+    """
+
+    __tablename__ = "order_problems"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    line_id: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)  # short, refused_model, refused_order, dead_lettered
+    note: Mapped[str] = mapped_column(Text, nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    note_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    clear_note: Mapped[str | None] = mapped_column(Text)  # None: cleared without a note (the order was released)
+    clear_note_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_order_problems_open", "order_id", "kind", "line_id", unique=True, postgresql_where=text("cleared_at IS NULL")),
+        Index("ix_order_problems_order", "order_id"),
+    )

@@ -1,0 +1,112 @@
+"""The pure parts of handling supplier failures: the key choice, which failures isolate a model,
+what a refused account means for a message, and the account pause's probing."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared import retry
+from shared.account_pause import probe_delays, wait_until_accepted
+from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
+from shared.reservations.model import HeldLine, Lock, Snapshot, TrackedLine
+from services.supplier_sync import plan
+from services.supplier_sync.keys import choose_key, fallback_key, is_safe_key
+from services.supplier_sync.plan import Convergence, Locked
+from tests.unit.test_supplier_sync_plan import message
+
+
+# --- the key ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("number", ["1234", "WC-2026-0042", "A_b.c", "x" * 100])
+def test_a_safe_number_is_the_key(number: str) -> None:
+    assert choose_key(number, 7) == number
+
+
+@pytest.mark.parametrize(
+    "number",
+    [".", "..", "...", "a/b", "", None, "Zoë", "50%", "a b", "x?y", "x#y", "a\\b", "x" * 101, "№1", "\u0000", "~1"],
+)
+def test_an_unsafe_number_gets_the_fallback(number: str | None) -> None:
+    assert choose_key(number, 7) == fallback_key(7) == "order-7"
+    assert is_safe_key(fallback_key(7))
+
+
+def test_fallbacks_of_different_orders_differ() -> None:
+    assert choose_key("..", 1) != choose_key("..", 2)
+
+
+# --- which set failures isolate a model --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (PermanentError("bad model", status=400), retry.DeadLetter),
+        (TransientError("boom", status=500), retry.RetryLater),
+        (TransientError("unavailable", status=503), retry.RetryLater),
+        (TransientError("slow down", status=429, retry_after=2), type(None)),
+        (TransientError("timeout", outcome_unknown=True), type(None)),
+        (TransientError("maintenance page", status=200), type(None)),
+        (AccountRefused("no", status=401), type(None)),
+    ],
+)
+def test_model_failure(exc: Exception, expected: type) -> None:
+    assert isinstance(plan.model_failure(exc), expected)
+
+
+def test_a_model_failing_with_a_5xx_is_not_set_again_and_its_message_waits() -> None:
+    lines = (HeldLine(1, 10, 1001, 2), HeldLine(2, 20, 1002, 1))
+    snap = Snapshot({1001: lines[:1], 1002: lines[1:]}, {}, tuple(TrackedLine(l.order_id, l.line_id, False, "pending", False, False) for l in lines))
+    answers = {1001: retry.RetryLater("HTTP 503", 503)}
+    assert plan.totals_to_set(snap, answers) == {1002: 1}
+    convergence = Convergence(stock={1001: answers[1001], 1002: Locked(1)})
+    outcome = plan.message_outcome(message(1, "pending", stock_id=1001), convergence)
+    assert isinstance(outcome, retry.RetryLater) and outcome.status == 503 and "1001" in outcome.reason
+    assert isinstance(plan.message_outcome(message(2, "pending", stock_id=1002), convergence), retry.Ack)
+
+
+def test_lock_answers_of_a_failed_model_are_not_saved() -> None:
+    assert plan.locks_to_save({1001: 2, 1002: 1}, {1001: retry.RetryLater("x", 503), 1002: Locked(1, 9)}) == [
+        Lock(1002, 1, 1, 9)
+    ]
+
+
+# --- the retry policy ---------------------------------------------------------------------------
+
+def test_a_refused_account_pauses_and_blames_no_message() -> None:
+    outcome = retry.outcome_of(AccountRefused("HTTP 401", status=401), "supplier")
+    assert isinstance(outcome, retry.Paused) and outcome.status == 401 and outcome.reason == "supplier: HTTP 401"
+
+
+def test_an_ambiguous_lookup_is_retried() -> None:
+    assert isinstance(retry.outcome_of(AmbiguousLookup("500", status=500)), retry.RetryLater)
+
+
+# --- the account pause ------------------------------------------------------------------------------
+
+def test_probe_delays_back_off_to_a_ceiling() -> None:
+    delays = probe_delays(1, 30)
+    assert [next(delays) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_the_pause_ends_when_the_supplier_accepts_again_and_logs_once_a_minute(capsys) -> None:
+    answers = iter([AccountRefused("HTTP 401", status=401)] * 4 + [None])
+    now = [0.0]
+
+    def probe() -> None:
+        now[0] += 40.0  # each probe "takes" 40 s of the clock
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    assert wait_until_accepted(probe, threading.Event(), worker="w", reason="HTTP 401", first_delay=0, max_delay=0,
+                               clock=lambda: now[0])
+    errors = [line for line in capsys.readouterr().out.splitlines() if "refuses the account" in line]
+    # Refused at 40, 80, 120 and 160 s: the first line, then at 80 and 160 s (a minute after the last), not once per probe.
+    assert len(errors) == 3
+
+
+def test_the_pause_ends_on_stop() -> None:
+    stop = threading.Event()
+    stop.set()
+    assert not wait_until_accepted(lambda: None, stop, worker="w", reason="HTTP 401")
