@@ -30,6 +30,8 @@ from pika.exceptions import AMQPError
 
 from shared import retry, topology
 from shared.amqp import BrokerUnavailable, backoff_delays, connect, message_properties
+from shared.observability import metrics
+from shared.observability.health import HEALTH
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -75,25 +77,37 @@ class BatchConsumer:
         self.name = name
         self._pending: list[Delivery] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-handler")
+        # Its names in /healthz (a loop that beats) and /readyz (the broker connection it needs).
+        self._loop = f"consumer {name}"
+        self._broker = f"broker ({name})"
 
     def run(self) -> None:
         """Consume until `stop` is set, reconnecting after any broker failure."""
+        # Beats at least every reconnect delay (30 s at most) and every 0.2 s while consuming.
+        HEALTH.register_loop(self._loop, max_silence=120.0)
+        HEALTH.set_problem(self._broker, "not connected to RabbitMQ yet")
+        metrics.start_consuming(self.queue.name)
         delays = backoff_delays()
         while not self.stop.is_set():
+            HEALTH.beat(self._loop)
             try:
                 self._consume()
                 delays = backoff_delays()
             except (AMQPError, OSError, BrokerUnavailable) as exc:
                 delay = next(delays)
+                HEALTH.set_problem(self._broker, f"RabbitMQ unreachable: {exc!r}"[:300])
                 log.warning("broker connection lost, reconnecting", consumer=self.name, error=repr(exc)[:200], retry_in=round(delay, 2))
                 self.stop.wait(delay)
-            except Exception:
+            except Exception as exc:
                 # Never let the consumer die while its process looks alive: the
                 # unacked messages go back with the connection and are retried.
                 delay = next(delays)
+                HEALTH.set_problem(self._broker, f"consumer failed, restarting: {exc!r}"[:300])
                 log.exception("consumer failed, restarting it", consumer=self.name, retry_in=round(delay, 2))
                 self.stop.wait(delay)
         self._executor.shutdown(wait=True)
+        HEALTH.retire_loop(self._loop)
+        HEALTH.set_problem(self._broker, "stopped")
         log.info("consumer stopped", consumer=self.name)
 
     def _consume(self) -> None:
@@ -120,8 +134,10 @@ class BatchConsumer:
                 )
 
             channel.basic_consume(self.queue.name, on_message)
+            HEALTH.clear_problem(self._broker)
             log.info("consuming", consumer=self.name, queue=self.queue.name)
             while not self.stop.is_set():
+                HEALTH.beat(self._loop)
                 connection.process_data_events(time_limit=0.2)
                 if not self._pending:
                     continue
@@ -170,6 +186,7 @@ class BatchConsumer:
         future = self._executor.submit(self._run_handler, batch)
         while not future.done():
             # Keep heartbeats flowing while the handler talks to slow APIs.
+            HEALTH.beat(self._loop)
             connection.process_data_events(time_limit=0.05)
         try:
             outcomes = future.result()
@@ -210,6 +227,7 @@ class BatchConsumer:
                     properties=message_properties(delivery.message_id, route.headers),
                     mandatory=True,
                 )
+                metrics.record_outcome(self.queue.name, outcome, dead=route.dead)
                 log.warning(
                     "message dead-lettered" if route.dead else "message will be retried",
                     consumer=self.name,
@@ -218,4 +236,6 @@ class BatchConsumer:
                     delay=route.delay,
                     reason=route.headers[retry.REASON][:200],
                 )
+            else:
+                metrics.record_outcome(self.queue.name, outcome)
             channel.basic_ack(delivery.delivery_tag)

@@ -22,6 +22,7 @@ from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.errors import ExternalError
 from shared.logging import bound_ids, get_logger
+from shared.observability.metrics import UNITS_SHORT
 from shared.messages import OrderLineMessage, parse_order_line
 from shared.reservations import repository
 from shared.rewix import GrowingOrder, RewixClient
@@ -135,6 +136,9 @@ class OrderLineHandler:
         snapshot = repository.load(session, stock_ids, order_ids)
         wanted = plan.totals_to_set(snapshot, result.stock)
         answers = self._set(wanted) if wanted else {}
+        # Units asked for that the supplier could not lock: what "short" costs, for the metrics.
+        UNITS_SHORT.inc(sum(max(0, wanted[sid] - a.locked) for sid, a in answers.items()
+                            if isinstance(a, plan.Locked) and sid in wanted))
         result.stock.update(answers)
         lines = plan.settle_lines(snapshot, result.stock)
         for order_id, why in lines.short.items():

@@ -65,7 +65,8 @@ REASON_CLASSES = (
     "connection",       # connection refused, reset, cut short
     "unparseable",      # the message itself cannot be read
     "short",            # the supplier could not lock every unit (a paid order waits)
-    "handler_error",    # the handler could not run (database down, a bug)
+    "database",         # PostgreSQL unavailable while handling
+    "handler_error",    # the handler could not run (a dependency down, a bug)
     "gave_up",          # a transient failure with the retry schedule used up
     "other",
 )
@@ -85,8 +86,10 @@ def reason_class(outcome: retry.RetryLater | retry.DeadLetter) -> str:
         return "rejected"
     if text.startswith("unparseable"):
         return "unparseable"
-    if text.startswith("handler error"):
+    if "handler error" in text:
         return "handler_error"
+    if "database error" in text:
+        return "database"
     if "timeout" in text or "timed out" in text:
         return "timeout"
     if "connection" in text or "cut short" in text:

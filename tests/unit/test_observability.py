@@ -131,6 +131,8 @@ def _port() -> int:
         (retry.DeadLetter("supplier: HTTP 404: no such model", 404), "rejected"),
         (retry.DeadLetter("unparseable message: body is not JSON"), "unparseable"),
         (retry.RetryLater("handler error: OperationalError('server closed the connection')"), "handler_error"),
+        (retry.RetryLater("supplier: handler error: RuntimeError('bug')"), "handler_error"),
+        (retry.RetryLater("database error: OperationalError('could not connect')"), "database"),
         (retry.RetryLater("supplier: POST /restful/ghost/orders/sold: timeout: read timed out"), "timeout"),
         (retry.RetryLater("supplier: GET /x: connection error: refused"), "connection"),
         (retry.RetryLater("supplier locked 1 of 3 for stock_id 1001"), "short"),
