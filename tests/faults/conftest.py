@@ -360,7 +360,14 @@ class World:
         return self.shop.state.select(lambda o: True, lambda o: o["id"], False, 0, 10**9)[1]
 
     def notes(self, order_id: int) -> list[str]:
-        return [w["body"]["note"] for w in self.shop.state.writes(order_id) if w["kind"] == "note"]
+        """The private notes written to the order (the status notes)."""
+        return [w["body"]["note"] for w in self.shop.state.writes(order_id)
+                if w["kind"] == "note" and not w["body"].get("customer_note")]
+
+    def customer_notes(self, order_id: int) -> list[str]:
+        """The notes the customer is e-mailed (the tracking note on Dispatched)."""
+        return [w["body"]["note"] for w in self.shop.state.writes(order_id)
+                if w["kind"] == "note" and w["body"].get("customer_note")]
 
     def completions(self, order_id: int) -> int:
         return sum(1 for w in self.shop.state.writes(order_id)

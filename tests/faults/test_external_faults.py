@@ -167,6 +167,8 @@ def test_shop_write_failures_while_statuses_are_applied(world: World) -> None:
     )
     assert lost == 0 and doubled == 0
     assert completions == [1] * len(opened)
+    # The customer is told of the dispatch once, whatever failed or was killed on the way.
+    assert [len(world.customer_notes(o["shop_order_id"])) for o in opened] == [1] * len(opened)
     assert all(o["status"] == "completed" for o in world.orders())
     assert dead == 0
     assert retried >= 5

@@ -251,4 +251,6 @@ def test_status_poller_sigkill_during_a_status_burst(world: World) -> None:
     assert all(k["applied_at_kill"] < len(opened) for k in kills), "a kill came after its status was applied"
     assert lost == 0 and doubled == 0
     assert completions == [1] * len(opened)
+    # The customer is told of the dispatch once, whatever failed or was killed on the way.
+    assert [len(world.customer_notes(o["shop_order_id"])) for o in opened] == [1] * len(opened)
     assert all(o["status"] == "completed" for o in world.orders())
