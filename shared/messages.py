@@ -1,8 +1,9 @@
 """The messages that travel between the services, with an explicit schema version.
 
-An OrderLineMessage carries everything supplier_sync needs without calling the
-shop back. Every message may arrive twice or out of order: the receiver orders
-them by the shop's `date_modified_gmt`, never by arrival.
+The order-line messages of one order event carry together everything
+supplier_sync needs without calling the shop back. Every message may arrive
+twice or out of order: the receiver orders them by the shop's
+`date_modified_gmt`, never by arrival.
 """
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA_VERSION = 1
+# Version 2: the recipient, the note and the line ids travel once per order event
+# (on its head message), not on every line. Version 1 messages (every one a head)
+# are still read: they may wait in a wait queue or the dead letters for a replay.
+ORDER_LINE_SCHEMA_VERSION = 2
+# What an order event may hold (shared/order_events.py refuses more at ingest).
+MAX_EVENT_LINES = 500
 
 
 def new_message_id() -> str:
@@ -60,12 +67,18 @@ class SupplierLine(BaseModel):
 
 
 class OrderLineMessage(_Message):
-    """One supplier line of a shop order, or (line=None) an order left with none.
+    """One supplier line of a shop order event, or (line=None) an order left with none.
 
-    `supplier_line_ids` lists every supplier line the order had at that
-    moment, so a line that disappeared from the order can be released.
+    The messages of one event share `event_id` and `line_count`; exactly one
+    of them, the head, also carries what belongs to the whole order: the
+    recipient, the customer note and `supplier_line_ids`, every supplier line
+    the order had at that moment (so a line that disappeared from the order
+    can be released, and a paid order is sent only once all of them are
+    recorded). The others leave those empty, so an order's bytes on the
+    broker grow linearly with its lines.
     """
 
+    schema_version: Literal[1, 2] = ORDER_LINE_SCHEMA_VERSION
     kind: Literal["order_line"] = "order_line"
     source: Literal["webhook", "catchup", "backfill", "verification", "confirmation", "reconcile"] = "webhook"
     topic: str
@@ -76,12 +89,24 @@ class OrderLineMessage(_Message):
     date_modified_gmt: datetime | None
     deleted: bool = False
     line: SupplierLine | None = None
-    supplier_line_ids: list[int] = Field(default_factory=list)
+    # Every version 1 message is a head; version 2 marks the one head of its event.
+    head: bool = True
+    event_id: str = ""  # shared by the messages of one order event ("" in version 1)
+    line_count: int | None = Field(default=None, ge=0, le=MAX_EVENT_LINES)  # the event's supplier lines
+    supplier_line_ids: list[int] = Field(default_factory=list, max_length=MAX_EVENT_LINES)
     recipient: ShopRecipient | None = None
     customer_note: str = ""
     # A delete or restore as a webhook claimed it (the topic header is not signed): nothing
     # is released or locked for it until the shop is asked (services/supplier_sync/confirm.py).
     confirm: bool = False
+
+    @model_validator(mode="after")
+    def _order_fields_only_on_the_head(self) -> "OrderLineMessage":
+        if not self.head and (self.supplier_line_ids or self.recipient is not None or self.customer_note):
+            raise ValueError("only the head message of an order event carries the recipient, note and line ids")
+        if self.head and self.line_count is not None and self.line_count != len(self.supplier_line_ids):
+            raise ValueError("the head's supplier_line_ids must list line_count lines")
+        return self
 
 
 class StatusChangeMessage(_Message):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
+from shared.messages import MAX_EVENT_LINES, OrderLineMessage, ShopRecipient, SupplierLine, new_message_id
 from shared.product_map import LineRef
 from shared.vocabulary import ShopStatus
 
@@ -21,7 +21,7 @@ IGNORED_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
 MAX_ID = 2**63 - 1
 MAX_QUANTITY = 1_000_000
 # An order with more supplier lines is refused whole (a 400 naming the limit).
-MAX_SUPPLIER_LINES = 500
+MAX_SUPPLIER_LINES = MAX_EVENT_LINES
 # A date further ahead is a broken or hostile shop: it would freeze the order (no
 # real update is ever newer) and move the catch-up watermark past every real change.
 MAX_FUTURE = timedelta(days=1)
@@ -159,6 +159,10 @@ def convert(
 ) -> Conversion:
     """One message per supplier line; one line-less message for an order left with none.
 
+    The first message is the event's head: it alone carries the recipient,
+    the note and the line ids (shared/messages.py), so the bytes published
+    grow linearly with the lines.
+
     Refuses (InvalidOrder, a 400 at ingest) what the database or the supplier
     could not take, before anything is published: over MAX_SUPPLIER_LINES
     supplier lines, a date more than MAX_FUTURE ahead of `now`, a text field
@@ -169,7 +173,8 @@ def convert(
     order_id = _order_id(body)
     if topic == "order.deleted":
         release = OrderLineMessage(
-            source=source, topic=topic, order_id=order_id, status=str(ShopStatus.TRASH), date_modified_gmt=None, deleted=True
+            source=source, topic=topic, order_id=order_id, status=str(ShopStatus.TRASH), date_modified_gmt=None,
+            deleted=True, event_id=new_message_id(), line_count=0,
         )
         return Conversion(order_id, [release], has_supplier_lines=False)
 
@@ -212,19 +217,26 @@ def convert(
     ]
     if len(lines) > MAX_SUPPLIER_LINES:
         raise InvalidOrder(f"the order has {len(lines)} supplier lines; the limit is {MAX_SUPPLIER_LINES}")
-    common = dict(
+    event = dict(
         source=source,
         topic=topic,
         order_id=order_id,
         order_number=number,
         status=status,
         date_modified_gmt=modified,
+        event_id=new_message_id(),
+        line_count=len(lines),
+    )
+    # What belongs to the whole order travels once, on the event's head (its first message).
+    head = dict(
         supplier_line_ids=[line.line_id for line in lines],
         recipient=recipient_of(body),
         customer_note=_str(body.get("customer_note"), "customer_note")[:MAX_CUSTOMER_NOTE],
     )
     unmatched = tuple(dict.fromkeys(ref for _, ref, _ in refs if ref not in stock_ids))
     if not lines:
-        return Conversion(order_id, [OrderLineMessage(**common)], has_supplier_lines=False, unmatched=unmatched)
-    return Conversion(order_id, [OrderLineMessage(line=line, **common) for line in lines], has_supplier_lines=True,
-                      unmatched=unmatched)
+        return Conversion(order_id, [OrderLineMessage(**event, **head)], has_supplier_lines=False, unmatched=unmatched)
+    first, *rest = lines
+    messages = [OrderLineMessage(line=first, **event, **head)]
+    messages += [OrderLineMessage(line=line, head=False, **event) for line in rest]
+    return Conversion(order_id, messages, has_supplier_lines=True, unmatched=unmatched)

@@ -88,21 +88,14 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
         if message.deleted:
             order.update(deleted=True, status=str(ShopStatus.TRASH))
             continue
-        order.update(
-            deleted=False,
-            status=message.status,
-            number=message.order_number,
-            date_modified_gmt=message.date_modified_gmt,
-            recipient=message.recipient.model_dump() if message.recipient else None,
-            customer_note=message.customer_note,
-            supplier_line_ids=list(message.supplier_line_ids),
-        )
+        order.update(order_state(message, order))
         version = message.date_modified_gmt
         if message.line is not None:
             key = (message.order_id, message.line.line_id)
             if key not in lines or lines[key]["version"] <= version:
                 lines[key] = {"order_id": key[0], **message.line.model_dump(), "version": version}
-        if message.order_id not in removals or removals[message.order_id][0] <= version:
+        # Only the head knows every line of its state, so only it releases the others.
+        if message.head and (message.order_id not in removals or removals[message.order_id][0] <= version):
             removals[message.order_id] = (version, list(message.supplier_line_ids))
 
     _write_orders(session, [orders[i] for i in sorted(changed)])
@@ -110,6 +103,30 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
     _mark_removed(session, removals)
     stock_ids = set().union(*(before[i] for i in changed)) | {l["stock_id"] for l in lines.values()}
     return Recorded(applied, frozenset(stock_ids), frozenset(changed))
+
+
+def order_state(message: OrderLineMessage, stored: dict[str, Any]) -> dict[str, Any]:
+    """The shop_orders columns a (superseding, not deleted) message sets over the `stored` row.
+
+    Every message of an event carries its status, number and date; only its
+    head carries the recipient, the note and the line ids. A line of a newer
+    state arriving before its head leaves the line ids empty (not known for
+    that state yet), so the paid order is not sent until the head is recorded
+    (services/supplier_sync/plan.py, orders_to_send), whatever part of an
+    event reached the broker (ingest may have answered 503 half-way).
+    """
+    state: dict[str, Any] = dict(
+        deleted=False, status=message.status, number=message.order_number, date_modified_gmt=message.date_modified_gmt
+    )
+    if message.head:
+        state.update(
+            recipient=message.recipient.model_dump() if message.recipient else None,
+            customer_note=message.customer_note,
+            supplier_line_ids=list(message.supplier_line_ids),
+        )
+    elif stored.get("date_modified_gmt") != message.date_modified_gmt:
+        state.update(supplier_line_ids=[])
+    return state
 
 
 def _write_orders(session: Session, rows: list[dict[str, Any]]) -> None:

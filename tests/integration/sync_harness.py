@@ -34,18 +34,28 @@ def order_messages(
     *,
     version: int = 0,
     topic: str = "order.updated",
+    schema_version: int = 2,
 ) -> list[OrderLineMessage]:
-    """The messages ingest would publish for one state of an order."""
+    """The messages ingest would publish for one state of an order: the first is the event's head.
+
+    `schema_version=1` gives what an older ingest published (every message
+    carrying the recipient and every line id), as a replay may still bring.
+    """
     date = BASE_DATE + timedelta(seconds=version)
-    common = dict(
-        topic=topic, order_id=order_id, order_number=f"WC-{order_id}", status=status,
-        date_modified_gmt=date, supplier_line_ids=sorted(lines), recipient=RECIPIENT,
-    )
+    common = dict(topic=topic, order_id=order_id, order_number=f"WC-{order_id}", status=status, date_modified_gmt=date)
+    head = dict(supplier_line_ids=sorted(lines), recipient=RECIPIENT)
+    if schema_version == 1:
+        common |= dict(schema_version=1)
+    else:
+        common |= dict(event_id=f"event-{order_id}-{version}", line_count=len(lines))
     if not lines:
-        return [OrderLineMessage(**common)]
+        return [OrderLineMessage(**common, **head)]
     return [
-        OrderLineMessage(line=SupplierLine(line_id=lid, product_id=stock, stock_id=stock, quantity=qty), **common)
-        for lid, (stock, qty) in sorted(lines.items())
+        OrderLineMessage(
+            line=SupplierLine(line_id=lid, product_id=stock, stock_id=stock, quantity=qty), **common,
+            **(head if index == 0 or schema_version == 1 else {"head": False}),
+        )
+        for index, (lid, (stock, qty)) in enumerate(sorted(lines.items()))
     ]
 
 

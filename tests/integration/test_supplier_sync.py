@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -152,3 +153,55 @@ def test_the_completion_echo_costs_the_supplier_nothing(sync):
     sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0)
     assert sync.control.state()["calls"] == calls_before
     assert sync.line_statuses() == {(4, 41): "sent"}
+
+
+def converged_since(sync, order_id: int, moment: datetime) -> bool:
+    """Has a batch with this order been recorded and converged (sent or not) since `moment`?"""
+    return sync.query("SELECT last_synced_at > :t FROM shop_orders WHERE id = :o", t=moment, o=order_id) == [(True,)]
+
+
+def test_a_paid_event_is_sent_only_once_its_head_and_every_line_are_recorded(sync):
+    lines = {51: (1006, 1), 52: (1007, 2), 53: (1008, 1)}
+    sync.publish(order_messages(5, "pending", lines, version=0))
+    sync.wait_until(lambda: sync.locks() == {1006: 1, 1007: 2, 1008: 1}, what="pending order locked")
+    head, *others = order_messages(5, "processing", lines, version=1)
+    # Ingest answered 503 half-way: only the line messages of the paid state reached the broker.
+    before = datetime.now(timezone.utc)
+    sync.publish(others)
+    sync.wait_until(lambda: converged_since(sync, 5, before), what="the paid state's line messages handled")
+    assert sync.query("SELECT count(*) FROM order_lines WHERE version = :v", v=head.date_modified_gmt) == [(2,)]
+    assert sync.query("SELECT status, supplier_line_ids FROM shop_orders WHERE id = 5") == [("processing", [])]
+    assert sync.supplier_orders() == []
+    # The head arrives (it carries the first line): every line of the paid state is recorded.
+    sync.publish([head])
+    sync.wait_until(lambda: len(sync.supplier_orders()) == 1, what="sent once the head is recorded")
+    sync.publish([head, *others])  # WooCommerce's retry of the whole delivery
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0)
+    [order] = sync.supplier_orders()
+    assert order["key"] == "WC-5" and {int(k): v for k, v in order["items"].items()} == {1006: 1, 1007: 2, 1008: 1}
+    assert "Zoë Müller" in json.dumps(order["recipient"], ensure_ascii=False)
+    assert sync.control.state()["duplicates"] == 0
+
+
+def test_a_paid_event_missing_a_line_is_not_sent(sync):
+    lines = {61: (1009, 1), 62: (1010, 1)}
+    sync.publish(order_messages(6, "pending", lines, version=0))
+    sync.wait_until(lambda: sync.locks() == {1009: 1, 1010: 1})
+    head, last = order_messages(6, "processing", lines, version=1)
+    before = datetime.now(timezone.utc)
+    sync.publish([head])  # the last line's message never made it
+    sync.wait_until(lambda: converged_since(sync, 6, before), what="the head handled")
+    assert sync.query("SELECT status, supplier_line_ids FROM shop_orders WHERE id = 6") == [("processing", [61, 62])]
+    assert sync.supplier_orders() == []
+    sync.publish([last])
+    sync.wait_until(lambda: len(sync.supplier_orders()) == 1, what="sent once every line is recorded")
+
+
+def test_version_1_messages_still_queued_are_recorded_and_sent(sync):
+    lines = {71: (1001, 1), 72: (1002, 1)}
+    old = order_messages(7, "processing", lines, version=0, schema_version=1)
+    assert all(m.schema_version == 1 and m.head and m.supplier_line_ids == [71, 72] for m in old)
+    sync.publish(old)
+    sync.wait_until(lambda: len(sync.supplier_orders()) == 1, what="a version 1 paid order sent")
+    assert sync.supplier_orders()[0]["key"] == "WC-7"
+    assert queue_depth(sync.amqp_url, DEAD) == 0

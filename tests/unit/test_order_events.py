@@ -58,8 +58,11 @@ def test_one_message_per_supplier_line_with_every_supplier_line_listed() -> None
     result = convert(order(), "order.created", resolve)
     assert result.order_id == 812 and result.has_supplier_lines
     assert [(m.line.line_id, m.line.stock_id, m.line.quantity) for m in result.messages] == [(1, 70001, 2), (2, 70002, 1)]
+    head, *others = result.messages
+    assert head.head and head.supplier_line_ids == [1, 2]
+    assert all(not m.head and m.supplier_line_ids == [] and m.recipient is None for m in others)
+    assert {(m.event_id, m.line_count) for m in result.messages} == {(head.event_id, 2)} and head.event_id
     for message in result.messages:
-        assert message.supplier_line_ids == [1, 2]
         assert (message.topic, message.status, message.order_number, message.source) == (
             "order.created", "processing", "812", "webhook")
         assert message.date_modified_gmt == datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
@@ -254,7 +257,8 @@ def test_valid_orders_give_one_message_per_resolvable_line(
     for message, line in zip(result.messages, resolvable):
         assert message.line.quantity == line["quantity"]
         assert message.line.stock_id == product_map[(line["product_id"], line["variation_id"])]
-        assert message.supplier_line_ids == expected_ids
+        assert message.supplier_line_ids == (expected_ids if message is result.messages[0] else [])
+        assert message.head == (message is result.messages[0]) and message.line_count == len(expected_ids)
         assert (message.order_id, message.status, message.topic) == (body["id"], body["status"], topic)
     assert len({m.message_id for m in result.messages}) == len(result.messages)
 
