@@ -324,6 +324,16 @@ def test_ingest_is_published_and_checked_on_readyz():
     assert interpolate(SERVICES["ingest"]["ports"][0], ENV_EXAMPLE) == f"{ENV_EXAMPLE['INGEST_PORT']}:{port}"
 
 
+def test_workers_are_checked_on_readyz_and_publish_no_port():
+    for name in WORKERS:
+        port = container_env(name)["METRICS_PORT"]
+        assert int(port) == Settings(metrics_port=port).metrics_port > 0
+        assert f"http://127.0.0.1:{port}/readyz" in python_check(name)
+        # Each replica has its own address, so one port inside serves them all: nothing published.
+        assert "ports" not in SERVICES[name]
+    assert container_env("admin")["INGEST_URL"] == f"http://ingest:{container_env('ingest')['INGEST_PORT']}"
+
+
 def test_admin_is_published_on_this_machine_only_and_checked():
     env = container_env("admin")
     port = env["ADMIN_PORT"]
@@ -593,7 +603,10 @@ def local_env(name: str, db: str, broker: str, simulators: dict[str, str]) -> di
     if name == "ingest":
         env.update(INGEST_HOST="127.0.0.1", INGEST_PORT=str(free_port()))
     if name == "admin":
-        env.update(ADMIN_HOST="127.0.0.1", ADMIN_PORT=str(free_port()))
+        # ingest is not started with it here: this machine's address stands for compose's name.
+        env.update(ADMIN_HOST="127.0.0.1", ADMIN_PORT=str(free_port()), INGEST_URL=f"http://127.0.0.1:{free_port()}")
+    if name in WORKERS:
+        env.update(METRICS_PORT=str(free_port()))  # several workers on one host: one port each
     for key, value in env.items():
         host = urllib.parse.urlsplit(value).hostname if "://" in value else None
         assert host not in COMPOSE_HOSTS, f"{key}={value} still names a compose service"
@@ -637,7 +650,8 @@ def assert_documented_metrics_exist(env: dict[str, str]) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{env['INGEST_PORT']}/metrics", timeout=5) as response:
         served = response.read().decode()
     guide = (ROOT / "docs/operations.md").read_text()
-    documented = set(re.findall(r"\b(rewix_[a-z_]+)", guide))
+    # ingest's own; the workers' are checked against the running workers in test_observability_deploy.py.
+    documented = set(re.findall(r"\b(rewix_ingest_[a-z_]+)", guide))
     assert documented, "docs/operations.md names no metric"
     for metric in documented:
         assert re.search(rf"^{metric}(_bucket|_count|_sum)?[{{ ]", served, re.M), f"/metrics has no {metric}"
@@ -648,11 +662,17 @@ def assert_documented_metrics_exist(env: dict[str, str]) -> None:
         assert f'outcome="{outcome}"' in served, f"/metrics has no webhook outcome {outcome}"
 
 
+def worker_ready(name: str, queue: str):
+    # Consuming its queue, and the very endpoint the compose healthcheck asks says so.
+    return lambda env: consumers(env["AMQP_URL"], queue) > 0 and \
+        http_status(f"http://127.0.0.1:{env['METRICS_PORT']}{healthcheck_path(name)}") == 200
+
+
 READY = {
     "ingest": ingest_ready,
     "admin": admin_ready,
-    "supplier_sync": lambda env: consumers(env["AMQP_URL"], topology.ORDER_LINES.name) > 0,
-    "status_poller": lambda env: consumers(env["AMQP_URL"], topology.STATUS_CHANGES.name) > 0,
+    "supplier_sync": worker_ready("supplier_sync", topology.ORDER_LINES.name),
+    "status_poller": worker_ready("status_poller", topology.STATUS_CHANGES.name),
 }
 
 
