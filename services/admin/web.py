@@ -20,6 +20,8 @@ from typing import Any
 from flask import Flask, Response, g, make_response, redirect, render_template, request
 from gunicorn.app.base import BaseApplication
 from markupsafe import Markup
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
 from werkzeug.exceptions import HTTPException
 
 from services.admin import columns, dead_letters, html_cells, order_filters, views
@@ -109,6 +111,11 @@ def create_app(settings: Settings) -> Flask:
     wc_url = settings.wc_url
     storage = settings.wc_order_storage
     health = HealthPanel(settings)
+    # The page's own metrics (GET /metrics, open like /healthz): the process, and how long the page takes.
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    page_seconds = Histogram("rewix_admin_page_duration_seconds", "Time to build the operator page.",
+                             buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=registry)
     lifetime = timedelta(hours=settings.admin_session_hours)
     sessions = Sessions(database_url, token, lifetime) if token else None
     throttle = LoginThrottle(database_url)
@@ -130,7 +137,7 @@ def create_app(settings: Settings) -> Flask:
     @app.before_request
     def guard() -> Response | None:
         g.nonce = secrets.token_urlsafe(16)
-        if request.path == "/healthz":
+        if request.path in ("/healthz", "/metrics"):  # for compose and Prometheus: nothing of the store
             return None
         if token is None:
             return message(401, "Refused", "ADMIN_TOKEN is not set: this page refuses everyone until it is.",
@@ -175,6 +182,10 @@ def create_app(settings: Settings) -> Flask:
     def healthz() -> Response:
         return Response("ok", content_type="text/plain; charset=utf-8")
 
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Response:
         if request.method != "POST":
@@ -206,6 +217,7 @@ def create_app(settings: Settings) -> Flask:
         return response
 
     @app.get("/")
+    @page_seconds.time()
     def overview() -> Response:
         notices, errors = [], []
         replayed = request.args.get("replayed", "")

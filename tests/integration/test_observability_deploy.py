@@ -23,7 +23,7 @@ from shared.settings import Settings
 from simulators.rewix.server import start_in_thread as start_rewix
 from simulators.shop.server import start_in_thread as start_shop
 from tests.integration.worker_processes import (
-    REWIX_KEY, REWIX_PASSWORD, WC_KEY, WC_SECRET, ServiceProcess, ingest_env, worker_env,
+    REWIX_KEY, REWIX_PASSWORD, WC_KEY, WC_SECRET, ServiceProcess, admin_env, ingest_env, worker_env,
 )
 from tests.support import wait_until
 
@@ -87,7 +87,7 @@ def test_scrape_config_covers_every_service_on_its_port():
     jobs = {job["job_name"]: job for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
     defaults = Settings()
     expected_ports = {"ingest": defaults.ingest_port, "supplier_sync": defaults.metrics_port,
-                      "status_poller": defaults.metrics_port}
+                      "status_poller": defaults.metrics_port, "admin": defaults.admin_port}
     for service, port in expected_ports.items():
         assert service in jobs, f"no scrape job for {service}"
         assert service in COMPOSE["services"], f"scrape job {service} names no compose service"
@@ -105,6 +105,7 @@ def running_services(db: str, broker: str) -> Iterator[dict[str, ServiceProcess]
         "ingest": ServiceProcess("services.ingest", ingest_env(db, broker)),
         "supplier_sync": ServiceProcess("services.supplier_sync", env),
         "status_poller": ServiceProcess("services.status_poller", {**env, "METRICS_PORT": str(_other_port(env))}),
+        "admin": ServiceProcess("services.admin.cli", admin_env(db, broker), args=("web",)),
     }
     try:
         yield processes
@@ -147,6 +148,10 @@ def test_every_metric_a_rule_or_panel_names_is_served(running_services):
         return "rewix_shop_check_last_success_timestamp_seconds{" in answers["status_poller"]
 
     wait_until(all_answer, timeout=40, what="every service's /metrics")
+    # Every job of the scrape configuration has a running service answering it, unauthenticated.
+    jobs = {job["job_name"] for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
+    assert jobs == set(running_services)
+    assert "rewix_admin_page_duration_seconds" in answers["admin"] and "process_cpu_seconds_total" in answers["admin"]
     with_samples: set[str] = set()
     declared: set[str] = set()
     for body in answers.values():

@@ -38,17 +38,20 @@ def get(url: str, timeout: float = 5.0) -> tuple[int | None, str]:
 class ServiceProcess:
     """One service process; its output goes to a file so a long run cannot fill a pipe."""
 
-    def __init__(self, module: str, env: dict[str, str]) -> None:
+    def __init__(self, module: str, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.module = module
         self.env = env
         self._log = tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False)
         full_env = {"PATH": os.environ["PATH"], "LOG_FORMAT": "console", **env}
-        self.process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=full_env,
+        self.process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=full_env,
                                         stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
     def port(self) -> int:
-        return int(self.env["INGEST_PORT"] if self.module == "services.ingest" else self.env["METRICS_PORT"])
+        for name in ("INGEST_PORT", "ADMIN_PORT", "METRICS_PORT"):
+            if name in self.env:
+                return int(self.env[name])
+        raise KeyError("no port in the environment")
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -100,4 +103,15 @@ def ingest_env(database_url: str, amqp_url: str) -> dict[str, str]:
         "INGEST_HOST": "127.0.0.1",
         "INGEST_PORT": str(free_port()),
         "SYNC_RETRY_DELAYS": "1,2",
+    }
+
+
+def admin_env(database_url: str, amqp_url: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "ADMIN_TOKEN": "observability-admin-token-0123456789abcdef",
+        "ADMIN_HOST": "127.0.0.1",
+        "ADMIN_PORT": str(free_port()),
+        "INGEST_URL": "http://127.0.0.1:1",
     }
