@@ -5,6 +5,8 @@ TransientError (timeouts, 5xx, 429) and anything unexpected (the database
 down, a bug) is retried, a PermanentError (400, 404, 412) and an
 unparseable message are not, and an AccountRefused (401, 403) blames no
 message at all: the worker pauses (`Paused`). Every consumer's handler calls it.
+`database_refusal` tells a database refusing a message's data for good (a
+value too long, a duplicate) from the database being unreachable.
 
 `RetryPolicy` says where a failed message goes: transient failures wait in
 the wait queue of the next delay of the queue's schedule (or the first one at
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from shared.errors import AccountRefused, PermanentError, TransientError
 from shared.messages import UnparseableMessage
+from shared.text import stored_reason
 from shared.topology import WorkQueue
 
 ATTEMPTS = "x-rewix-attempts"
@@ -81,6 +84,33 @@ def outcome_of(exc: BaseException, context: str | None = None) -> RetryLater | D
     if isinstance(exc, SQLAlchemyError):
         return RetryLater(f"{prefix}database error: {exc!r}"[:300])
     return batch_failure(exc, context)
+
+
+# SQLSTATE classes of the database refusing a statement's data itself: 22, a data
+# exception (a value longer than its column, out of range, not representable);
+# 23, an integrity violation (a duplicate key, a missing parent row). The same
+# data fails the same way on every retry; anything else (the connection, a
+# deadlock, a server restarting) may pass.
+REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
+
+
+def database_refusal(exc: BaseException, context: str | None = None) -> DeadLetter | None:
+    """A DeadLetter when the database refused the data for good, else None.
+
+    The reason is the database's own short message and SQLSTATE, masked:
+    never the statement or its parameters, which carry the order.
+    """
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return None
+    code = str(getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None) or "")
+    if code[:2] not in REFUSED_SQLSTATE_CLASSES:
+        return None
+    diag = getattr(exc.orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) or type(exc.orig).__name__
+    constraint = getattr(diag, "constraint_name", None)
+    where = f" (constraint {constraint})" if constraint else ""
+    prefix = f"{context}: " if context else ""
+    return DeadLetter(stored_reason(f"{prefix}the database refused the message: {primary}{where} [SQLSTATE {code}]")[:300])
 
 
 def batch_failure(exc: BaseException, context: str | None = None) -> RetryLater:

@@ -1,6 +1,8 @@
 """The batch handler: record -> snapshot -> plan -> apply.
 
-Every message's order state is recorded first (its own transaction). Then,
+Every message's order state is recorded first (its own transaction; a
+message the database refuses is split off and dead-lettered alone,
+recording.py). Then,
 under the per-model locks, the reservations of the models it touched are
 loaded, the plan (plan.py) says what to `set` at the supplier, the answers
 settle every line, the paid orders whose lines are all locked are sent, and
@@ -15,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from shared import account_pause, retry
@@ -27,7 +30,7 @@ from shared.messages import OrderLineMessage, parse_order_line
 from shared.reservations import repository
 from shared.rewix import GrowingOrder, RewixClient
 from shared.vocabulary import LineState
-from services.supplier_sync import keys, plan, store
+from services.supplier_sync import keys, plan, recording, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
 from services.supplier_sync.sending import send_once
@@ -56,7 +59,15 @@ class OrderLineHandler:
             else:
                 messages.append((index, message))
 
-        recorded = self.record([m for _, m in messages])
+        try:
+            recorded = self.record([m for _, m in messages])
+        except SQLAlchemyError as exc:
+            # The database, not a message (those are isolated in record): the whole batch waits.
+            failure = retry.outcome_of(exc, "database")
+            log.warning("database unavailable, batch will be retried", error=type(exc).__name__, size=len(batch))
+            return [o or failure for o in outcomes]
+        for position, refusal in recorded.refused.items():
+            outcomes[messages[position][0]] = refusal
         try:
             convergence = self.converge(set(recorded.stock_ids), set(recorded.order_ids))
         except ExternalError as exc:
@@ -68,8 +79,9 @@ class OrderLineHandler:
                 return [failure if o is None else o for o in outcomes]
             log.warning("supplier unavailable, batch will be retried", error=exc.reason[:200], status=exc.status)
             return [o or failure for o in outcomes]
-        for index, message in messages:
-            outcomes[index] = plan.message_outcome(message, convergence)
+        for position, (index, message) in enumerate(messages):
+            if position not in recorded.refused:
+                outcomes[index] = plan.message_outcome(message, convergence)
         return [o or retry.Ack() for o in outcomes]
 
     def wait_until_workable(self, paused: retry.Paused, stop: threading.Event) -> None:
@@ -77,10 +89,10 @@ class OrderLineHandler:
         account_pause.wait_until_accepted(self.client.get_growing_order, stop, worker="supplier_sync", reason=paused.reason)
 
     def record(self, messages: list[OrderLineMessage]) -> store.Recorded:
-        with session_scope(self.database_url) as session:
-            recorded = store.record_batch(session, messages)
-        for message, applied in zip(messages, recorded.applied):
-            if not applied:
+        """Record the messages' order states; a message the database refuses fails alone (recording.py)."""
+        recorded = recording.record_isolating(self.database_url, messages)
+        for position, (message, applied) in enumerate(zip(messages, recorded.applied)):
+            if not applied and position not in recorded.refused:
                 log.info(
                     "older order state ignored",
                     order_id=message.order_id,

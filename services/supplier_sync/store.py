@@ -6,8 +6,8 @@ and its reservation loaded from committed rows (shared/reservations/repository.p
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,9 +15,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared import retry
 from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierOrder
 from shared.messages import OrderLineMessage
-from shared.text import stored_reason
+from shared.text import storable, storable_json, stored_reason
 from shared.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
 from services.supplier_sync.lifecycle import StoredState, supersedes
 from services.supplier_sync.plan import PaidLine, PaidOrder
@@ -32,6 +33,23 @@ class Recorded:
     applied: list[bool]  # per message: did it carry the order's latest state?
     stock_ids: frozenset[int]  # every model whose total may have changed
     order_ids: frozenset[int]  # orders whose state changed
+    # Position of each message the database refused, and why (services/supplier_sync/recording.py).
+    refused: Mapping[int, retry.DeadLetter] = field(default_factory=dict)
+
+    @classmethod
+    def merge(
+        cls, count: int, parts: Iterable[tuple[list[int], "Recorded"]], refused: Mapping[int, retry.DeadLetter]
+    ) -> "Recorded":
+        """One Recorded for `count` messages from the parts recorded apart (their positions, their Recorded)."""
+        applied = [False] * count
+        stock_ids: set[int] = set()
+        order_ids: set[int] = set()
+        for positions, part in parts:
+            for position, was_applied in zip(positions, part.applied):
+                applied[position] = was_applied
+            stock_ids |= part.stock_ids
+            order_ids |= part.order_ids
+        return cls(applied, frozenset(stock_ids), frozenset(order_ids), dict(refused))
 
 
 _ORDER_COLUMNS = [c.key for c in ShopOrder.__table__.columns if c.key not in ("updated_at",)]
@@ -115,13 +133,15 @@ def order_state(message: OrderLineMessage, stored: dict[str, Any]) -> dict[str, 
     (services/supplier_sync/plan.py, orders_to_send), whatever part of an
     event reached the broker (ingest may have answered 503 half-way).
     """
+    # ingest never publishes a NUL, but a message put on the queue by other means may hold one.
     state: dict[str, Any] = dict(
-        deleted=False, status=message.status, number=message.order_number, date_modified_gmt=message.date_modified_gmt
+        deleted=False, status=storable(message.status), number=storable(message.order_number),
+        date_modified_gmt=message.date_modified_gmt,
     )
     if message.head:
         state.update(
-            recipient=message.recipient.model_dump() if message.recipient else None,
-            customer_note=message.customer_note,
+            recipient=storable_json(message.recipient.model_dump()) if message.recipient else None,
+            customer_note=storable(message.customer_note),
             supplier_line_ids=list(message.supplier_line_ids),
         )
     elif stored.get("date_modified_gmt") != message.date_modified_gmt:

@@ -64,7 +64,8 @@ def deleted_message(order_id: int) -> OrderLineMessage:
 
 
 class SyncHarness:
-    def __init__(self, amqp_url: str, database_url: str, *, workers: int = 1, stock_ids=range(1001, 1011), availability=100):
+    def __init__(self, amqp_url: str, database_url: str, *, workers: int = 1, stock_ids=range(1001, 1011), availability=100,
+                 max_batch: int = 100):
         self.amqp_url, self.database_url = amqp_url, database_url
         self.sim = start_in_thread(api_key=API_KEY, password=PASSWORD)
         self.control = SimulatorControl(self.sim.url)
@@ -74,16 +75,21 @@ class SyncHarness:
         self.publisher = Publisher(amqp_url)
         self.stop = threading.Event()
         self.threads = []
-        for n in range(workers):
+        self.max_batch = max_batch
+        self.start_workers(workers)
+        self.engine = create_engine(normalise_url(database_url))
+
+    def start_workers(self, workers: int = 1) -> None:
+        """More supplier_sync workers (workers=0 at first: what is published waits to be taken as one batch)."""
+        for _ in range(workers):
             client = RewixClient(self.sim.url, API_KEY, PASSWORD, timeout=5)
             consumer = BatchConsumer(
-                amqp_url, topology.ORDER_LINES, OrderLineHandler(database_url, client),
-                retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{n}",
+                self.amqp_url, topology.ORDER_LINES, OrderLineHandler(self.database_url, client),
+                retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{len(self.threads)}", max_batch=self.max_batch,
             )
             thread = threading.Thread(target=consumer.run, daemon=True)
             thread.start()
             self.threads.append(thread)
-        self.engine = create_engine(normalise_url(database_url))
 
     def publish(self, messages) -> None:
         for m in messages:
