@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.amqp import backoff_delays
-from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
 from shared.observability.health import HEALTH
 from shared.observability.metrics import CATCHUP
@@ -44,7 +42,8 @@ from shared.errors import PermanentError
 from shared.shop import WooCommerceClient
 from shared.shop_checks import PeriodicCheck
 from services.status_poller import store
-from services.status_poller.shop_statuses import ListedStatuses
+from services.status_poller.check_loop import run_check_loop
+from services.status_poller.order_reader import ShopOrderReader
 
 log = get_logger(__name__)
 
@@ -64,7 +63,7 @@ class CatchUpPass:
     watermark: datetime
 
 
-class ShopCatchUp:
+class ShopCatchUp(ShopOrderReader):
     def __init__(
         self,
         database_url: str,
@@ -74,12 +73,8 @@ class ShopCatchUp:
         *,
         go_live_at: datetime | None = None,
     ) -> None:
-        self.engine = get_engine(database_url)
-        self.shop = shop
-        self.intake = intake
-        self.interval = float(interval)
+        super().__init__(database_url, shop, intake, interval)
         self.go_live_at = go_live_at
-        self.statuses = ListedStatuses(shop)
         # Set by the webhook check after asking for a rewind: the next pass starts at once.
         self.wake = threading.Event()
 
@@ -87,23 +82,16 @@ class ShopCatchUp:
         """A pass at start, then one every interval until `stop`; a failed pass is retried sooner."""
         log.info("shop catch-up started", interval=self.interval)
         check = PeriodicCheck(self.engine, CATCHUP, self.interval)
-        check.started()
+
+        def run_pass() -> float:
+            done = self.run_once(stop)
+            check.succeeded({"seen": done.seen, "submitted": done.submitted})
+            return self.interval
+
         # Silent for an interval between passes; a pass beats once per order it reads.
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
-        delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            try:
-                done = self.run_once(stop)
-                check.succeeded({"seen": done.seen, "submitted": done.submitted})
-                delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
-                wait = self.interval
-            except Exception as exc:  # shop, broker or database down: try again later
-                check.failed(repr(exc)[:300])
-                wait = next(delays)
-                log.warning("shop catch-up failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            self._sleep(stop, wait)
-        HEALTH.retire_loop(LOOP)
+        run_check_loop(stop, check, loop=LOOP, label="shop catch-up", max_silence=self.interval + 120.0,
+                       retry_first=2.0, retry_cap=min(60.0, self.interval), run_pass=run_pass,
+                       sleep=lambda seconds: self._sleep(stop, seconds))
         log.info("shop catch-up stopped")
 
     def _sleep(self, stop: threading.Event, seconds: float) -> None:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.amqp import backoff_delays
-from shared.db import get_engine
 from shared.logging import bound_ids, get_logger
 from shared.observability.health import HEALTH
 from shared.observability.metrics import VERIFICATION
@@ -32,8 +30,10 @@ from shared.order_intake import OrderIntake
 from shared.shop import WooCommerceClient
 from shared.shop_checks import PeriodicCheck
 from services.status_poller import verification_store as vstore
+from services.status_poller.check_loop import run_check_loop
+from services.status_poller.order_reader import ShopOrderReader
 from services.status_poller.budget import RequestBudget, pace
-from services.status_poller.shop_statuses import TRASH, ListedStatuses
+from services.status_poller.shop_statuses import TRASH
 
 log = get_logger(__name__)
 
@@ -54,7 +54,7 @@ class Sweep:
     invalid: int = 0
 
 
-class VerificationSweep:
+class VerificationSweep(ShopOrderReader):
     def __init__(
         self,
         database_url: str,
@@ -64,40 +64,31 @@ class VerificationSweep:
         *,
         budget: RequestBudget | None = None,
     ) -> None:
-        self.engine = get_engine(database_url)
-        self.shop = shop
-        self.intake = intake
-        self.interval = float(interval)
+        super().__init__(database_url, shop, intake, interval)
         self.budget = budget or RequestBudget(REQUESTS_PER_SECOND)
-        self.statuses = ListedStatuses(shop)
 
     def run(self, stop: threading.Event) -> None:
         """Try to claim a sweep every few minutes; sweep when this replica got the claim."""
         log.info("shop verification started", interval=self.interval)
         check = PeriodicCheck(self.engine, VERIFICATION, self.interval)
-        check.started()
         wake = min(60.0, max(1.0, self.interval / 4))
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 300.0)
-        delays = backoff_delays(first=5.0, cap=min(300.0, self.interval))
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            wait = wake
+
+        def run_pass() -> float:
+            if vstore.claim_sweep(self.engine, self.interval):
+                done = self.sweep_once(stop)
+                check.succeeded({"checked": done.checked, "requests": done.requests,
+                                 "deleted": done.deleted, "trashed": done.trashed, "updated": done.updated})
+            return wake
+
+        def give_up_claim() -> None:
             try:
-                if vstore.claim_sweep(self.engine, self.interval):
-                    done = self.sweep_once(stop)
-                    check.succeeded({"checked": done.checked, "requests": done.requests,
-                                     "deleted": done.deleted, "trashed": done.trashed, "updated": done.updated})
-                    delays = backoff_delays(first=5.0, cap=min(300.0, self.interval))
-            except Exception as exc:  # shop, broker or database down: another attempt soon
-                check.failed(repr(exc)[:300])
-                wait = next(delays)
-                log.warning("shop verification failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-                try:
-                    vstore.give_up_claim(self.engine)
-                except Exception:  # the database is what failed: the claim runs out by itself
-                    pass
-            stop.wait(wait)
-        HEALTH.retire_loop(LOOP)
+                vstore.give_up_claim(self.engine)
+            except Exception:  # the database is what failed: the claim runs out by itself
+                pass
+
+        run_check_loop(stop, check, loop=LOOP, label="shop verification", max_silence=self.interval + 300.0,
+                       retry_first=5.0, retry_cap=min(300.0, self.interval), run_pass=run_pass,
+                       after_failure=give_up_claim)
         log.info("shop verification stopped")
 
     def sweep_once(self, stop: threading.Event | None = None) -> Sweep:

@@ -29,10 +29,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.amqp import backoff_delays
 from shared.db import get_engine
 from shared.logging import get_logger
-from shared.observability.health import HEALTH
 from shared.observability.metrics import WEBHOOK_CHECK
 from shared.order_events import InvalidOrder, parse_gmt
 from shared.shop import WooCommerceClient
@@ -40,6 +38,7 @@ from shared.shop.webhooks import INACTIVE, missing_topics, ours
 from shared.shop_checks import PeriodicCheck, webhooks_checked
 from shared.webhook_records import forget_others, read_records, record_reactivated, record_seen
 from services.status_poller import store
+from services.status_poller.check_loop import run_check_loop
 
 log = get_logger(__name__)
 
@@ -72,21 +71,13 @@ class WebhookWatch:
     def run(self, stop: threading.Event) -> None:
         """A check at start, then one every interval until `stop`; a failed check is retried sooner."""
         log.info("shop webhook check started", interval=self.interval, delivery_url=self.delivery_url)
-        self.check.started()
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
-        delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            try:
-                self.run_once()
-                delays = backoff_delays(first=2.0, cap=min(60.0, self.interval))
-                wait = self.interval
-            except Exception as exc:  # shop or database down, key refused: try again later
-                self.check.failed(repr(exc)[:300])
-                wait = next(delays)
-                log.warning("shop webhook check failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            stop.wait(wait)
-        HEALTH.retire_loop(LOOP)
+
+        def run_pass() -> float:
+            self.run_once()
+            return self.interval
+
+        run_check_loop(stop, self.check, loop=LOOP, label="shop webhook check", max_silence=self.interval + 120.0,
+                       retry_first=2.0, retry_cap=min(60.0, self.interval), run_pass=run_pass)
         log.info("shop webhook check stopped")
 
     def run_once(self) -> WatchPass:
