@@ -1,4 +1,4 @@
-"""The words the system uses for orders and lines, named once.
+"""The words the system uses for orders, lines and the shop's webhooks, named once.
 
 Shop order statuses are WooCommerce's; line states are ours (the
 `order_lines.sync_status` column). Both are `StrEnum`s, so a member is the
@@ -30,6 +30,10 @@ READY_TO_SEND = ShopStatus.PROCESSING
 # Statuses that give up the order: what it held is released, and it is never completed.
 # ("completed" needs nothing held either, but it is the end of a sent order, not a release.)
 GIVEN_UP_STATUSES = frozenset({ShopStatus.CANCELLED, ShopStatus.REFUNDED, ShopStatus.FAILED, ShopStatus.TRASH})
+
+
+# The shop webhook topics the system owns, in the order `rewix-sync webhooks install` creates them.
+ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
 
 
 class LineState(StrEnum):

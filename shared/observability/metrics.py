@@ -28,6 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from shared import retry
 from shared.observability.health import HEALTH
+from shared.vocabulary import ORDER_TOPICS
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -270,10 +271,6 @@ class ShopCheck:
 
 
 SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK)}
-
-
-# The shop webhooks the system owns (docs/interfaces.md, "Operator commands": webhooks install).
-ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
 
 
 def _initialise() -> None:

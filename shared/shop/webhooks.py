@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-ORDER_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
+from shared.vocabulary import ORDER_TOPICS
+
 INACTIVE = ("disabled", "paused")
 
 

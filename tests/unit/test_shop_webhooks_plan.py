@@ -48,5 +48,9 @@ def test_ours_and_missing_go_by_the_delivery_url() -> None:
     assert missing_topics(mine) == ["order.deleted", "order.restored"]
 
 
-def test_the_metrics_know_the_same_four_topics() -> None:
-    assert metrics.ORDER_TOPICS == ORDER_TOPICS
+def test_the_reactivated_counter_serves_every_topic_the_system_installs_from_the_start() -> None:
+    # The alert on re-activated webhooks compares per topic: each must exist before the first re-activation.
+    served = {topic: metrics.REGISTRY.get_sample_value("rewix_shop_webhooks_reactivated_total", {"topic": topic})
+              for topic in ORDER_TOPICS}
+    assert None not in served.values(), served
+    assert set(served) == {"order.created", "order.updated", "order.deleted", "order.restored"}
