@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from shared import send_holds
 from shared.db import session_scope
-from shared.db.models import KnownOrder, SupplierOrder
+from shared.db.models import KnownOrder, ShopOrder, SupplierOrder
 from shared.order_events import InvalidOrder, convert
 from shared.order_intake import OrderIntake
 from shared.product_map import ProductResolver
@@ -61,6 +61,7 @@ LOCK = "lock"
 LOCK_AND_SEND = "lock and send"
 LOCK_AND_HOLD = "lock, hold: paid already, not sent without --send-paid"
 STAYS_HELD = "lock, stays held: not sent without --send-paid"
+ON_ITS_WAY = "lock and send: in the records already, on its way to the supplier"
 SENT_ALREADY = "nothing to send: sent to the supplier already"
 RELEASE = "release what it holds"
 NOTHING = "nothing"
@@ -111,7 +112,14 @@ def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
     held = conversion.order_id in send_holds.held_since(session, [conversion.order_id])
     if send_paid:
         return result(LOCK_AND_SEND, lift=held)
-    return result(STAYS_HELD if held else LOCK_AND_HOLD, hold=not held)
+    if held:
+        return result(STAYS_HELD)
+    if session.get(ShopOrder, conversion.order_id) is not None:
+        # The records had this order before the backfill: it reached the system through the
+        # normal path, so nobody placed it at the supplier by hand, and a recovery backfill
+        # must not stop it from being sent.
+        return result(ON_ITS_WAY)
+    return result(LOCK_AND_HOLD, hold=True)
 
 
 def plan_all(database_url: str, orders: Iterator[dict[str, Any]], *, send_paid: bool,

@@ -100,7 +100,7 @@ def test_ingest_sigkill_during_a_webhook_burst(world: World) -> None:
 
     started = time.monotonic()
     backfill = subprocess.run(
-        [str(Path(sys.executable).parent / "rewix-sync"), "backfill", "--since", since.isoformat()],
+        [str(Path(sys.executable).parent / "rewix-sync"), "backfill", "--since", since.isoformat(), "--send-paid"],
         cwd=ROOT, env=ingest.env, capture_output=True, text=True, timeout=60,
     )
     assert backfill.returncode == 0, backfill.stderr

@@ -121,3 +121,30 @@ def test_backfill_needs_since_or_order(db: str, broker: str, shop) -> None:
     assert neither.exit_code == 2 and "--since" in neither.output and neither.output.count("\n") == 1
     both = run(["backfill", "--since", SINCE, "--order", "5"], env_for(db, broker, shop.url))
     assert both.exit_code == 2
+
+
+def test_a_paid_order_already_in_the_records_is_not_held(db: str, broker: str, shop) -> None:
+    """A recovery backfill (missed webhooks) must not stop an order the system already had:
+    it reached the system through the shop, so nobody placed it at the supplier by hand."""
+    with session_scope(db) as s:
+        s.add(ProductMapping(wc_product_id=2101, wc_variation_id=2104, stock_id=1001))
+    pending = shop.state.create_order(status="pending", lines=[LINE], date_created_gmt=AT)
+    publisher = Publisher(broker)
+    try:
+        OrderIntake(db, publisher).submit(pending, "order.created")
+    finally:
+        publisher.close()
+    harness = SyncHarness(broker, db)
+    try:
+        harness.wait_until(lambda: harness.locks() == {1001: 2}, what="the pending order locked")
+        paid = shop.state.admin_edit(pending["id"], {"status": "processing"})  # its webhook is lost
+        assert paid["status"] == "processing"
+        result = run(["backfill", "--since", SINCE], env_for(db, broker, shop.url))
+        assert result.exit_code == 0, result.output
+        assert not [line for line in result.output.splitlines() if line.startswith("held ")], result.output
+        harness.wait_until(lambda: len(harness.supplier_orders()) == 1, what="the paid order sent")
+        assert harness.supplier_orders()[0]["key"] == pending["number"]
+        assert count(db, "SELECT count(*) FROM send_holds") == 0
+    finally:
+        harness.close()
+    drain(broker, topology.ORDER_LINES.name)
