@@ -17,6 +17,7 @@ from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.catchup import ShopCatchUp
 from services.status_poller.poller import StatusPoller
+from services.status_poller.problem_notes import ProblemNotes
 from services.status_poller.verification import VerificationSweep
 from services.status_poller.webhook_watch import WebhookWatch
 
@@ -55,6 +56,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
         retry_delays=topology.STATUS_CHANGES.retry_delays(settings), stop=stop, max_batch=APPLIER_BATCH, name="status_applier",
     )
     threads = [threading.Thread(target=consumer.run, name="status-applier", daemon=True)]
+    # supplier_sync finds the problems; this process, which already writes to the shop once each, tells them.
+    problem_notes = ProblemNotes(settings.database_url, shop_client(settings))
+    threads.append(threading.Thread(target=problem_notes.run, args=(stop,), name="problem-notes", daemon=True))
     catchup_publisher = None
     if settings.shop_catchup_interval_seconds > 0:
         catchup_publisher = Publisher(settings.amqp_url)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from shared import account_pause, retry
+from shared import account_pause, order_problems, retry
 from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.errors import ExternalError
@@ -28,9 +28,10 @@ from shared.logging import bound_ids, get_logger
 from shared.observability.metrics import UNITS_SHORT
 from shared.messages import OrderLineMessage, parse_order_line
 from shared.reservations import repository
+from shared.reservations.model import LineKey
 from shared.rewix import GrowingOrder, RewixClient
 from shared.vocabulary import LineState
-from services.supplier_sync import keys, plan, recording, store
+from services.supplier_sync import keys, plan, problems, recording, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
 from services.supplier_sync.sending import send_once
@@ -114,6 +115,19 @@ class OrderLineHandler:
         if dead:
             with session_scope(self.database_url) as session:
                 repository.save(session, lines=dead)
+                self._note_dead_letters(session, dead)
+
+    def _note_dead_letters(self, session: Session, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
+        """A dead-lettered line is a problem for the owner, unless its order has one open already
+        (a short or refused line whose message gave up is the same problem, told once)."""
+        already = {o for o, _, _ in order_problems.open_problems(session, {o for o, _ in dead})}
+        facts = _facts(session, dead)
+        for key, (_, reason) in sorted(dead.items()):
+            if key[0] in already:
+                continue
+            fact = facts.get(key, problems.LineFacts(key[0], key[1], 0, 0))
+            order_problems.open_problem(session, key[0], key[1], problems.DEAD_LETTERED,
+                                        problems.dead_lettered_note(fact, reason or ""))
 
     # --- convergence -----------------------------------------------------------
 
@@ -137,6 +151,7 @@ class OrderLineHandler:
                     order_id=supplier_order.shop_order_id,
                     supplier_order_id=supplier_order.supplier_order_id,
                 )
+            self._record_problems(session, result.lines)
             errors = plan.order_errors(order_ids, result)
             store.note_order_sync(session, {o for o, e in errors.items() if e is None}, None)
             for order_id, error in errors.items():
@@ -155,6 +170,7 @@ class OrderLineHandler:
         lines = plan.settle_lines(snapshot, result.stock)
         for order_id, why in lines.short.items():
             result.short.setdefault(order_id, why)
+        result.lines.update(lines.states)
         repository.save(session, locks=plan.locks_to_save(wanted, answers), lines=lines.states)
         return lines.states
 
@@ -244,11 +260,42 @@ class OrderLineHandler:
                 else:
                     store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status)
                     result.orders[order.order_id] = Sent(status.order_id or None, status.status)
-                repository.save(session, lines=plan.lines_after_send(send, result.orders[order.order_id]))
+                after_send = plan.lines_after_send(send, result.orders[order.order_id])
+                result.lines.update(after_send)
+                repository.save(session, lines=after_send)
+
+    def _record_problems(self, session: Session, states: dict[LineKey, tuple[LineState, str | None]]) -> None:
+        """Open and clear the problems the shop owner hears of (problems.py); the notes are status_poller's."""
+        if not states:
+            return
+        already = order_problems.open_problems(session, {order_id for order_id, _ in states})
+        open_lines = {(o, l) for o, l, _ in already}
+        # Only lines whose problem opens or clears now need their product's name: most need nothing.
+        relevant = {
+            key: value for key, value in states.items()
+            if value[0] in (LineState.SHORT, LineState.FAILED) or key in open_lines or (key[0], problems.ORDER_ITSELF) in open_lines
+        }
+        if not relevant:
+            return
+        changes = problems.from_line_states(relevant, _facts(session, relevant))
+        for problem in changes.opened:
+            if (problem.order_id, problem.line_id, problem.kind) not in already:
+                order_problems.open_problem(session, problem.order_id, problem.line_id, problem.kind, problem.note)
+                log.info("problem for the shop owner", order_id=problem.order_id, line_id=problem.line_id, kind=problem.kind)
+        for cleared in changes.cleared:
+            if (cleared.order_id, cleared.line_id) in open_lines:
+                order_problems.clear(session, cleared.order_id, cleared.line_id, cleared.note)
 
     def _mark_sending(self, order_id: int) -> None:
         with session_scope(self.database_url) as session:
             keys.mark_sending(session, order_id)
+
+
+def _facts(session: Session, keys) -> dict[LineKey, problems.LineFacts]:
+    return {
+        key: problems.LineFacts(key[0], key[1], row.stock_id, row.quantity, row.name or "", row.size or "", row.code or "")
+        for key, row in order_problems.line_facts(session, keys).items()
+    }
 
 
 class _Calls:

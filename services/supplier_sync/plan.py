@@ -82,6 +82,7 @@ class Convergence:
     stock: dict[int, StockAnswer] = field(default_factory=dict)
     orders: dict[int, SendOutcome] = field(default_factory=dict)
     short: dict[int, str] = field(default_factory=dict)  # order_id -> why it cannot be sent yet
+    lines: dict[LineKey, tuple[LineState, str | None]] = field(default_factory=dict)  # every line state written, last wins
 
     def refused_stock(self) -> dict[int, retry.DeadLetter]:
         return {s: a for s, a in self.stock.items() if isinstance(a, retry.DeadLetter)}

@@ -1,0 +1,80 @@
+"""Writes the private order notes that tell the shop owner of a supplier problem, and of its end.
+
+supplier_sync opens and clears the problems (services/supplier_sync/problems.py,
+stored in order_problems by shared/order_problems.py); this loop writes each
+note once: the problem's row stays locked (FOR UPDATE SKIP LOCKED, so another
+status_poller skips it) from before the note is written until it is marked
+told, and a note already on the order (a crash after writing it) is not
+written again.
+"""
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy.orm import Session
+
+from shared.amqp import backoff_delays
+from shared.db import get_engine
+from shared.errors import PermanentError
+from shared.logging import bound_ids, get_logger
+from shared.observability.health import HEALTH
+from shared.order_problems import claim_due_note, mark_told
+from shared.shop import WooCommerceClient
+from services.status_poller.shop_updates import has_note
+
+log = get_logger(__name__)
+
+LOOP = "status_poller.problem_notes"
+# How soon a problem reaches the shop; few are due, and an idle pass is one query.
+INTERVAL_SECONDS = 2.0
+# Notes written in one pass at the most, so a backlog does not starve the loop's heartbeat.
+MAX_PER_PASS = 50
+
+
+class ProblemNotes:
+    def __init__(self, database_url: str, shop: WooCommerceClient, interval: float = INTERVAL_SECONDS) -> None:
+        self.engine = get_engine(database_url)
+        self.shop = shop
+        self.interval = float(interval)
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("problem notes started", interval=self.interval)
+        HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
+        delays = backoff_delays(first=2.0, cap=60.0)
+        while not stop.is_set():
+            HEALTH.beat(LOOP)
+            try:
+                self.run_once()
+                delays = backoff_delays(first=2.0, cap=60.0)
+                wait = self.interval
+            except Exception as exc:  # shop or database down: the notes wait, nothing is lost
+                wait = next(delays)
+                log.warning("problem notes pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
+            stop.wait(wait)
+        HEALTH.retire_loop(LOOP)
+        log.info("problem notes stopped")
+
+    def run_once(self) -> int:
+        """Write the notes due (up to MAX_PER_PASS); returns how many were written."""
+        written = 0
+        for _ in range(MAX_PER_PASS):
+            with Session(self.engine) as session, session.begin():
+                due = claim_due_note(session)
+                if due is None:
+                    break
+                with bound_ids(order_id=due.order_id):
+                    try:
+                        # Written already (a crash between writing and marking)? Then only mark it.
+                        if not has_note(self.shop.list_notes(due.order_id), due.text):
+                            self.shop.add_note(due.order_id, due.text)
+                            written += 1
+                        log.info("problem note written" if not due.clearing else "problem cleared, note written",
+                                 problem_id=due.problem_id)
+                    except PermanentError as exc:
+                        if exc.status not in (404, 410):
+                            raise  # refused keys and the like: the note waits for the next pass
+                        # The shop no longer has this order: the note cannot be written, ever.
+                        log.warning("problem note not written: the shop refuses it", problem_id=due.problem_id,
+                                    status=exc.status, error=exc.reason[:200])
+                    mark_told(session, due)
+        return written
