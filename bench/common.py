@@ -24,6 +24,7 @@ from devstack.scratch import (  # noqa: F401 - part of this API
 )
 from devstack.stack import service_env as _service_env
 from devstack.waiting import wait_until  # noqa: F401 - part of this API
+from shared.logging import configure_logging
 
 # --- scratch database and vhost ------------------------------------------------------------
 
@@ -44,6 +45,20 @@ def scratch_vhost(prefix: str = "bench") -> Iterator[str]:
     """A new RabbitMQ vhost the base URL's user may use; deleted on exit."""
     with scratch.scratch_vhost(prefix) as url:
         yield url
+
+
+@contextmanager
+def quiet_scratch(prefix: str) -> Iterator[tuple[str, str]]:
+    """(database URL, AMQP URL) of a scratch database and vhost, for a benchmark that starts nothing itself.
+
+    Logs below WARNING are dropped, so the figures are not drowned (and the
+    logging costs nothing measurable); what the run started is stopped on exit
+    or on Ctrl-C.
+    """
+    configure_logging("WARNING", "console")
+    install_cleanup()
+    with scratch_database(prefix) as database_url, scratch_vhost(prefix) as amqp_url:
+        yield database_url, amqp_url
 
 
 def queue_info(amqp_url: str, queue: str) -> tuple[int, int] | None:

@@ -38,11 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 
-from bench.common import install_cleanup, log_directory, scratch_database, scratch_vhost, start_rewix_simulator  # noqa: E402
+from bench.common import log_directory, quiet_scratch, start_rewix_simulator  # noqa: E402
 from shared.amqp import Publisher  # noqa: E402
 from shared.db import get_engine, normalise_url  # noqa: E402
 from shared.errors import TransientError  # noqa: E402
-from shared.logging import configure_logging  # noqa: E402
 from shared.rewix import CONFIRMED, DropshippingOrder, Recipient, RewixClient  # noqa: E402
 from services.status_poller.budget import RequestBudget  # noqa: E402
 from services.status_poller.poller import StatusPoller  # noqa: E402
@@ -288,10 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (both pollers)")
     parser.add_argument("--changes", type=int, default=50, help="orders whose status moved on at the supplier")
     args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    install_cleanup()
-
-    with scratch_database("bench_poller") as db_url, scratch_vhost("bench_poller") as amqp_url:
+    with quiet_scratch("bench_poller") as (db_url, amqp_url):
         supplier, supplier_url = start_rewix_simulator(log_directory("bench-poller"), API_KEY, PASSWORD)
         control = SimulatorControl(supplier_url, timeout=60)
         setup_engine = create_engine(normalise_url(db_url))

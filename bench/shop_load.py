@@ -32,11 +32,10 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
-from bench.common import install_cleanup, scratch_database, scratch_vhost  # noqa: E402
+from bench.common import quiet_scratch  # noqa: E402
 from shared import topology  # noqa: E402
 from shared.amqp import Publisher  # noqa: E402
 from shared.db import get_engine, normalise_url  # noqa: E402
-from shared.logging import configure_logging  # noqa: E402
 from shared.order_intake import OrderIntake  # noqa: E402
 from shared.shop import WooCommerceClient  # noqa: E402
 from services.status_poller import verification_store  # noqa: E402
@@ -110,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deleted", type=int, default=5, help="of them, deleted for good (no webhook)")
     parser.add_argument("--edited", type=int, default=20, help="of them, edited without a webhook")
     args = parser.parse_args(argv)
-    configure_logging("WARNING", "console")
-    install_cleanup()
-
-    with scratch_database("bench_shop") as db_url, scratch_vhost("bench_shop") as amqp_url:
+    with quiet_scratch("bench_shop") as (db_url, amqp_url):
         shop = start_in_thread(consumer_key=CK, consumer_secret=CS)
         shop.webhooks.configure(enabled=False)
         engine = create_engine(normalise_url(db_url))
