@@ -93,7 +93,7 @@ class OrderLineMessage(_Message):
     head: bool = True
     event_id: str = ""  # shared by the messages of one order event ("" in version 1)
     line_count: int | None = Field(default=None, ge=0, le=MAX_EVENT_LINES)  # the event's supplier lines
-    supplier_line_ids: list[int] = Field(default_factory=list, max_length=MAX_EVENT_LINES)
+    supplier_line_ids: list[int] = Field(default_factory=list)
     recipient: ShopRecipient | None = None
     customer_note: str = ""
     # A delete or restore as a webhook claimed it (the topic header is not signed): nothing
@@ -104,6 +104,9 @@ class OrderLineMessage(_Message):
     def _order_fields_only_on_the_head(self) -> "OrderLineMessage":
         if not self.head and (self.supplier_line_ids or self.recipient is not None or self.customer_note):
             raise ValueError("only the head message of an order event carries the recipient, note and line ids")
+        # Version 1 had no limit of its own: a message waiting for a replay is read as it is.
+        if self.schema_version >= 2 and len(self.supplier_line_ids) > MAX_EVENT_LINES:
+            raise ValueError(f"an order event has at most {MAX_EVENT_LINES} supplier lines")
         if self.head and self.line_count is not None and self.line_count != len(self.supplier_line_ids):
             raise ValueError("the head's supplier_line_ids must list line_count lines")
         return self

@@ -44,6 +44,7 @@ def test_new_messages_are_version_2_and_round_trip() -> None:
     ({"head": False, "customer_note": "x"}, "only the head"),
     ({"line_count": 3, "supplier_line_ids": [1, 2]}, "line_count"),
     ({"line_count": 501, "supplier_line_ids": list(range(501))}, "line_count"),
+    ({"supplier_line_ids": list(range(501))}, "at most 500 supplier lines"),
 ])
 def test_a_message_breaking_the_event_shape_is_refused(fields: dict, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
@@ -75,3 +76,8 @@ def test_a_line_of_the_recorded_state_keeps_what_its_head_recorded() -> None:
 def test_a_line_of_a_newer_state_before_its_head_leaves_the_line_ids_unknown() -> None:
     state = order_state(line_message(LATER, head=False), {"date_modified_gmt": DATE, "supplier_line_ids": [1, 2]})
     assert state["supplier_line_ids"] == [] and state["date_modified_gmt"] == LATER
+
+
+def test_a_version_1_message_of_more_than_500_lines_is_still_read_for_a_replay() -> None:
+    message = parse_order_line(version_1_body(supplier_line_ids=list(range(1, 602))))
+    assert len(message.supplier_line_ids) == 601
