@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ def line_facts(session: Session, keys: Iterable[tuple[int, int]]):
         select(OrderLine.order_id, OrderLine.line_id, OrderLine.stock_id, OrderLine.quantity,
                CatalogModel.name, CatalogModel.size, CatalogModel.code)
         .outerjoin(CatalogModel, CatalogModel.stock_id == OrderLine.stock_id)
-        .where(or_(*(and_(OrderLine.order_id == o, OrderLine.line_id == l) for o, l in wanted)))
+        .where(tuple_(OrderLine.order_id, OrderLine.line_id).in_(wanted))
     ).all()
     return {(r.order_id, r.line_id): r for r in rows}
 

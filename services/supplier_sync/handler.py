@@ -273,7 +273,8 @@ class OrderLineHandler:
         # Only lines whose problem opens or clears now need their product's name: most need nothing.
         relevant = {
             key: value for key, value in states.items()
-            if value[0] in (LineState.SHORT, LineState.FAILED) or key in open_lines or (key[0], problems.ORDER_ITSELF) in open_lines
+            if (value[0] in (LineState.SHORT, LineState.FAILED) and not _told_already(key, value[0], already))
+            or key in open_lines or (key[0], problems.ORDER_ITSELF) in open_lines
         }
         if not relevant:
             return
@@ -289,6 +290,14 @@ class OrderLineHandler:
     def _mark_sending(self, order_id: int) -> None:
         with session_scope(self.database_url) as session:
             keys.mark_sending(session, order_id)
+
+
+def _told_already(key: LineKey, state: str, already: set[tuple[int, int, str]]) -> bool:
+    """Is the problem this state would open open already? (Then a retry costs no query for it.)"""
+    order_id, line_id = key
+    if state == LineState.SHORT:
+        return (order_id, line_id, problems.SHORT) in already
+    return (order_id, line_id, problems.REFUSED_MODEL) in already or (order_id, problems.ORDER_ITSELF, problems.REFUSED_ORDER) in already
 
 
 def _facts(session: Session, keys) -> dict[LineKey, problems.LineFacts]:

@@ -192,3 +192,13 @@ def test_status_poller_stops_polling_while_the_account_is_refused_and_resumes(br
         publisher.close()
         client.close()
         world.close()
+
+
+def test_a_maintenance_page_past_the_retry_schedule_is_dead_lettered_with_what_came_back(sync):
+    sync.control.faults(maintenance={"seconds": 600})
+    sync.publish(order_messages(901, "pending", {9011: (1008, 1)}))
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, DEAD) == 1, timeout=sum(TEST_RETRY_DELAYS) + 30, what="dead letter")
+    (props, _), = drain(sync.amqp_url, DEAD)
+    reason = props.headers["x-rewix-reason"]
+    assert "gave up after" in reason and "does not parse" in reason and "down for maintenance" in reason
+    assert props.headers["x-rewix-attempts"] == len(TEST_RETRY_DELAYS) + 1

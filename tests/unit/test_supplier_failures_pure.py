@@ -110,3 +110,46 @@ def test_the_pause_ends_on_stop() -> None:
     stop = threading.Event()
     stop.set()
     assert not wait_until_accepted(lambda: None, stop, worker="w", reason="HTTP 401")
+
+
+# --- problems told to the shop owner -------------------------------------------------------------------
+
+from services.supplier_sync import problems  # noqa: E402
+from shared.vocabulary import LineState  # noqa: E402
+
+FACT = problems.LineFacts(7, 70, 1008, 3, "Trail sneaker", "42", "SNK-1008")
+
+
+def test_a_short_line_opens_a_note_saying_what_and_how_many_of_how_many() -> None:
+    changes = problems.from_line_states({(7, 70): (LineState.SHORT, "supplier locked 1 of 5 for stock_id 1008")}, {(7, 70): FACT})
+    (opened,) = changes.opened
+    assert (opened.order_id, opened.line_id, opened.kind) == (7, 70, problems.SHORT)
+    assert "Trail sneaker" in opened.note and "SNK-1008" in opened.note and "1 of the 5" in opened.note and "3 ordered" in opened.note
+    assert changes.cleared == []
+
+
+def test_a_locked_or_sent_line_clears_with_a_note_and_a_released_one_silently() -> None:
+    changes = problems.from_line_states(
+        {(7, 70): (LineState.LOCKED, None), (8, 80): (LineState.RELEASED, None), (9, 90): (LineState.SENT, None)},
+        {(7, 70): FACT},
+    )
+    assert changes.opened == []
+    cleared = {(c.order_id, c.line_id): c.note for c in changes.cleared}
+    assert "now reserved in full" in cleared[(7, 70)] and "SNK-1008" in cleared[(7, 70)]
+    assert cleared[(8, 80)] is None
+    assert "now sent" in cleared[(9, problems.ORDER_ITSELF)]
+
+
+def test_a_refused_order_is_one_problem_of_the_order_and_a_refused_model_one_of_its_line() -> None:
+    changes = problems.from_line_states(
+        {
+            (7, 70): (LineState.FAILED, "supplier refused the order: POST …: HTTP 400: NOAVAILABILITY"),
+            (7, 71): (LineState.FAILED, "supplier refused the order: POST …: HTTP 400: NOAVAILABILITY"),
+            (8, 80): (LineState.FAILED, "supplier refused stock_id 1008: HTTP 400: not orderable, write to ops@example.com"),
+        },
+        {(8, 80): FACT},
+    )
+    kinds = sorted((p.order_id, p.line_id, p.kind) for p in changes.opened)
+    assert kinds == [(7, 0, problems.REFUSED_ORDER), (8, 80, problems.REFUSED_MODEL)]
+    refused_model = next(p for p in changes.opened if p.kind == problems.REFUSED_MODEL)
+    assert "ops@example.com" not in refused_model.note  # supplier texts are masked
