@@ -1,9 +1,11 @@
-"""Small tools several test modules need: waiting for a condition, a cuttable TCP proxy."""
+"""Small tools several test modules need: waiting for a condition, a cuttable TCP proxy, a webhook receiver."""
 from __future__ import annotations
 
 import socket
 import threading
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from devstack.waiting import wait_until  # noqa: F401 - the tests' wait_until is the dev stack's
 
@@ -83,3 +85,44 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class WebhookReceiver:
+    """A tiny webhook endpoint that records every request (headers, body) and answers with `status`."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/woocommerce"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def reset(self) -> None:
+        """Forget what was received and answer 200 again (between tests sharing the receiver)."""
+        self.requests.clear()
+        self.status = 200
+
+    def pings(self) -> list[bytes]:
+        """Bodies of the deliveries that carry no topic: WooCommerce's ping on creating a webhook."""
+        return [body for headers, body in self.requests if "X-WC-Webhook-Topic" not in headers]
+
+    def events(self) -> list[str]:
+        """Topics of the deliveries that carry one, in the order received."""
+        return [headers["X-WC-Webhook-Topic"] for headers, _ in self.requests if "X-WC-Webhook-Topic" in headers]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -6,10 +6,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from shared.errors import PermanentError, TransientError
 from shared.shop.client import WooCommerceClient
 from shared.shop.signature import verify
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
+from tests.support import WebhookReceiver
 
 KEY = "ck_0123456789abcdef"
 SECRET = "cs_very-secret-value"
@@ -27,53 +26,17 @@ HOOK_SECRET = "hook&amp;secret"  # stored entity-encoded, as WooCommerce may kee
 REPO = Path(__file__).resolve().parents[2]
 
 
-class Receiver:
-    """A tiny webhook endpoint that records every request and answers with `status`."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/woocommerce"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture(scope="module")
-def sim_module(receiver: Receiver) -> Iterator[ShopSimulator]:
+def sim_module(receiver: WebhookReceiver) -> Iterator[ShopSimulator]:
     with start_in_thread(consumer_key=KEY, consumer_secret=SECRET,
                          webhook_url=receiver.url, webhook_secret=HOOK_SECRET) as simulator:
         yield simulator
 
 
 @pytest.fixture
-def sim(sim_module: ShopSimulator, receiver: Receiver) -> ShopSimulator:
+def sim(sim_module: ShopSimulator, receiver: WebhookReceiver) -> ShopSimulator:
     sim_module.reset()
-    receiver.requests.clear()
-    receiver.status = 200
+    receiver.reset()
     return sim_module
 
 
@@ -255,7 +218,7 @@ def test_refused_connection_is_transient_and_not_sent() -> None:
 
 
 def test_webhooks_are_signed_and_carry_the_topics(sim: ShopSimulator, client: WooCommerceClient,
-                                                  receiver: Receiver) -> None:
+                                                  receiver: WebhookReceiver) -> None:
     order_id = sim.state.create_order(status="processing")["id"]
     client.add_note(order_id, "notes fire no webhook")
     client.complete_order(order_id, meta={"_rewix_order_id": "R-1"})
@@ -278,7 +241,7 @@ def test_webhooks_are_signed_and_carry_the_topics(sim: ShopSimulator, client: Wo
     assert [d["status"] for d in sim.webhooks.deliveries()] == [200, 200, 200, 200]
 
 
-def test_disabled_webhook_loses_events(sim: ShopSimulator, receiver: Receiver) -> None:
+def test_disabled_webhook_loses_events(sim: ShopSimulator, receiver: WebhookReceiver) -> None:
     sim.webhooks.configure(enabled=False)
     sim.state.create_order()
     assert sim.webhooks.wait_idle(5)
@@ -286,7 +249,7 @@ def test_disabled_webhook_loses_events(sim: ShopSimulator, receiver: Receiver) -
     assert [(d["topic"], d["sent"]) for d in sim.webhooks.deliveries()] == [("order.created", False)]
 
 
-def test_seventh_consecutive_failure_disables_the_webhook(sim: ShopSimulator, receiver: Receiver) -> None:
+def test_seventh_consecutive_failure_disables_the_webhook(sim: ShopSimulator, receiver: WebhookReceiver) -> None:
     receiver.status = 500
     for _ in range(8):
         sim.state.create_order()
@@ -296,7 +259,7 @@ def test_seventh_consecutive_failure_disables_the_webhook(sim: ShopSimulator, re
     assert [d["sent"] for d in sim.webhooks.deliveries()] == [True] * 7 + [False]
 
 
-def test_ping_is_form_encoded_and_unsigned(sim: ShopSimulator, receiver: Receiver) -> None:
+def test_ping_is_form_encoded_and_unsigned(sim: ShopSimulator, receiver: WebhookReceiver) -> None:
     assert sim.webhooks.send_ping()["ok"]
     headers, body = receiver.requests[-1]
     assert body == b"webhook_id=7"

@@ -1,9 +1,7 @@
 """The shop simulator's /webhooks resource and its deliveries, through the client, as WooCommerce behaves."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,50 +12,10 @@ from shared.shop.auth import shop_auth
 from shared.shop.client import WooCommerceClient
 from shared.shop.signature import verify
 from simulators.shop import ShopSimulator, start_in_thread
+from tests.support import WebhookReceiver
 
 KEY, SECRET = "ck_webhooks", "cs_webhooks"
 HOOK_SECRET = "Secret0123456789abcdefghijklmnopq"
-
-
-class Receiver:
-    """An endpoint that records (headers, body) and answers `status`."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/woocommerce"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def pings(self) -> list[bytes]:
-        return [body for headers, body in self.requests if "X-WC-Webhook-Topic" not in headers]
-
-    def events(self) -> list[str]:
-        return [headers["X-WC-Webhook-Topic"] for headers, _ in self.requests if "X-WC-Webhook-Topic" in headers]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +25,9 @@ def shop_module() -> Iterator[ShopSimulator]:
 
 
 @pytest.fixture
-def shop(shop_module: ShopSimulator, receiver: Receiver) -> ShopSimulator:
+def shop(shop_module: ShopSimulator, receiver: WebhookReceiver) -> ShopSimulator:
     shop_module.reset()
-    receiver.requests.clear()
-    receiver.status = 200
+    receiver.reset()
     return shop_module
 
 
@@ -79,7 +36,7 @@ def client(shop: ShopSimulator) -> WooCommerceClient:
     return WooCommerceClient(shop.url, KEY, SECRET)
 
 
-def create(client: WooCommerceClient, receiver: Receiver, topic: str = "order.created", **extra: Any) -> dict:
+def create(client: WooCommerceClient, receiver: WebhookReceiver, topic: str = "order.created", **extra: Any) -> dict:
     return client.create_webhook(name=f"sync {topic}", topic=topic, delivery_url=receiver.url, secret=HOOK_SECRET,
                                  **extra)
 
@@ -96,7 +53,7 @@ def inside(shop: ShopSimulator, webhook_id: int) -> dict[str, Any]:
 
 def test_create_is_always_active_pings_at_once_and_never_shows_the_secret(shop: ShopSimulator,
                                                                          client: WooCommerceClient,
-                                                                         receiver: Receiver) -> None:
+                                                                         receiver: WebhookReceiver) -> None:
     response = requests.post(shop.url + "/wp-json/wc/v3/webhooks", auth=shop_auth(shop.url, KEY, SECRET), timeout=5,
                              json={"name": "n", "topic": "order.updated", "delivery_url": receiver.url,
                                    "secret": HOOK_SECRET, "status": "paused"})
@@ -113,7 +70,7 @@ def test_create_is_always_active_pings_at_once_and_never_shows_the_secret(shop: 
 
 
 def test_create_checks_topic_url_and_status(shop: ShopSimulator, client: WooCommerceClient,
-                                            receiver: Receiver) -> None:
+                                            receiver: WebhookReceiver) -> None:
     for fields, code in (
         ({"topic": "order.exploded"}, "woocommerce_rest_shop_webhook_invalid_topic"),
         ({"delivery_url": "ftp://x.example.com/"}, "woocommerce_rest_shop_webhook_invalid_delivery_url"),
@@ -126,14 +83,14 @@ def test_create_checks_topic_url_and_status(shop: ShopSimulator, client: WooComm
     assert client.list_webhooks() == []
 
 
-def test_without_a_secret_woocommerce_makes_a_50_character_one(shop: ShopSimulator, receiver: Receiver) -> None:
+def test_without_a_secret_woocommerce_makes_a_50_character_one(shop: ShopSimulator, receiver: WebhookReceiver) -> None:
     response = requests.post(shop.url + "/wp-json/wc/v3/webhooks", timeout=5, auth=shop_auth(shop.url, KEY, SECRET),
                              json={"topic": "order.created", "delivery_url": receiver.url})
     assert response.status_code == 201 and response.json()["name"].startswith("Webhook created on ")
     assert len(inside(shop, response.json()["id"])["secret"]) == 50
 
 
-def test_list_filters_by_status_and_pages(shop: ShopSimulator, client: WooCommerceClient, receiver: Receiver) -> None:
+def test_list_filters_by_status_and_pages(shop: ShopSimulator, client: WooCommerceClient, receiver: WebhookReceiver) -> None:
     ids = [create(client, receiver, topic)["id"] for topic in ("order.created", "order.updated", "order.deleted")]
     client.update_webhook(ids[1], {"status": "paused"})
     shop.webhooks.admin_edit(ids[2], status="disabled")
@@ -148,7 +105,7 @@ def test_list_filters_by_status_and_pages(shop: ShopSimulator, client: WooCommer
 
 
 def test_update_saves_and_pings_a_new_url_and_delete_needs_force(shop: ShopSimulator, client: WooCommerceClient,
-                                                                 receiver: Receiver) -> None:
+                                                                 receiver: WebhookReceiver) -> None:
     webhook = create(client, receiver)
     receiver.requests.clear()
     client.update_webhook(webhook["id"], {"secret": "another-secret"})
@@ -172,7 +129,7 @@ def test_update_saves_and_pings_a_new_url_and_delete_needs_force(shop: ShopSimul
 
 
 def test_events_go_to_active_webhooks_of_their_topic_only(shop: ShopSimulator, client: WooCommerceClient,
-                                                          receiver: Receiver) -> None:
+                                                          receiver: WebhookReceiver) -> None:
     created = create(client, receiver, "order.created")
     updated = create(client, receiver, "order.updated")
     client.update_webhook(updated["id"], {"status": "paused"})
@@ -190,7 +147,7 @@ def test_events_go_to_active_webhooks_of_their_topic_only(shop: ShopSimulator, c
 
 def test_the_7th_failure_in_a_row_disables_and_reactivating_keeps_the_count(shop: ShopSimulator,
                                                                             client: WooCommerceClient,
-                                                                            receiver: Receiver) -> None:
+                                                                            receiver: WebhookReceiver) -> None:
     webhook = create(client, receiver)
     receiver.status = 503
     counts = []
@@ -217,7 +174,7 @@ def test_the_7th_failure_in_a_row_disables_and_reactivating_keeps_the_count(shop
 
 def test_a_webhook_whose_first_ping_failed_pings_again_after_its_next_success(shop: ShopSimulator,
                                                                               client: WooCommerceClient,
-                                                                              receiver: Receiver) -> None:
+                                                                              receiver: WebhookReceiver) -> None:
     receiver.status = 404
     webhook = create(client, receiver)
     assert webhook["status"] == "active" and inside(shop, webhook["id"])["pending_delivery"] is True
