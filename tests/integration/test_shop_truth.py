@@ -32,7 +32,7 @@ from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
 from simulators.shop.orders import make_order
 from tests.conftest import TEST_RETRY_DELAYS
-from tests.integration.test_ingest_http import Ingest
+from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
 from tests.support import wait_until
 
 API_KEY, PASSWORD = "truth-key", "truth-password"
@@ -95,16 +95,6 @@ class World:
     def wait_synced_after(self, order_id: int, before: Any, what: str) -> None:
         wait_until(lambda: (now := self.synced_at(order_id)) is not None and (before is None or now > before),
                    timeout=20, what=what)
-
-
-@pytest.fixture(scope="module")
-def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
-    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url)
-    yield server
-    try:
-        assert server.stop() == 0
-    finally:
-        server.close()
 
 
 @pytest.fixture

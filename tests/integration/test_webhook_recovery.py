@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,50 +28,13 @@ from tests.conftest import TEST_RETRY_DELAYS, drain
 from tests.integration.test_admin_views import cli_env, run
 from tests.integration.test_ingest_http import SECRET as WEBHOOK_SECRET
 from tests.integration.test_ingest_http import Ingest
+from tests.integration.worker_processes import ServiceProcess, free_port
 from tests.support import TcpProxy, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY, CONSUMER_SECRET = "ck_recovery", "cs_recovery"
 REWIX_KEY, REWIX_PASSWORD = "recovery-key", "recovery-password"
 LINE = {"product_id": 2101, "variation_id": 2104, "quantity": 1, "sku": "SNK-42", "name": "Sneaker - 42",
         "price": "89.90"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class StatusPollerProcess:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="status-poller-", suffix=".log", delete=False)
-        self.process = subprocess.Popen([sys.executable, "-m", "services.status_poller"], cwd=ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == name:
-                out.append(record)
-        return out
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture
@@ -133,7 +90,7 @@ def test_a_webhook_disabled_by_failed_deliveries_is_reactivated_and_the_dropped_
     assert run(["webhooks", "install"], cli).exit_code == 0
 
     metrics_port = free_port()
-    poller = stack["poller"] = StatusPollerProcess(poller_env(db, broker, stack, metrics_port))
+    poller = stack["poller"] = ServiceProcess("services.status_poller", poller_env(db, broker, stack, metrics_port))
     engine = create_engine(normalise_url(db))
 
     def records() -> dict:

@@ -14,17 +14,9 @@ from shared.webhook_records import record_reactivated
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.integration.test_admin_views import cli_env, run
 from tests.integration.test_ingest_http import SECRET as INGEST_SECRET
-from tests.integration.test_ingest_http import Ingest
+from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
 
 KEY, CONSUMER_SECRET = "ck_webhooks_cli", "cs_webhooks_cli"
-
-
-@pytest.fixture(scope="module")
-def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
-    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url)
-    yield server
-    server.stop()
-    server.close()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Starts the real services (`python -m services.X`) as processes, for tests of what they serve."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +63,18 @@ class ServiceProcess:
 
     def output(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The log records named `name`, for a process started with LOG_FORMAT=json (other lines are skipped)."""
+        out = []
+        for line in self.output().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("event") == name:
+                out.append(record)
+        return out
 
     def alive(self) -> bool:
         return self.process.poll() is None
