@@ -166,10 +166,16 @@ class BatchConsumer:
     def _wait_until_workable(self, paused: retry.Paused) -> None:
         log.error("not taking messages: no message is at fault", consumer=self.name, reason=paused.reason[:300])
         wait = getattr(self.handler, "wait_until_workable", None)
-        if wait is not None:
-            wait(paused, self.stop)
-        else:
-            self.stop.wait(5.0)
+        # Paused on purpose, not stuck: the loop does not count for /healthz meanwhile
+        # (readiness says why: the supplier account problem stays set while it is refused).
+        HEALTH.retire_loop(self._loop)
+        try:
+            if wait is not None:
+                wait(paused, self.stop)
+            else:
+                self.stop.wait(5.0)
+        finally:
+            HEALTH.register_loop(self._loop, max_silence=120.0)
         if not self.stop.is_set():
             log.info("taking messages again", consumer=self.name)
 
