@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from shared.db import normalise_url
 from tests.integration.test_admin_views import WC_URL, cli_env, run
-from tests.integration.test_admin_web import TOKEN, WebServer
+from tests.integration.test_admin_web import TOKEN, WebServer, headless_page
 
 ORDERS = 130
 SHORT = {7, 64, 101}            # a line the supplier could not lock in full
@@ -81,27 +81,18 @@ def test_orders_command_filters_and_limits(db: str) -> None:
 
 @pytest.fixture
 def browser_page(db: str, broker: str, request) -> Iterator:
-    from playwright.sync_api import sync_playwright
-
     seed(db)
     storage = getattr(request, "param", "posts")
     web = WebServer(cli_env(db, broker, ADMIN_PORT="0", ADMIN_TOKEN=TOKEN, WC_ORDER_STORAGE=storage))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
+    try:
+        with headless_page() as page:
             page.goto(web.url + "/")
             page.fill("#token", TOKEN)
             page.click("button[type=submit]")
             page.wait_for_selector("#orders table")
             yield page, web.url
-        finally:
-            browser.close()
-            web.stop()
+    finally:
+        web.stop()
 
 
 def shown(page) -> list[int]:

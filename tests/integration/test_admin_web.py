@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -169,11 +170,11 @@ def test_web_fails_with_one_line_when_the_database_is_down(broker: str) -> None:
     assert done.stderr.startswith("Error: database unavailable") and done.stderr.count("\n") == 1
 
 
-@pytest.mark.browser
-def test_a_person_logs_in_reads_the_tables_and_replays_a_dead_letter(db: str, broker: str, server: WebServer) -> None:
+@contextmanager
+def headless_page() -> Iterator:
+    """A page in a headless Chromium (Debian's, as scripts/test installs it), closed on exit."""
     from playwright.sync_api import sync_playwright
 
-    message_id = seed_page(db, broker)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
@@ -182,39 +183,46 @@ def test_a_person_logs_in_reads_the_tables_and_replays_a_dead_letter(db: str, br
         try:
             page = browser.new_page()
             page.set_default_timeout(15_000)
-            first = page.goto(server.url + "/")
-            assert first.status == 401
-            page.fill("#token", TOKEN)
-            page.click("button[type=submit]")
-            page.wait_for_selector("#reservations table")
-
-            reservation = page.inner_text("#reservations tbody tr")
-            assert "100001" in reservation and "#3001" in reservation
-            assert page.get_attribute("#reservations tbody a", "href") == f"{WC_URL}/wp-admin/post.php?post=3001&action=edit"
-            assert EVIL in page.inner_text("#orders tbody")  # shown as text, never run
-            row = page.locator("#dead-letters tbody tr").first
-            assert "rewix.order_lines" in row.inner_text() and EVIL in row.inner_text()
-
-            # Dismissing the confirmation sends nothing.
-            page.once("dialog", lambda dialog: dialog.dismiss())
-            row.locator("button").click()
-            page.wait_for_timeout(300)
-            assert queue_depth(broker, topology.ORDER_LINES.name) == 0
-
-            questions: list[str] = []
-
-            def accept(dialog) -> None:
-                questions.append(dialog.message)
-                dialog.accept()
-
-            page.once("dialog", accept)
-            row.locator("button").click()
-            page.wait_for_selector(".notice")
-            assert "was put back on its queue" in page.inner_text(".notice")
-            assert questions and questions[0].startswith("Replay dead letter #")
-            assert page.locator("#dead-letters tbody tr").first.locator("button").inner_text() == "Replay again"
+            yield page
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_a_person_logs_in_reads_the_tables_and_replays_a_dead_letter(db: str, broker: str, server: WebServer) -> None:
+    message_id = seed_page(db, broker)
+    with headless_page() as page:
+        first = page.goto(server.url + "/")
+        assert first.status == 401
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#reservations table")
+
+        reservation = page.inner_text("#reservations tbody tr")
+        assert "100001" in reservation and "#3001" in reservation
+        assert page.get_attribute("#reservations tbody a", "href") == f"{WC_URL}/wp-admin/post.php?post=3001&action=edit"
+        assert EVIL in page.inner_text("#orders tbody")  # shown as text, never run
+        row = page.locator("#dead-letters tbody tr").first
+        assert "rewix.order_lines" in row.inner_text() and EVIL in row.inner_text()
+
+        # Dismissing the confirmation sends nothing.
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        row.locator("button").click()
+        page.wait_for_timeout(300)
+        assert queue_depth(broker, topology.ORDER_LINES.name) == 0
+
+        questions: list[str] = []
+
+        def accept(dialog) -> None:
+            questions.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)
+        row.locator("button").click()
+        page.wait_for_selector(".notice")
+        assert "was put back on its queue" in page.inner_text(".notice")
+        assert questions and questions[0].startswith("Replay dead letter #")
+        assert page.locator("#dead-letters tbody tr").first.locator("button").inner_text() == "Replay again"
 
     ((properties, body),) = drain(broker, topology.ORDER_LINES.name)
     assert properties.message_id == message_id and json.loads(body)["order_id"] == 3001
