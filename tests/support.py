@@ -1,4 +1,5 @@
-"""Small tools several test modules need: waiting for a condition, a cuttable TCP proxy, a webhook receiver."""
+"""Small tools several test modules need: waiting for a condition, a cuttable TCP proxy, a webhook receiver,
+a requests session that records what the shop client asked."""
 from __future__ import annotations
 
 import socket
@@ -6,6 +7,8 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import requests
 
 from devstack.waiting import wait_until  # noqa: F401 - the tests' wait_until is the dev stack's
 
@@ -126,3 +129,24 @@ class WebhookReceiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class RecordingSession(requests.Session):
+    """Records every request the WooCommerce client sends: its path below /wc/v3 and its query parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.calls.append((url.rsplit("/wc/v3", 1)[-1], dict(kwargs.get("params") or {})))
+        return super().request(method, url, *args, **kwargs)
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.calls]
+
+    @property
+    def pages(self) -> list[str]:
+        """The `page` parameter of each request, as text ("None" where there was none)."""
+        return [str(params.get("page")) for _, params in self.calls]

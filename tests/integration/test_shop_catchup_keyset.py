@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import requests
 from sqlalchemy import text
 
 from shared import topology
@@ -18,18 +17,9 @@ from services.status_poller.catchup import ShopCatchUp
 from simulators.shop import ShopControl
 from tests.conftest import drain
 from tests.integration.test_status_poller import CK, CS, SUPPLIER_LINE, World, world  # noqa: F401
+from tests.support import RecordingSession
 
 LINES = topology.ORDER_LINES.name
-
-
-class CountingSession(requests.Session):
-    def __init__(self) -> None:
-        super().__init__()
-        self.paths: list[str] = []
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.paths.append(url.rsplit("/wc/v3", 1)[-1])
-        return super().request(method, url, *args, **kwargs)
 
 
 def _map_supplier_product(world: World) -> None:
@@ -80,7 +70,7 @@ def test_an_order_saved_while_the_pass_reads_makes_none_slip_past(world: World) 
 
 def test_an_idle_pass_is_one_request_and_the_watermark_stays(world: World) -> None:
     _map_supplier_product(world)
-    session = CountingSession()
+    session = RecordingSession()
     shop = WooCommerceClient(world.shop.url, CK, CS, timeout=5, session=session)
     go_live = datetime.now(timezone.utc) - timedelta(hours=1)
     world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE])
@@ -89,7 +79,7 @@ def test_an_idle_pass_is_one_request_and_the_watermark_stays(world: World) -> No
         catchup = ShopCatchUp(world.database_url, shop, OrderIntake(world.database_url, catchup_publisher), 60,
                               go_live_at=go_live)
         first = catchup.run_once()
-        session.paths.clear()
+        session.calls.clear()
         # Nothing changed since: one listing, and the watermark does not move.
         idle = catchup.run_once()
     finally:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from sqlalchemy import text
 
 from shared.amqp import Publisher
@@ -20,6 +19,7 @@ from services.status_poller.verification import VerificationSweep
 from simulators.shop import start_in_thread as start_shop
 
 from tests.integration.sync_harness import SyncHarness
+from tests.support import RecordingSession
 
 CK, CS = "ck_verify", "cs_verify"
 T_SHIRT, MUG = 1001, 1002  # stock ids; the shop's product ids are the same numbers
@@ -30,23 +30,13 @@ def line(stock_id: int, quantity: int = 1) -> dict[str, Any]:
             "name": f"Product {stock_id}", "price": "10.00"}
 
 
-class CountingSession(requests.Session):
-    def __init__(self) -> None:
-        super().__init__()
-        self.paths: list[str] = []
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.paths.append(url.rsplit("/wc/v3", 1)[-1])
-        return super().request(method, url, *args, **kwargs)
-
-
 class Setup:
     def __init__(self, db: str, broker: str) -> None:
         self.db, self.broker = db, broker
         self.sync = SyncHarness(broker, db, availability=1000)
         self.shop = start_shop(consumer_key=CK, consumer_secret=CS)
         self.shop.webhooks.configure(enabled=False)  # nothing reaches ingest: only the sweep can tell
-        self.session = CountingSession()
+        self.session = RecordingSession()
         self.client = WooCommerceClient(self.shop.url, CK, CS, timeout=5, session=self.session)
         self.publisher = Publisher(broker)
         self.intake = OrderIntake(db, self.publisher)
@@ -85,7 +75,7 @@ def test_the_sweep_releases_an_order_trashed_and_one_deleted_without_any_webhook
 
     setup.shop.state.trash(trashed["id"])
     setup.shop.state.delete(deleted["id"])  # "Delete permanently": WooCommerce sends nothing
-    setup.session.paths.clear()
+    setup.session.calls.clear()
     done = setup.sweep().sweep_once()
 
     assert (done.checked, done.trashed, done.deleted, done.updated) == (3, 1, 1, 0)
@@ -114,7 +104,7 @@ def test_the_sweep_asks_100_orders_a_request(setup: Setup) -> None:
     for _ in range(230):
         setup.order("on-hold", line(T_SHIRT, 1))
     setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 230}, timeout=60, what="230 locked")
-    setup.session.paths.clear()
+    setup.session.calls.clear()
     done = setup.sweep().sweep_once()
     assert done.checked == 230 and done.requests == 3
     assert setup.session.paths.count("/orders") == 3
@@ -123,7 +113,7 @@ def test_the_sweep_asks_100_orders_a_request(setup: Setup) -> None:
 def test_replicas_sweep_once_per_interval_and_the_last_success_is_recorded(setup: Setup) -> None:
     setup.order("on-hold", line(T_SHIRT, 1))
     setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 1}, what="locked")
-    setup.session.paths.clear()
+    setup.session.calls.clear()
     stop = threading.Event()
     replicas = [setup.sweep(interval=3600) for _ in range(3)]
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in replicas]

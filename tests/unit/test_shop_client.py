@@ -9,16 +9,14 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from shared.errors import PermanentError, TransientError
 from shared.shop.client import WooCommerceClient
 from shared.shop.signature import verify
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
-from tests.support import WebhookReceiver
+from tests.support import RecordingSession, WebhookReceiver
 
 KEY = "ck_0123456789abcdef"
 SECRET = "cs_very-secret-value"
@@ -45,16 +43,6 @@ def client(sim: ShopSimulator) -> WooCommerceClient:
     return WooCommerceClient(sim.url, KEY, SECRET, timeout=5.0)
 
 
-class CountingSession(requests.Session):
-    def __init__(self) -> None:
-        super().__init__()
-        self.pages: list[str] = []
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.pages.append(str((kwargs.get("params") or {}).get("page")))
-        return super().request(method, url, *args, **kwargs)
-
-
 # -- reading ---------------------------------------------------------------------------------
 
 
@@ -71,12 +59,12 @@ def test_get_order_returns_the_full_resource(sim: ShopSimulator, client: WooComm
 def test_listing_follows_total_pages_across_250_orders(sim: ShopSimulator) -> None:
     sim.webhooks.configure(enabled=False)
     ids = {sim.state.create_order()["id"] for _ in range(250)}
-    session = CountingSession()
+    session = RecordingSession()
     client = WooCommerceClient(sim.url, KEY, SECRET, session=session)
     since = datetime.now(timezone.utc) - timedelta(days=1)
 
     assert client.count_orders_modified_since(since) == 250
-    session.pages.clear()
+    session.calls.clear()
     seen = [order["id"] for order in client.iter_orders_modified_since(since)]
 
     assert sorted(seen) == sorted(ids)

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import requests
 
 from shared.errors import PermanentError
 from shared.shop.client import WooCommerceClient
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
+from tests.support import RecordingSession
 
 KEY = "ck_listing"
 SECRET = "cs_listing-secret"
@@ -31,23 +31,13 @@ def sim(sim_module: ShopSimulator) -> ShopSimulator:
     return sim_module
 
 
-class CountingSession(requests.Session):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.calls.append((url.rsplit("/wc/v3", 1)[-1], dict(kwargs.get("params") or {})))
-        return super().request(method, url, *args, **kwargs)
+@pytest.fixture
+def session() -> RecordingSession:
+    return RecordingSession()
 
 
 @pytest.fixture
-def session() -> CountingSession:
-    return CountingSession()
-
-
-@pytest.fixture
-def client(sim: ShopSimulator, session: CountingSession) -> WooCommerceClient:
+def client(sim: ShopSimulator, session: RecordingSession) -> WooCommerceClient:
     return WooCommerceClient(sim.url, KEY, SECRET, timeout=5.0, session=session)
 
 
@@ -139,7 +129,7 @@ def test_paging_headers(sim: ShopSimulator, client: WooCommerceClient) -> None:
 
 
 def test_keyset_walk_reads_an_order_saved_while_paging_and_skips_none(
-    sim: ShopSimulator, client: WooCommerceClient, session: CountingSession
+    sim: ShopSimulator, client: WooCommerceClient, session: RecordingSession
 ) -> None:
     """Offset paging loses an order here; the keyset walk reads every one, the saved one twice."""
     base = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None) - timedelta(hours=1)
@@ -169,7 +159,7 @@ def test_keyset_walk_steps_through_a_second_holding_more_than_a_page(sim: ShopSi
 
 
 def test_keyset_walk_lists_trashed_orders_and_an_idle_walk_is_one_request(
-    sim: ShopSimulator, client: WooCommerceClient, session: CountingSession
+    sim: ShopSimulator, client: WooCommerceClient, session: RecordingSession
 ) -> None:
     since = datetime.now(timezone.utc) - timedelta(minutes=5)
     order_id = sim.state.create_order()["id"]
