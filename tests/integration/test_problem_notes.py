@@ -112,3 +112,27 @@ def test_a_note_carries_no_secret_of_a_supplier_text(world):
     (note,) = world.notes(order_id)
     assert "refuses Trail sneaker" in note and "SNK-1002" in note
     assert "test-password" not in note and "test-key" not in note
+
+
+def test_a_dead_lettered_order_makes_one_note_and_one_more_when_it_goes_through(world):
+    from tests.conftest import TEST_RETRY_DELAYS
+
+    sync = world.sync
+    order_id = world.shop_order()
+    # Sent, the connection cut, and the lookup answers 500 all along the retry schedule.
+    sync.control.faults(drop_after_create=1, clientkey_errors=[f"WC-{order_id}"])
+    sync.publish(order_messages(order_id, "processing", {1: (1004, 1)}))
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines.dead") == 1,
+                    timeout=sum(TEST_RETRY_DELAYS) + 30, what="dead-lettered")
+    sync.wait_until(lambda: len(world.notes(order_id)) == 1, what="the dead letter note")
+    (note,) = world.notes(order_id)
+    assert "gave up" in note and "SNK-1004" in note and "rewix-sync dlq list" in note
+
+    sync.control.faults(clientkey_errors=None)
+    sync.publish(order_messages(order_id, "processing", {1: (1004, 1)}, version=1))
+    sync.wait_until(lambda: sync.line_statuses() == {(order_id, 1): "sent"}, what="found at the supplier")
+    sync.wait_until(lambda: len(world.notes(order_id)) == 2, what="the cleared note")
+    assert "now reserved in full" in world.notes(order_id)[1]
+    assert len(sync.supplier_orders()) == 1
+    sync.wait_until(lambda: world.notes_loop.run_once() == 0, what="nothing more to write")
+    assert len(world.notes(order_id)) == 2
