@@ -17,17 +17,13 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from services.admin.cli import main
-from services.status_poller.catchup import ShopCatchUp
 from shared import retry, topology
-from shared.amqp import Publisher, message_properties
+from shared.amqp import message_properties
 from shared.db import get_engine, session_scope
 from shared.db.models import DeadLetterRecord
-from shared.messages import parse_order_line
-from shared.order_intake import OrderIntake
 from shared.rewix import BOOKED, CONFIRMED
 from shared.shop.signature import wp_json_encode
 from simulators.shop.orders import make_order
-from tests.conftest import drain
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import cli_env
 from tests.integration.test_admin_web import TOKEN, bearer, start
@@ -129,14 +125,8 @@ def test_the_catch_up_watermark_never_moves_to_a_far_future_date(world: World) -
                                             date_created_gmt=datetime(9999, 12, 30, tzinfo=timezone.utc))
 
     def run_pass() -> tuple[Any, list[Any]]:
-        publisher = Publisher(world.amqp_url)
-        try:
-            # Gone live an hour ago: the real order is after that.
-            result = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher),
-                                 60, go_live_at=now - timedelta(hours=1)).run_once()
-        finally:
-            publisher.close()
-        return result, [parse_order_line(body) for _p, body in drain(world.amqp_url, LINES)]
+        # Gone live an hour ago: the real order is after that.
+        return world.catchup_pass(go_live_at=now - timedelta(hours=1))
 
     first, lines = run_pass()
     assert {m.order_id for m in lines} == {real["id"]}  # the far-future order publishes nothing

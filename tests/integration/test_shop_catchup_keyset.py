@@ -4,13 +4,11 @@ Real RabbitMQ and PostgreSQL, the shop simulator."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from sqlalchemy import text
 
 from shared import topology
 from shared.amqp import Publisher
-from shared.messages import OrderLineMessage, parse_order_line
 from shared.order_intake import OrderIntake
 from shared.shop import WooCommerceClient
 from services.status_poller.catchup import ShopCatchUp
@@ -27,26 +25,16 @@ def _map_supplier_product(world: World) -> None:
         c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
 
 
-def _pass(world: World, shop: WooCommerceClient, go_live: datetime) -> tuple[Any, list[OrderLineMessage]]:
-    publisher = Publisher(world.amqp_url)
-    try:
-        result = ShopCatchUp(world.database_url, shop, OrderIntake(world.database_url, publisher), 60,
-                             go_live_at=go_live).run_once()
-    finally:
-        publisher.close()
-    return result, [parse_order_line(body) for _p, body in drain(world.amqp_url, LINES)]
-
-
 def test_an_order_trashed_without_a_webhook_is_caught_up_and_released(world: World) -> None:
     _map_supplier_product(world)
     go_live = datetime.now(timezone.utc) - timedelta(hours=1)
     order = world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE])
-    _first, lines = _pass(world, world.shop_client, go_live)
+    _first, lines = world.catchup_pass(go_live)
     assert {(m.order_id, m.status) for m in lines} == {(order["id"], "on-hold")}
 
     # Trashed in the shop; the order.deleted webhook never reached us. status=any leaves it out.
     world.shop.state.trash(order["id"])
-    _second, lines = _pass(world, world.shop_client, go_live)
+    _second, lines = world.catchup_pass(go_live)
     assert [(m.order_id, m.status) for m in lines] == [(order["id"], "trash")]
     assert all(m.source == "catchup" for m in lines)
 
@@ -60,7 +48,7 @@ def test_an_order_saved_while_the_pass_reads_makes_none_slip_past(world: World) 
                                          date_created_gmt=base + timedelta(seconds=i))["id"] for i in range(150)]
     # Right after the first page is answered, an order on it is edited in the shop.
     ShopControl(world.shop.url).on_listing(ids[2], changes={"customer_note": "Please ring twice"})
-    result, lines = _pass(world, world.shop_client, base - timedelta(minutes=1))
+    result, lines = world.catchup_pass(base - timedelta(minutes=1))
     assert {m.order_id for m in lines} == set(ids)
     assert result.seen == 151  # the edited order is read again at its new place
     newest = max(datetime.fromisoformat(o["date_modified_gmt"]) for o in

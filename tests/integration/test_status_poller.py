@@ -29,7 +29,7 @@ from shared.rewix import (
 from shared.shop import WooCommerceClient
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
-from services.status_poller.catchup import ShopCatchUp
+from services.status_poller.catchup import CatchUpPass, ShopCatchUp
 from services.status_poller.poller import StatusPoller
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
@@ -85,6 +85,16 @@ class World:
                 {"shop": order["id"], "key": key, "sid": supplier.order_id, "status": status},
             ).scalar_one()
         return {"shop_order_id": order["id"], "key": key, "supplier_order_id": supplier.order_id, "row_id": row_id}
+
+    def catchup_pass(self, go_live_at: datetime | None = None) -> tuple[CatchUpPass, list[OrderLineMessage]]:
+        """One catch-up pass over the world's shop, and the order-line messages it published."""
+        publisher = Publisher(self.amqp_url)
+        try:
+            result = ShopCatchUp(self.database_url, self.shop_client, OrderIntake(self.database_url, publisher), 60,
+                                 go_live_at=go_live_at).run_once()
+        finally:
+            publisher.close()
+        return result, [parse_order_line(body) for _p, body in drain(self.amqp_url, topology.ORDER_LINES.name)]
 
     def supplier_row(self, row_id: int) -> dict[str, Any]:
         with self.engine.connect() as c:
@@ -396,16 +406,9 @@ def test_catch_up_finds_orders_whose_webhooks_never_arrived_and_its_watermark_su
     own_only = world.shop.state.create_order(status="processing", lines=[{"product_id": 3307, "quantity": 1}],
                                              date_created_gmt=now - timedelta(minutes=5))
 
-    def run_pass() -> tuple[Any, list[OrderLineMessage]]:
-        publisher = Publisher(world.amqp_url)
-        try:
-            # Gone live a day ago: orders older than that were the owner's to handle.
-            catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60,
-                                  go_live_at=now - timedelta(days=1))
-            result = catchup.run_once()
-        finally:
-            publisher.close()
-        return result, [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
+    def run_pass() -> tuple[CatchUpPass, list[OrderLineMessage]]:
+        # Gone live a day ago: orders older than that were the owner's to handle.
+        return world.catchup_pass(go_live_at=now - timedelta(days=1))
 
     first, lines = run_pass()
     assert {m.order_id for m in lines} == {old["id"], recent["id"]}
@@ -465,14 +468,9 @@ def test_a_first_start_sends_nothing_modified_before_it(world: World, tmp_path: 
     assert now - timedelta(minutes=1) <= datetime.fromisoformat(go_live) <= datetime.now(timezone.utc)
 
     # A restart keeps the first go-live moment: the old order stays the owner's.
-    publisher = Publisher(world.amqp_url)
-    try:
-        with world.engine.begin() as c:
-            c.execute(text("DELETE FROM sync_state WHERE name = 'shop_catchup_watermark'"))
-        ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60).run_once()
-    finally:
-        publisher.close()
-    again = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
+    with world.engine.begin() as c:
+        c.execute(text("DELETE FROM sync_state WHERE name = 'shop_catchup_watermark'"))
+    _result, again = world.catchup_pass()
     assert {m.order_id for m in again} == {after["id"]}
 
 
@@ -483,15 +481,8 @@ def test_shop_go_live_at_sets_how_far_back_the_first_start_looks(world: World) -
     two_hours = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE],
                                               date_created_gmt=now - timedelta(hours=2))
     world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE], date_created_gmt=now - timedelta(hours=4))
-    publisher = Publisher(world.amqp_url)
-    try:
-        catchup = ShopCatchUp(world.database_url, world.shop_client, OrderIntake(world.database_url, publisher), 60,
-                              go_live_at=now - timedelta(hours=3))
-        result = catchup.run_once()
-    finally:
-        publisher.close()
+    result, lines = world.catchup_pass(go_live_at=now - timedelta(hours=3))
     assert result.since == now - timedelta(hours=3, seconds=1)  # modified_after is exclusive
-    lines = [parse_order_line(body) for _p, body in drain(world.amqp_url, topology.ORDER_LINES.name)]
     assert {m.order_id for m in lines} == {two_hours["id"]}
 
 
