@@ -63,7 +63,9 @@ def test_a_refused_message_is_dead_lettered_alone_and_its_batch_locks(sync, how,
     assert queue_depth(sync.amqp_url, LINES) == 21
     sync.start_workers(1)
     sync.wait_until(lambda: sync.locks() == needed, timeout=10, what="the 20 good orders locked")
-    assert sync.line_statuses() == {(o, o * 10): "locked" for o in range(200, 220)}
+    # The supplier holds the units before the lines' states are committed: wait for those too.
+    sync.wait_until(lambda: sync.line_statuses() == {(o, o * 10): "locked" for o in range(200, 220)}, timeout=10,
+                    what="the 20 good orders' lines locked")
     sync.wait_until(lambda: queue_depth(sync.amqp_url, DEAD) == 1, timeout=10, what="the culprit dead-lettered")
     [(properties, body)] = drain(sync.amqp_url, DEAD)
     assert properties.message_id == poison.message_id and body == poison.to_bytes()
@@ -101,8 +103,9 @@ def test_an_unreachable_database_retries_the_whole_batch(broker, db):
         assert queue_depth(sync.amqp_url, DEAD) == 0
         proxy.restore()
         sync.wait_until(lambda: sync.locks() == needed, timeout=20, what="every order locked once the database is back")
+        sync.wait_until(lambda: sync.query("SELECT count(*) FROM order_lines WHERE sync_status = 'locked'") == [(10,)],
+                        timeout=10, what="every line locked")
         assert queue_depth(sync.amqp_url, DEAD) == 0
-        assert sync.query("SELECT count(*) FROM order_lines WHERE sync_status = 'locked'") == [(10,)]
     finally:
         sync.close()
         proxy.cut()
