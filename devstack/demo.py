@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import requests
 from sqlalchemy import text
 
 from devstack import waiting
+from devstack.processes import free_port
 from devstack.stack import DevStack
 from shared.db import session_scope
 from shared.product_map import import_product_map
@@ -264,12 +264,6 @@ def print_tables(database_url: str, wc_url: str | None, echo: Callable[[str], No
     echo(columns.as_text(columns.ORDERS, orders))
 
 # --- running everything -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def service_env(stack: DevStack, rewix_url: str, shop_url: str, ingest_port: int) -> dict[str, str]:

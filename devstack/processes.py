@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,15 @@ from devstack.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT = 15.0
+
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now, for a service (or a refused connection) to take."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 _running: set["Service"] = set()
 _running_lock = threading.Lock()

@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from devstack.processes import free_port  # noqa: F401 - the tests' free_port is the dev stack's
 from devstack.waiting import wait_until  # noqa: F401 - the tests' wait_until is the dev stack's
 
 

@@ -14,7 +14,6 @@ import re
 import secrets
 import shlex
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from click.testing import CliRunner
 from services.admin.cli import main as cli_main
 from shared import topology
 from shared.settings import Settings
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -571,12 +571,6 @@ def test_demo_command_migrates_then_runs_the_demo(checkout):
 
 
 # --- the services start on this machine with the compose configuration ------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def simulators() -> Iterator[dict[str, str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,17 +12,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 REWIX_KEY, REWIX_PASSWORD = "obs-key", "obs-password"
 WC_KEY, WC_SECRET = "ck_observability", "cs_observability"
 WEBHOOK_SECRET = "observability-webhook-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int | None, str]:

@@ -11,6 +11,7 @@ from shared import retry
 from shared.observability import metrics
 from shared.observability.health import CachedCheck, Health
 from shared.observability.server import serve
+from tests.support import free_port
 
 
 class Clock:
@@ -92,7 +93,7 @@ def test_server_answers_the_three_endpoints_from_its_health_and_registry():
     health = Health()
     registry = CollectorRegistry()
     Counter("rewix_example", "An example.", registry=registry).inc(3)
-    server = serve(_port(), host="127.0.0.1", health=health, registry=registry)
+    server = serve(free_port(), host="127.0.0.1", health=health, registry=registry)
     assert server is not None
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -112,14 +113,6 @@ def test_server_answers_the_three_endpoints_from_its_health_and_registry():
 
 def test_port_zero_serves_nothing():
     assert serve(0) is None
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,6 @@
 """RewixClient against the simulated supplier, served in-process on an ephemeral port."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, Trans
 from shared.rewix import DropshippingOrder, IncrementalWindowExpired, Recipient, RewixClient
 from shared.rewix.client import path_segment
 from simulators.rewix import SimulatorControl, SimulatorServer, start_in_thread
+from tests.support import free_port
 
 KEY, PASSWORD = "test-key", "s3cret-pw"
 A, B, C = 501, 502, 503  # catalog models: 5, 10 and 0 units
@@ -283,9 +283,7 @@ def test_dropped_connection_is_transient(client: RewixClient, control: Simulator
 
 
 def test_refused_connection_is_transient_and_known_not_sent() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nobody listens there
+    port = free_port()  # nobody listens there
     with pytest.raises(TransientError) as info:
         RewixClient(f"http://127.0.0.1:{port}", KEY, PASSWORD, timeout=1).modify_growing_order(lock={A: 1})
     assert not info.value.outcome_unknown

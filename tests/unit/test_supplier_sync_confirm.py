@@ -1,12 +1,12 @@
 """A delete or restore the shop cannot confirm is retried later, never applied on the webhook's word."""
 from __future__ import annotations
 
-import socket
 
 from shared import retry
 from shared.messages import OrderLineMessage
 from shared.shop import WooCommerceClient
 from services.supplier_sync.confirm import ShopConfirmation
+from tests.support import free_port
 
 
 class NoIntake:
@@ -16,19 +16,13 @@ class NoIntake:
         raise AssertionError("nothing may be published for an unconfirmed delete")
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _claim(topic: str) -> OrderLineMessage:
     return OrderLineMessage(topic=topic, order_id=41, status="trash", date_modified_gmt=None,
                             deleted=topic == "order.deleted", confirm=True)
 
 
 def test_a_shop_that_cannot_be_asked_means_retry_later() -> None:
-    shop = WooCommerceClient(f"http://127.0.0.1:{_closed_port()}", "ck", "cs", timeout=1)
+    shop = WooCommerceClient(f"http://127.0.0.1:{free_port()}", "ck", "cs", timeout=1)
     confirm = ShopConfirmation(shop, NoIntake())  # type: ignore[arg-type]
     for topic in ("order.deleted", "order.restored"):
         outcome = confirm(_claim(topic))
