@@ -364,6 +364,16 @@ class World:
         return [w["body"]["note"] for w in self.shop.state.writes(order_id)
                 if w["kind"] == "note" and not w["body"].get("customer_note")]
 
+    def notes_lost_and_doubled(self, expected: dict[int, list[str]]) -> tuple[int, int]:
+        """Over the orders of `expected` (order id -> the status notes it should have, once each):
+        (notes missing, notes written again or never wanted)."""
+        lost = doubled = 0
+        for shop_id, wanted in expected.items():
+            notes = self.notes(shop_id)
+            lost += sum(1 for n in wanted if n not in notes)
+            doubled += sum(notes.count(n) - 1 for n in wanted if n in notes) + sum(1 for n in notes if n not in wanted)
+        return lost, doubled
+
     def customer_notes(self, order_id: int) -> list[str]:
         """The notes the customer is e-mailed (the tracking note on Dispatched)."""
         return [w["body"]["note"] for w in self.shop.state.writes(order_id)

@@ -151,11 +151,7 @@ def test_shop_write_failures_while_statuses_are_applied(world: World) -> None:
     wait_until(lambda: all(world.completions(o["shop_order_id"]) for o in opened), 30, "every order completed")
     converge = time.monotonic() - started
     time.sleep(2)  # long enough for a late duplicate to show
-    lost = doubled = 0
-    for shop_id, wanted in expected.items():
-        notes = world.notes(shop_id)
-        lost += sum(1 for n in wanted if n not in notes)
-        doubled += sum(notes.count(n) - 1 for n in wanted if n in notes) + sum(1 for n in notes if n not in wanted)
+    lost, doubled = world.notes_lost_and_doubled(expected)
     completions = [world.completions(o["shop_order_id"]) for o in opened]
     retried = poller.count_events("message will be retried")
     dead = queue_depths(world.amqp_url, [topology.STATUS_CHANGES.dead])[topology.STATUS_CHANGES.dead]

@@ -237,11 +237,7 @@ def test_status_poller_sigkill_during_a_status_burst(world: World) -> None:
     wait_until(lambda: all(world.completions(o["shop_order_id"]) >= 1 for o in opened), 30, "every order completed")
     converge = time.monotonic() - started
     time.sleep(2)  # long enough for any late duplicate to show
-    lost = doubled = 0
-    for shop_id, wanted in expected.items():
-        notes = world.notes(shop_id)
-        lost += sum(1 for n in wanted if n not in notes)
-        doubled += sum(notes.count(n) - 1 for n in wanted if notes.count(n) > 1) + sum(1 for n in notes if n not in wanted)
+    lost, doubled = world.notes_lost_and_doubled(expected)
     completions = [world.completions(o["shop_order_id"]) for o in opened]
     statuses_sent = len(opened) * len(steps)
     figures(
