@@ -18,11 +18,13 @@ import threading
 from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared import account_pause, order_problems, retry
 from shared.consumer import Delivery
 from shared.db import session_scope
+from shared.db.models import OrderLine
 from shared.errors import ExternalError
 from shared.logging import bound_ids, get_logger
 from shared.observability.metrics import UNITS_SHORT
@@ -151,6 +153,7 @@ class OrderLineHandler:
                     order_id=supplier_order.shop_order_id,
                     supplier_order_id=supplier_order.supplier_order_id,
                 )
+            self._hold_up_orders_of_failed_models(session, order_ids, result)
             self._record_problems(session, result.lines)
             errors = plan.order_errors(order_ids, result)
             store.note_order_sync(session, {o for o, e in errors.items() if e is None}, None)
@@ -263,6 +266,24 @@ class OrderLineHandler:
                 after_send = plan.lines_after_send(send, result.orders[order.order_id])
                 result.lines.update(after_send)
                 repository.save(session, lines=after_send)
+
+    @staticmethod
+    def _hold_up_orders_of_failed_models(session: Session, order_ids: set[int], result: Convergence) -> None:
+        """The batch's orders with a line (held, removed or released) in a model that failed with a 5xx.
+
+        Their messages wait on the schedule, whatever line they carry: the
+        model may still hold what a cancelled order or a removed line released,
+        and only a retried message brings the supplier back to it.
+        """
+        failed = {sid: a for sid, a in result.stock.items() if isinstance(a, retry.RetryLater)}
+        if not failed or not order_ids:
+            return
+        rows = session.execute(
+            select(OrderLine.order_id, OrderLine.stock_id)
+            .where(OrderLine.stock_id.in_(sorted(failed)), OrderLine.order_id.in_(sorted(order_ids)))
+        ).all()
+        for order_id, stock_id in rows:
+            result.held_up.setdefault(order_id, (stock_id, failed[stock_id]))
 
     def _record_problems(self, session: Session, states: dict[LineKey, tuple[LineState, str | None]]) -> None:
         """Open and clear the problems the shop owner hears of (problems.py); the notes are status_poller's."""

@@ -83,6 +83,8 @@ class Convergence:
     orders: dict[int, SendOutcome] = field(default_factory=dict)
     short: dict[int, str] = field(default_factory=dict)  # order_id -> why it cannot be sent yet
     lines: dict[LineKey, tuple[LineState, str | None]] = field(default_factory=dict)  # every line state written, last wins
+    # order_id -> (stock_id, its failure): the order has a line in a model that failed with a 5xx.
+    held_up: dict[int, tuple[int, retry.RetryLater]] = field(default_factory=dict)
 
     def refused_stock(self) -> dict[int, retry.DeadLetter]:
         return {s: a for s, a in self.stock.items() if isinstance(a, retry.DeadLetter)}
@@ -234,6 +236,9 @@ def message_outcome(message: OrderLineMessage, convergence: Convergence) -> retr
             return retry.DeadLetter(f"supplier refused stock_id {message.line.stock_id}: {answer.reason}", answer.status)
         if isinstance(answer, retry.RetryLater):
             return retry.RetryLater(f"supplier failed on stock_id {message.line.stock_id}: {answer.reason}", answer.status, answer.retry_after)
+    if message.order_id in convergence.held_up:
+        stock_id, failure = convergence.held_up[message.order_id]
+        return retry.RetryLater(f"supplier failed on stock_id {stock_id}: {failure.reason}", failure.status, failure.retry_after)
     sent = convergence.orders.get(message.order_id)
     if isinstance(sent, retry.DeadLetter):
         return retry.DeadLetter(f"supplier refused the dropshipping order: {sent.reason}", sent.status)

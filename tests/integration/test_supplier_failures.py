@@ -16,7 +16,7 @@ from shared.observability.health import HEALTH
 from shared.observability.metrics import SUPPLIER_ACCOUNT, SUPPLIER_ACCOUNT_REFUSED
 from shared.rewix import RewixClient
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
-from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, order_messages
+from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, deleted_message, order_messages
 
 QUEUE = "rewix.order_lines"
 DEAD = f"{QUEUE}.dead"
@@ -202,3 +202,17 @@ def test_a_maintenance_page_past_the_retry_schedule_is_dead_lettered_with_what_c
     reason = props.headers["x-rewix-reason"]
     assert "gave up after" in reason and "does not parse" in reason and "down for maintenance" in reason
     assert props.headers["x-rewix-attempts"] == len(TEST_RETRY_DELAYS) + 1
+
+
+def test_a_release_that_meets_a_5xx_for_its_model_is_retried_until_it_lands(sync):
+    sync.publish(order_messages(951, "pending", {9511: (1005, 2)}, version=0))
+    sync.wait_until(lambda: sync.locks() == {1005: 2}, what="locked")
+    sync.control.faults(failing_stock_ids={"stock_ids": [1005], "status": 503})
+    # A delete carries no line: only the failed model says its message must come back.
+    sync.publish([deleted_message(951)] + order_messages(952, "pending", {9521: (1001, 1)}))
+    sync.wait_until(lambda: sync.locks() == {1005: 2, 1001: 1}, what="the other order locked, the release not yet")
+    sync.wait_until(lambda: wait_queue_depth(sync) >= 1, what="the deleted order's message waits")
+    sync.control.faults(failing_stock_ids=None)
+    sync.wait_until(lambda: sync.locks() == {1001: 1}, timeout=30, what="released once the model answers")
+    sync.wait_until(lambda: settled(sync), what="every message handled")
+    assert queue_depth(sync.amqp_url, DEAD) == 0

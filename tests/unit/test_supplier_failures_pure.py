@@ -153,3 +153,12 @@ def test_a_refused_order_is_one_problem_of_the_order_and_a_refused_model_one_of_
     assert kinds == [(7, 0, problems.REFUSED_ORDER), (8, 80, problems.REFUSED_MODEL)]
     refused_model = next(p for p in changes.opened if p.kind == problems.REFUSED_MODEL)
     assert "ops@example.com" not in refused_model.note  # supplier texts are masked
+
+
+def test_every_message_of_an_order_with_a_line_in_a_failed_model_waits() -> None:
+    # A cancelled order's message carries no line, but its release of 1001 failed: it must come back.
+    failure = retry.RetryLater("HTTP 503", 503)
+    convergence = Convergence(stock={1001: failure}, held_up={5: (1001, failure)})
+    released = message(5, "cancelled", stock_id=1002).model_copy(update={"line": None})
+    outcome = plan.message_outcome(released, convergence)
+    assert isinstance(outcome, retry.RetryLater) and "1001" in outcome.reason
