@@ -1,5 +1,5 @@
 """Small tools several test modules need: waiting for a condition, a cuttable TCP proxy, a webhook receiver,
-a requests session that records what the shop client asked."""
+a requests session that records what the shop client asked, a sent order recorded as supplier_sync records it."""
 from __future__ import annotations
 
 import socket
@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+from sqlalchemy import Connection, text
 
 from devstack.processes import free_port  # noqa: F401 - the tests' free_port is the dev stack's
 from devstack.waiting import wait_until  # noqa: F401 - the tests' wait_until is the dev stack's
@@ -151,3 +152,18 @@ class RecordingSession(requests.Session):
     def pages(self) -> list[str]:
         """The `page` parameter of each request, as text ("None" where there was none)."""
         return [str(params.get("page")) for _, params in self.calls]
+
+
+def record_sent_order(connection: Connection, shop_order_id: int, key: str, supplier_order_id: int,
+                      status: int) -> int:
+    """A paid shop order and its supplier order as supplier_sync records a send; returns the supplier_orders id."""
+    connection.execute(
+        text("INSERT INTO shop_orders (id, number, status, deleted, customer_note, supplier_line_ids)"
+             " VALUES (:id, :number, 'processing', false, '', '[]')"),
+        {"id": shop_order_id, "number": key},
+    )
+    return connection.execute(
+        text("INSERT INTO supplier_orders (shop_order_id, key, supplier_order_id, status, final, cancelled_in_shop)"
+             " VALUES (:shop, :key, :sid, :status, false, false) RETURNING id"),
+        {"shop": shop_order_id, "key": key, "sid": supplier_order_id, "status": status},
+    ).scalar_one()

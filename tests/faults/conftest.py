@@ -39,6 +39,7 @@ from devstack.waiting import wait_until
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.support import record_sent_order
 
 ROOT = Path(__file__).resolve().parents[2]
 REWIX_KEY, REWIX_PASSWORD = "fault-key", "fault-password"
@@ -490,16 +491,7 @@ class World:
             client.close()
         assert supplier is not None
         with self.engine.begin() as c:
-            c.execute(
-                text("INSERT INTO shop_orders (id, number, status, deleted, customer_note, supplier_line_ids)"
-                     " VALUES (:id, :number, 'processing', false, '', '[]')"),
-                {"id": shop_order["id"], "number": key},
-            )
-            c.execute(
-                text("INSERT INTO supplier_orders (shop_order_id, key, supplier_order_id, status, final,"
-                     " cancelled_in_shop) VALUES (:shop, :key, :sid, :status, false, false)"),
-                {"shop": shop_order["id"], "key": key, "sid": supplier.order_id, "status": BOOKED},
-            )
+            record_sent_order(c, shop_order["id"], key, supplier.order_id, BOOKED)
         return {"shop_order_id": shop_order["id"], "key": key, "supplier_order_id": supplier.order_id}
 
     def set_supplier_status(self, supplier_order_id: int, status: int, **tracking: str) -> None:

@@ -35,7 +35,7 @@ from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
-from tests.support import wait_until
+from tests.support import record_sent_order, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY, PASSWORD = "poll-key", "poll-password"
@@ -74,16 +74,7 @@ class World:
         supplier = self.rewix_client.find_order_by_key(key)
         assert supplier is not None
         with self.engine.begin() as c:
-            c.execute(
-                text("INSERT INTO shop_orders (id, number, status, deleted, customer_note, supplier_line_ids)"
-                     " VALUES (:id, :number, 'processing', false, '', '[]')"),
-                {"id": order["id"], "number": key},
-            )
-            row_id = c.execute(
-                text("INSERT INTO supplier_orders (shop_order_id, key, supplier_order_id, status, final, cancelled_in_shop)"
-                     " VALUES (:shop, :key, :sid, :status, false, false) RETURNING id"),
-                {"shop": order["id"], "key": key, "sid": supplier.order_id, "status": status},
-            ).scalar_one()
+            row_id = record_sent_order(c, order["id"], key, supplier.order_id, status)
         return {"shop_order_id": order["id"], "key": key, "supplier_order_id": supplier.order_id, "row_id": row_id}
 
     def catchup_pass(self, go_live_at: datetime | None = None) -> tuple[CatchUpPass, list[OrderLineMessage]]:
