@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared import retry
+from shared import account_pause, retry
 from shared.account_pause import probe_delays, wait_until_accepted
 from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
 from shared.reservations.model import HeldLine, Lock, Snapshot, TrackedLine
@@ -89,7 +89,19 @@ def test_probe_delays_back_off_to_a_ceiling() -> None:
     assert [next(delays) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
 
 
-def test_the_pause_ends_when_the_supplier_accepts_again_and_logs_once_a_minute(capsys) -> None:
+class RecordingLog:
+    """Stands in for a module's structlog logger: what the module logged, whatever logging is configured."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str):
+        return lambda event, **fields: self.lines.append((level, event))
+
+
+def test_the_pause_ends_when_the_supplier_accepts_again_and_logs_once_a_minute(monkeypatch) -> None:
+    recorded = RecordingLog()
+    monkeypatch.setattr(account_pause, "log", recorded)
     answers = iter([AccountRefused("HTTP 401", status=401)] * 4 + [None])
     now = [0.0]
 
@@ -101,7 +113,7 @@ def test_the_pause_ends_when_the_supplier_accepts_again_and_logs_once_a_minute(c
 
     assert wait_until_accepted(probe, threading.Event(), worker="w", reason="HTTP 401", first_delay=0, max_delay=0,
                                clock=lambda: now[0])
-    errors = [line for line in capsys.readouterr().out.splitlines() if "refuses the account" in line]
+    errors = [event for level, event in recorded.lines if level == "error" and "refuses the account" in event]
     # Refused at 40, 80, 120 and 160 s: the first line, then at 80 and 160 s (a minute after the last), not once per probe.
     assert len(errors) == 3
 
