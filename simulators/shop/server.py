@@ -15,7 +15,6 @@ tests' client of /_control in control.py.
 """
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -44,11 +43,11 @@ from simulators.shop.wire import (
     date_param,
     first_param,
     int_param,
-    invalid_param,
+    listing_params,
     no_route,
     object_body,
     order_filter,
-    page_links,
+    page_headers,
     parse_body,
     writable_status,
 )
@@ -92,31 +91,20 @@ class RestApi:
         return Reply(200, order)
 
     def _list_orders(self, match: re.Match[str], query: Query, body: Any) -> Reply:
-        page = int_param(query, "page", 1, minimum=1)
-        per_page = int_param(query, "per_page", 10, minimum=1, maximum=100)
-        order = first_param(query, "order") or "desc"
-        if order not in ("asc", "desc"):
-            raise invalid_param("order", "order is not one of asc, desc.")
-        orderby = first_param(query, "orderby") or "date"
         sort_keys: dict[str, Callable[[dict[str, Any]], Any]] = {
             # WooCommerce appends the ID to date sorts so that pages are stable.
             "date": lambda o: (o["date_created_gmt"], o["id"]),
             "modified": lambda o: (o["date_modified_gmt"], o["id"]),
             "id": lambda o: o["id"],
         }
-        if orderby not in sort_keys:
-            raise invalid_param("orderby", "orderby is not one of date, id, modified.")
+        listing = listing_params(query, sort_keys, orders="asc, desc", orderbys="date, id, modified")
         match_order = order_filter(query)
-        offset = int_param(query, "offset", (page - 1) * per_page, minimum=0)
-        total, rows = self.state.select(match_order, sort_keys[orderby], order == "desc", offset, offset + per_page)
+        offset = int_param(query, "offset", listing.offset, minimum=0)
+        total, rows = self.state.select(match_order, listing.sort_key, listing.descending, offset,
+                                        offset + listing.per_page)
         # Changes a test armed for "while the listing is read" happen between this page and the next.
         self.state.listing_served()
-        total_pages = math.ceil(total / per_page)
-        headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(total_pages)}
-        links = page_links(self.state.site_url, query, page, total_pages)
-        if links:
-            headers["Link"] = links
-        return Reply(200, rows, headers)
+        return Reply(200, rows, page_headers(self.state.site_url, query, listing, total))
 
     def _delete_order(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         """DELETE /orders/{id}: to the trash (fires order.deleted), or gone for good with force=true."""

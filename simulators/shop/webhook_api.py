@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import string
@@ -29,10 +28,10 @@ from simulators.shop.wire import (
     Query,
     Reply,
     first_param,
-    int_param,
     invalid_param,
+    listing_params,
     object_body,
-    page_links,
+    page_headers,
 )
 
 POST_TYPE = "shop_webhook"
@@ -59,24 +58,14 @@ class WebhookApi:
         status = first_param(query, "status") or "all"
         if status not in ("all", *STATUSES):
             raise invalid_param("status", "status is not one of all, active, paused, and disabled.")
-        page = int_param(query, "page", 1, minimum=1)
-        per_page = int_param(query, "per_page", 10, minimum=1, maximum=100)
-        order = first_param(query, "order") or "desc"
-        if order not in ("asc", "desc"):
-            raise invalid_param("order", "order is not one of asc and desc.")
-        orderby = first_param(query, "orderby") or "date"
         keys = {"date": lambda w: (w["date_created_gmt"], w["id"]), "id": lambda w: w["id"],
                 "title": lambda w: (w["name"], w["id"])}
-        if orderby not in keys:
-            raise invalid_param("orderby", "orderby is not one of date, id, and title.")
-        rows = sorted(self.webhooks.listed(None if status == "all" else status), key=keys[orderby],
-                      reverse=order == "desc")
-        total_pages = math.ceil(len(rows) / per_page)
-        headers = {"X-WP-Total": str(len(rows)), "X-WP-TotalPages": str(total_pages)}
-        links = page_links(self.site_url, query, page, total_pages, route="/webhooks")
-        if links:
-            headers["Link"] = links
-        return Reply(200, [self._with_links(w) for w in rows[(page - 1) * per_page:page * per_page]], headers)
+        listing = listing_params(query, keys, orders="asc and desc", orderbys="date, id, and title")
+        rows = sorted(self.webhooks.listed(None if status == "all" else status), key=listing.sort_key,
+                      reverse=listing.descending)
+        page = rows[listing.offset:listing.offset + listing.per_page]
+        return Reply(200, [self._with_links(w) for w in page],
+                     page_headers(self.site_url, query, listing, len(rows), route="/webhooks"))
 
     def _create(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         fields = object_body(body)

@@ -6,6 +6,7 @@ Shapes follow docs/woocommerce.md; nothing here holds state.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,6 +156,48 @@ def page_links(site_url: str, query: Query, page: int, total_pages: int, route: 
     if page < total_pages:
         links.append(f'<{site_url}{REST_PREFIX}{route}?{urlencode({**base, "page": page + 1})}>; rel="next"')
     return ", ".join(links)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a collection request asks for: which page, how many a page, and in which order."""
+
+    page: int
+    per_page: int
+    descending: bool
+    sort_key: Callable[[dict[str, Any]], Any]
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def listing_params(query: Query, sort_keys: dict[str, Callable[[dict[str, Any]], Any]], *, orders: str,
+                   orderbys: str) -> Listing:
+    """page, per_page, order and orderby as WooCommerce's collection endpoints read them.
+
+    `orders` and `orderbys` list the allowed values in the words of the endpoint's
+    own 400 (the orders and webhooks endpoints phrase them differently).
+    """
+    page = int_param(query, "page", 1, minimum=1)
+    per_page = int_param(query, "per_page", 10, minimum=1, maximum=100)
+    order = first_param(query, "order") or "desc"
+    if order not in ("asc", "desc"):
+        raise invalid_param("order", f"order is not one of {orders}.")
+    orderby = first_param(query, "orderby") or "date"
+    if orderby not in sort_keys:
+        raise invalid_param("orderby", f"orderby is not one of {orderbys}.")
+    return Listing(page, per_page, order == "desc", sort_keys[orderby])
+
+
+def page_headers(site_url: str, query: Query, listing: Listing, total: int, route: str = "/orders") -> dict[str, str]:
+    """X-WP-Total, X-WP-TotalPages and, when there is a page before or after, Link."""
+    total_pages = math.ceil(total / listing.per_page)
+    headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(total_pages)}
+    links = page_links(site_url, query, listing.page, total_pages, route=route)
+    if links:
+        headers["Link"] = links
+    return headers
 
 
 def int_param(query: Query, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
