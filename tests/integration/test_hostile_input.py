@@ -117,8 +117,7 @@ def test_a_date_more_than_a_day_ahead_is_400_and_does_not_freeze_the_order(
 
 
 def test_the_catch_up_watermark_never_moves_to_a_far_future_date(world: World) -> None:
-    with world.engine.begin() as c:
-        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    world.map_supplier_line()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     real = world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE], date_created_gmt=now - timedelta(minutes=5))
     hostile = world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE],

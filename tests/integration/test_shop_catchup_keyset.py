@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import text
-
 from shared import topology
 from shared.amqp import Publisher
 from shared.order_intake import OrderIntake
@@ -20,13 +18,8 @@ from tests.support import RecordingSession
 LINES = topology.ORDER_LINES.name
 
 
-def _map_supplier_product(world: World) -> None:
-    with world.engine.begin() as c:
-        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
-
-
 def test_an_order_trashed_without_a_webhook_is_caught_up_and_released(world: World) -> None:
-    _map_supplier_product(world)
+    world.map_supplier_line()
     go_live = datetime.now(timezone.utc) - timedelta(hours=1)
     order = world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE])
     _first, lines = world.catchup_pass(go_live)
@@ -41,7 +34,7 @@ def test_an_order_trashed_without_a_webhook_is_caught_up_and_released(world: Wor
 
 def test_an_order_saved_while_the_pass_reads_makes_none_slip_past(world: World) -> None:
     """With page offsets, the 101st order slides onto page 1 after it was read and is lost for good."""
-    _map_supplier_product(world)
+    world.map_supplier_line()
     base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
     world.shop.webhooks.configure(enabled=False)
     ids = [world.shop.state.create_order(status="on-hold", lines=[SUPPLIER_LINE],
@@ -57,7 +50,7 @@ def test_an_order_saved_while_the_pass_reads_makes_none_slip_past(world: World) 
 
 
 def test_an_idle_pass_is_one_request_and_the_watermark_stays(world: World) -> None:
-    _map_supplier_product(world)
+    world.map_supplier_line()
     session = RecordingSession()
     shop = WooCommerceClient(world.shop.url, CK, CS, timeout=5, session=session)
     go_live = datetime.now(timezone.utc) - timedelta(hours=1)

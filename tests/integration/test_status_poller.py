@@ -77,6 +77,11 @@ class World:
             row_id = record_sent_order(c, order["id"], key, supplier.order_id, status)
         return {"shop_order_id": order["id"], "key": key, "supplier_order_id": supplier.order_id, "row_id": row_id}
 
+    def map_supplier_line(self) -> None:
+        """SUPPLIER_LINE's product mapped to a supplier model, so the orders holding it have supplier lines."""
+        with self.engine.begin() as c:
+            c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+
     def catchup_pass(self, go_live_at: datetime | None = None) -> tuple[CatchUpPass, list[OrderLineMessage]]:
         """One catch-up pass over the world's shop, and the order-line messages it published."""
         publisher = Publisher(self.amqp_url)
@@ -387,8 +392,7 @@ def test_a_broker_outage_mid_run_delays_a_change_but_loses_nothing(world: World)
 
 
 def test_catch_up_finds_orders_whose_webhooks_never_arrived_and_its_watermark_survives_a_restart(world: World) -> None:
-    with world.engine.begin() as c:
-        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    world.map_supplier_line()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     # No webhook URL is configured: these orders never reach ingest.
     old = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE], date_created_gmt=now - timedelta(hours=2))
@@ -420,8 +424,7 @@ def test_catch_up_finds_orders_whose_webhooks_never_arrived_and_its_watermark_su
 
 
 def test_catch_up_runs_inside_the_service(world: World, tmp_path: Path) -> None:
-    with world.engine.begin() as c:
-        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    world.map_supplier_line()
     log_path = tmp_path / "status_poller.log"
     process = start_service(world.env(SHOP_CATCHUP_INTERVAL_SECONDS="1"), log_path)
     try:
@@ -437,8 +440,7 @@ def test_catch_up_runs_inside_the_service(world: World, tmp_path: Path) -> None:
 
 def test_a_first_start_sends_nothing_modified_before_it(world: World, tmp_path: Path) -> None:
     """Going live: a paid order modified two hours ago was the owner's; only what changes from now on is ours."""
-    with world.engine.begin() as c:
-        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    world.map_supplier_line()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     before = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE],
                                            date_created_gmt=now - timedelta(hours=2))
@@ -466,8 +468,7 @@ def test_a_first_start_sends_nothing_modified_before_it(world: World, tmp_path: 
 
 
 def test_shop_go_live_at_sets_how_far_back_the_first_start_looks(world: World) -> None:
-    with world.engine.begin() as c:
-        c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 2104, 100001)"))
+    world.map_supplier_line()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     two_hours = world.shop.state.create_order(status="processing", lines=[SUPPLIER_LINE],
                                               date_created_gmt=now - timedelta(hours=2))
