@@ -13,9 +13,9 @@ from typing import Any
 
 from shared.messages import MAX_EVENT_LINES, OrderLineMessage, ShopRecipient, SupplierLine, new_message_id
 from shared.product_map import LineRef
-from shared.vocabulary import ShopStatus
+from shared.vocabulary import ORDER_TOPICS, ShopStatus
 
-ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
+
 # Block checkout's drafts are not orders yet (docs/woocommerce.md §2.4).
 IGNORED_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
 MAX_ID = 2**63 - 1

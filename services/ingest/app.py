@@ -27,7 +27,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from shared.amqp import BrokerUnavailable, Publisher
 from shared.db import ping as ping_database
 from shared.logging import bound_ids, get_logger
-from shared.order_events import ORDER_TOPICS, InvalidOrder
+from shared.order_events import InvalidOrder
+from shared.vocabulary import ORDER_TOPICS
 from shared.order_intake import LookupKeptChanging, OrderIntake
 from shared.product_lookup import ProductLookupCache
 from shared.shop.signature import verify

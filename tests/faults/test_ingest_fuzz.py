@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared import topology
-from shared.order_events import ORDER_TOPICS
+from shared.vocabulary import ORDER_TOPICS
 from simulators.shop.orders import make_order
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, figures, queue_depth, shop_line, signed_headers
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.messages import parse_order_line
-from shared.order_events import MAX_QUANTITY, ORDER_TOPICS, InvalidOrder, convert, parse_gmt
+from shared.order_events import MAX_QUANTITY, InvalidOrder, convert, parse_gmt
+from shared.vocabulary import ORDER_TOPICS
 from shared.product_map import LineRef
 
 MAPPED = {(2101, 2104): 70001, (3307, 0): 70002}
