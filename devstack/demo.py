@@ -163,6 +163,12 @@ class Feeder:
             r.sync_status == status for r in rows
         )
 
+    def recorded_status(self, order: DemoOrder) -> str | None:
+        with session_scope(self.endpoints.database_url) as session:
+            return session.execute(
+                text("SELECT status FROM shop_orders WHERE id = :o"), {"o": order.order_id}
+            ).scalar()
+
     def supplier_order(self, order: DemoOrder) -> tuple[int | None, int | None]:
         with session_scope(self.endpoints.database_url) as session:
             row = session.execute(
@@ -237,6 +243,10 @@ class Feeder:
             self.progress(f"supplier: {len(paid)} orders moved to {name}; the status poller picked it up")
         self.wait_all("the shop orders to be completed",
                       lambda: all(self.shop_status(o.order_id) == ShopStatus.COMPLETED for o in paid))
+        # The shop's own order.updated echo brings the completion back into the records, which
+        # the tables printed next are read from.
+        self.wait_all("the completions to be recorded",
+                      lambda: all(self.recorded_status(o) == ShopStatus.COMPLETED for o in paid))
         self.progress("shop: dispatched orders are completed, with tracking in a note and in the order meta")
         return orders
 
