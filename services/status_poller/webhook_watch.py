@@ -88,6 +88,7 @@ class WebhookWatch:
             mine = ours(self.shop.list_webhooks(), self.delivery_url)
             records = read_records(conn)
             reactivated = []
+            warnings: list[dict[str, Any]] = []
             for webhook in mine:
                 now = datetime.now(timezone.utc)
                 found = webhook.get("status")
@@ -101,11 +102,14 @@ class WebhookWatch:
                 record_reactivated(conn, webhook, found_status=str(found), off_since=off_since, at=now)
                 store.request_rewind(conn, off_since)
                 reactivated.append(str(webhook.get("topic")))
-                log.warning("shop webhook re-activated", webhook_id=webhook["id"], topic=webhook.get("topic"),
-                            found_status=found, off_since=off_since.isoformat(),
-                            hint="WooCommerce disables a webhook after 7 failed deliveries in a row; "
-                                 "the catch-up reads the shop again from off_since")
+                warnings.append(dict(webhook_id=webhook["id"], topic=webhook.get("topic"), found_status=found,
+                                     off_since=off_since.isoformat()))
             forget_others(conn, [w["id"] for w in mine])
+        # Logged once the record is committed, so what the warning says is already in the database.
+        for fields in warnings:
+            log.warning("shop webhook re-activated", **fields,
+                        hint="WooCommerce disables a webhook after 7 failed deliveries in a row; "
+                             "the catch-up reads the shop again from off_since")
         if reactivated and self.on_reactivated is not None:
             self.on_reactivated()
         missing = missing_topics(mine)
