@@ -95,7 +95,7 @@ class Outgoing:
     headers: Mapping[str, Any] | None = None
 
 
-class _Confirms:
+class Confirms:
     """RabbitMQ's publisher confirms of one channel, by delivery tag.
 
     pika's BlockingChannel, in confirm mode, waits for each message's confirm
@@ -105,12 +105,13 @@ class _Confirms:
     used), so a batch is sent at once and waited for once.
     """
 
-    def __init__(self, channel: BlockingChannel) -> None:
+    def __init__(self, channel: BlockingChannel, on_settled: Callable[[set[int], bool], None] | None = None) -> None:
         self._channel = channel
+        self._on_settled = on_settled  # (delivery tags, nacked): for a publisher that keeps sending
         self._sent = 0  # delivery tags count the channel's publishes from 1
         self._pending: set[int] = set()
-        self._nacked = 0
-        self._returned = 0
+        self._nacked: set[int] = set()
+        self.returned: set[str] = set()  # message ids
         selected: list[bool] = []
         impl = channel._impl  # noqa: SLF001 (see the class docstring)
         impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True))
@@ -124,28 +125,38 @@ class _Confirms:
         else:
             tags = {method.delivery_tag} & self._pending
         self._pending -= tags
-        if isinstance(method, pika.spec.Basic.Nack):
-            self._nacked += len(tags)
+        nacked = isinstance(method, pika.spec.Basic.Nack)
+        if nacked:
+            self._nacked |= tags
+        if self._on_settled is not None:
+            self._on_settled(tags, nacked)
 
-    def _on_return(self, *_returned: Any) -> None:
+    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
         # A mandatory message no queue took; RabbitMQ returns it before confirming it.
-        self._returned += 1
+        self.returned.add(properties.message_id)
 
-    def publish_all(self, messages: Iterable[Outgoing], exchange: str) -> None:
-        self._nacked = self._returned = 0
+    def send(self, messages: Iterable[Outgoing], exchange: str) -> range:
+        """Hand the messages to pika without waiting (the next flush writes them); their delivery tags."""
+        impl = self._channel._impl  # noqa: SLF001
+        first = self._sent + 1
         for message in messages:
             # Pending before it is sent: its confirm may be read while pika flushes the send.
             self._sent += 1
             self._pending.add(self._sent)
-            self._channel.basic_publish(
+            impl.basic_publish(
                 exchange,
                 message.routing_key,
                 message.body,
                 properties=message_properties(message.message_id, message.headers),
                 mandatory=True,
             )
+        return range(first, self._sent + 1)
+
+    def publish_all(self, messages: Sequence[Outgoing], exchange: str) -> None:
+        self._nacked, self.returned = set(), set()
+        self.send(messages, exchange)
         self._channel._flush_output(lambda: not self._pending)  # noqa: SLF001
-        if self._returned:
+        if self.returned:
             raise UnroutableError([])
         if self._nacked:
             raise NackError([])
@@ -159,16 +170,16 @@ class Publisher:
         self._connect_timeout = connect_timeout
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
-        self._confirms: _Confirms | None = None
+        self._confirms: Confirms | None = None
 
-    def _ensure_channel(self) -> _Confirms:
+    def _ensure_channel(self) -> Confirms:
         if self._channel is not None and self._channel.is_open and self._confirms is not None:
             return self._confirms
         self.close()
         self._connection = connect(self._url, connect_timeout=self._connect_timeout)
         channel = self._connection.channel()
         topology.declare(channel)
-        self._confirms = _Confirms(channel)
+        self._confirms = Confirms(channel)
         self._channel = channel
         return self._confirms
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from shared import topology, unmatched_lines
 from shared.amqp import Outgoing, Publisher
+from shared.grouped_publisher import GroupedPublisher
 from shared.db import get_autocommit_engine
 from shared.order_events import Conversion, convert
 from shared.product_lookup import ProductLookupCache
@@ -73,7 +74,7 @@ class LookupKeptChanging(RuntimeError):
 
 
 class OrderIntake:
-    def __init__(self, database_url: str, publisher: Publisher, lookups: ProductLookupCache | None = None) -> None:
+    def __init__(self, database_url: str, publisher: Publisher | GroupedPublisher, lookups: ProductLookupCache | None = None) -> None:
         self.database_url = database_url
         self.publisher = publisher
         # Shared by every thread of a process when the caller passes one.

@@ -7,8 +7,9 @@
     GET  /metrics                Prometheus text format
 
 A valid order event is answered 200 only once RabbitMQ has confirmed every
-message (OrderIntake.submit publishes with confirms). Each server thread has
-its own Publisher: a pika connection is not thread-safe.
+message (OrderIntake.submit publishes with confirms). The server threads
+share one GroupedPublisher: the orders that arrive together go out in one
+write and are confirmed together (shared/grouped_publisher.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.amqp import BrokerUnavailable, Publisher
+from shared.grouped_publisher import GroupedPublisher
 from shared.db import ping as ping_database
 from shared.logging import bound_ids, get_logger
 from shared.order_events import InvalidOrder
@@ -118,35 +120,22 @@ class IngestApp:
         self._amqp_url = amqp_url
         self.metrics = metrics or IngestMetrics()
         self._local = threading.local()
-        self._publishers: list[Publisher] = []
-        self._lock = threading.Lock()
+        self._publisher = GroupedPublisher(amqp_url)
         self._ready: bool | None = None
         # One cache of line resolutions for every thread (shared/product_lookup.py).
         self._lookups = ProductLookupCache()
 
     # -- per-thread resources ------------------------------------------------------------
 
-    def _publisher(self) -> Publisher:
-        publisher = getattr(self._local, "publisher", None)
-        if publisher is None:
-            publisher = Publisher(self._amqp_url)
-            self._local.publisher = publisher
-            with self._lock:
-                self._publishers.append(publisher)
-        return publisher
-
     def _intake(self) -> OrderIntake:
         intake = getattr(self._local, "intake", None)
         if intake is None:
-            intake = self._local.intake = OrderIntake(self._database_url, self._publisher(), self._lookups)
+            intake = self._local.intake = OrderIntake(self._database_url, self._publisher, self._lookups)
         return intake
 
     def close(self) -> None:
-        """Close every thread's broker connection (the server has stopped handling requests)."""
-        with self._lock:
-            publishers, self._publishers = self._publishers, []
-        for publisher in publishers:
-            publisher.close()
+        """Close the broker connection (the server has stopped handling requests)."""
+        self._publisher.close()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -175,12 +164,11 @@ class IngestApp:
     # -- readiness -------------------------------------------------------------------------
 
     def check_broker(self) -> None:
-        """Raise BrokerUnavailable unless this thread's connection (or a new one) answers."""
-        publisher = self._publisher()
+        """Raise BrokerUnavailable unless the shared connection (or a new one) answers."""
         try:
-            publisher.ping()
+            self._publisher.ping()
         except BrokerUnavailable:
-            publisher.ping()  # a connection gone stale since the last request: one fresh try
+            self._publisher.ping()  # a connection gone stale since the last request: one fresh try
 
     def readiness(self) -> dict[str, str]:
         problems: dict[str, str] = {}
