@@ -15,14 +15,15 @@ topic header is not signed.
 
 The database costs one statement per event in the usual case: line
 resolutions come from a ProductLookupCache (shared/product_lookup.py), and
-one autocommit statement both remembers the order and reads the product
-lookup version that tells whether those resolutions still hold.
+one autocommit statement, prepared once per connection, both remembers the
+order and reads the product lookup version that tells whether those
+resolutions still hold.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -36,29 +37,32 @@ from shared.product_lookup import ProductLookupCache
 # Remembers the order (when it has supplier lines and the resolutions were made
 # at the current version) and says whether it is known, in one round trip.
 # `last_value + is_called` grows by one with every nextval, from 1 on.
-REMEMBER = text(
-    """
+# A prepared statement of each connection (PostgreSQL parses and plans it once):
+# $1 order id, $2 remember it, $3 the lookup version resolved at, $4 its date_modified_gmt.
+REMEMBER_STATEMENT = "ingest_remember"
+PREPARE_REMEMBER = f"""
+    PREPARE {REMEMBER_STATEMENT} (bigint, boolean, bigint, timestamptz) AS
     WITH version AS (
         SELECT last_value + is_called::int AS value FROM product_lookup_version
     ), remembered AS (
         INSERT INTO known_orders (order_id)
-        SELECT :order_id FROM version WHERE :remember AND version.value = :version
+        SELECT $1 FROM version WHERE $2 AND version.value = $3
         ON CONFLICT DO NOTHING
         RETURNING order_id
     ), seen AS (
         INSERT INTO order_versions (order_id, latest_modified_gmt)
-        SELECT :order_id, CAST(:modified AS timestamptz) WHERE CAST(:modified AS timestamptz) IS NOT NULL
+        SELECT $1, $4 WHERE $4 IS NOT NULL
         ON CONFLICT (order_id) DO UPDATE
         SET latest_modified_gmt = GREATEST(order_versions.latest_modified_gmt, EXCLUDED.latest_modified_gmt)
         RETURNING latest_modified_gmt
     )
     SELECT version.value,
-           EXISTS (SELECT 1 FROM known_orders WHERE order_id = :order_id)
+           EXISTS (SELECT 1 FROM known_orders WHERE order_id = $1)
            OR EXISTS (SELECT 1 FROM remembered),
            (SELECT latest_modified_gmt FROM seen)
     FROM version
-    """
-)
+"""
+REMEMBER = f"EXECUTE {REMEMBER_STATEMENT} (%(order_id)s, %(remember)s, %(version)s, %(modified)s)"
 # Topics whose webhook cannot be taken at its word: the signature does not cover the
 # topic header, so a signed body replayed under one of these must change nothing until
 # the shop confirms it.
@@ -111,11 +115,11 @@ class OrderIntake:
                 self._record_unmatched(connection, conversion)
                 return conversion
             modified = conversion.messages[0].date_modified_gmt
-            current, known, latest = connection.execute(
-                REMEMBER,
+            current, known, latest = remember(
+                connection,
                 {"order_id": conversion.order_id, "remember": conversion.has_supplier_lines, "version": version,
                  "modified": modified},
-            ).one()
+            )
             if current != version:
                 # The map or the catalog changed (or this is the first event): resolve again.
                 self.lookups.reset(current)
@@ -137,6 +141,15 @@ class OrderIntake:
     def _record_unmatched(connection: Connection, conversion: Conversion) -> None:
         if conversion.unmatched:
             unmatched_lines.record(Session(bind=connection), conversion.order_id, conversion.unmatched)
+
+
+def remember(connection: Connection, parameters: dict[str, Any]) -> tuple[int, bool, Any]:
+    """Run REMEMBER, preparing it first on a connection that has not prepared it yet."""
+    info = connection.connection.info  # kept with the DBAPI connection, new with a new one
+    if not info.get(REMEMBER_STATEMENT):
+        connection.exec_driver_sql(PREPARE_REMEMBER)
+        info[REMEMBER_STATEMENT] = True
+    return connection.exec_driver_sql(REMEMBER, parameters).one()
 
 
 def to_confirm(conversion: Conversion, topic: str) -> Conversion:

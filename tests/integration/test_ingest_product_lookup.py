@@ -2,7 +2,7 @@
 at the next order event, without a restart (shared/product_lookup.py, migration 0004)."""
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, text, update
 
 from shared.db import session_scope
 from shared.db.models import CatalogModel, ProductMapping
@@ -45,3 +45,18 @@ def test_an_import_a_catalog_change_and_a_removal_are_seen_by_the_next_event(
     with session_scope(db) as session:
         session.execute(update(CatalogModel).values(code="RENAMED"))
     assert lines_of(ingest, broker, 6006) == {}
+
+
+def test_connections_postgresql_dropped_prepare_the_statement_again(ingest: Ingest, db: str, broker: str) -> None:
+    """REMEMBER is prepared per connection (shared/order_intake.py): a new connection must prepare it anew."""
+    with session_scope(db) as session:
+        import_product_map(session, [(7700, 7701, 88001)])
+    assert lines_of(ingest, broker, 6101) == {7700: 88001}
+    with session_scope(db) as session:
+        dropped = session.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'rewix-sync' AND pid <> pg_backend_pid()"
+        )).scalar_one()
+    assert dropped >= 1
+    for order_id in (6102, 6103, 6104):  # each on whatever connection the pool hands out
+        assert lines_of(ingest, broker, order_id) == {7700: 88001}
