@@ -13,6 +13,12 @@ The floors, in the same run on the same machine:
   with confirms from as many connections as there are senders (no HTTP, no
   JSON, no database).
 
+Where the CPU goes: for each receiver's timed burst, the CPU seconds of the
+receiver's processes, PostgreSQL, RabbitMQ and the senders (this process)
+per webhook (bench/cpu_use.py), and the CPUs the ratio target would take at
+those costs: the costs of the broker and the database that ingest's answer
+waits for are on this machine's CPUs too.
+
 Targets (as the issue states them):
 
 - ingest ≥ 0.8 × the minimal app's webhooks/s (both driven as fast as they
@@ -36,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from bench.burst import LINES_PER_ORDER, WEBHOOK_SECRET, make_burst
 from bench.common import install_cleanup, log_directory, percentile, scratch_database, scratch_vhost
+from bench.cpu_use import cpu_by_part, per_webhook_ms
 from bench.receiver_process import start_receiver
 from bench.webhook_load import Answer, send_burst, send_paced
 from shared.db import normalise_url
@@ -59,18 +66,21 @@ def figures_of(answers: list[Answer], elapsed: float) -> dict[str, Any]:
     }
 
 
-def timed_burst(url: str, webhooks: list, senders: int) -> dict[str, Any]:
+def timed_burst(url: str, webhooks: list, senders: int, receiver_pid: int) -> dict[str, Any]:
     send_burst(url, webhooks[:WARM_UP], senders)  # connections, worker threads, caches
+    cpu_before = cpu_by_part(receiver_pid)
     started = time.monotonic()
     answers = send_burst(url, webhooks[WARM_UP:], senders)
-    return figures_of(answers, time.monotonic() - started)
+    figures = figures_of(answers, time.monotonic() - started)
+    figures["cpu_ms"] = per_webhook_ms(cpu_before, cpu_by_part(receiver_pid), len(answers))
+    return figures
 
 
 def measure_minimal(orders: int, senders: int, log_dir: Any) -> dict[str, Any]:
     burst = make_burst(orders, models=200, seed=11)
     service, url = start_receiver("minimal", "bench.minimal_receiver", log_dir, WC_WEBHOOK_SECRET=WEBHOOK_SECRET)
     try:
-        return timed_burst(url, burst.webhooks, senders)
+        return timed_burst(url, burst.webhooks, senders, service.process.pid)
     finally:
         service.stop()
 
@@ -87,7 +97,7 @@ def measure_ingest(orders: int, senders: int, log_dir: Any) -> dict[str, Any]:
             DATABASE_URL=database_url, AMQP_URL=amqp_url, WC_WEBHOOK_SECRET=WEBHOOK_SECRET, LOG_LEVEL="INFO",
         )
         try:
-            result = timed_burst(url, burst.webhooks, senders)
+            result = timed_burst(url, burst.webhooks, senders, service.process.pid)
             # Half of the maximum just measured, open loop, on orders not seen yet.
             rate = result["webhooks_per_s"] / 2
             paced = make_burst(max(50, int(rate * PACED_SECONDS)), models=200, seed=12, first_order_id=orders + 1)
@@ -147,6 +157,24 @@ def targets(minimal: dict[str, Any], ingest: dict[str, Any]) -> list[tuple[str, 
     ]
 
 
+def cpu_lines(minimal: dict[str, Any], ingest: dict[str, Any], ratio: float) -> list[str]:
+    """Where a webhook's CPU goes, and how many CPUs the ratio target needs at these costs."""
+    def parts(cpu: dict[str, float]) -> str:
+        return (f"receiver {cpu['receiver']:.2f}, PostgreSQL {cpu['postgresql']:.2f}, "
+                f"RabbitMQ {cpu['rabbitmq']:.2f}, senders {cpu['senders']:.2f}: {sum(cpu.values()):.2f} ms")
+
+    m, i = minimal["cpu_ms"], ingest["cpu_ms"]
+    wanted = ratio * minimal["webhooks_per_s"]
+    least = m["receiver"] + m["senders"] + i["postgresql"] + i["rabbitmq"]  # ingest's own work free
+    return [
+        f"  CPU per webhook, minimal app: {parts(m)}",
+        f"  CPU per webhook, ingest:      {parts(i)}",
+        f"  {ratio:g} × the minimal app is {wanted:.0f} webhooks/s: {wanted * sum(i.values()) / 1000:.2f} CPUs at "
+        f"ingest's costs; {wanted * least / 1000:.2f} CPUs even if ingest's own work cost no more than the minimal "
+        f"app's (this machine has {os.cpu_count()})",
+    ]
+
+
 def run(orders: int = 1000, senders: int = 8) -> dict[str, Any]:
     install_cleanup()
     log_dir = log_directory("bench-ingest")
@@ -175,6 +203,8 @@ def main() -> int:
           f"p99 {p['p99'] * 1000:.1f} ms  (half its maximum, open loop, {p['webhooks']} webhooks; {p['ok']} answered 200)")
     print(f"  floor (pika)   {i['floor_per_s']:8.1f} confirmed messages/s from {args.senders} connections, same broker "
           f"(ingest's messages/s are {i['lines_per_s'] / i['floor_per_s']:.0%} of it)")
+    for line in cpu_lines(m, i, TARGET_RATIO):
+        print(line)
     failed = m["ok"] != m["webhooks"] or i["ok"] != i["webhooks"] or p["ok"] != p["webhooks"]
     for name, met, value in r["targets"]:
         print(f"{'PASS' if met else 'FAIL'}  {name}: {value}")

@@ -1,0 +1,54 @@
+"""CPU seconds spent by each part of a benchmark run: the receiver, PostgreSQL, RabbitMQ, the senders.
+
+Read from /proc (utime + stime of every process, threads included) before
+and after a timed run, so a benchmark can say where a webhook's cost lands
+on the machine and what rate the machine's CPUs allow at those costs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.memory import process_tree
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+PARTS = ("receiver", "postgresql", "rabbitmq", "senders")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # gone meanwhile
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_by_part(receiver_pid: int) -> dict[str, float]:
+    """CPU seconds so far of: the receiver's process tree, PostgreSQL, RabbitMQ and this process (the senders)."""
+    receiver = set(process_tree(receiver_pid))
+    totals = dict.fromkeys(PARTS, 0.0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid in receiver:
+            part = "receiver"
+        elif pid == os.getpid():
+            part = "senders"
+        else:
+            command = _command(pid)
+            part = "postgresql" if "postgres" in command else "rabbitmq" if "beam" in command else None
+        if part is not None:
+            totals[part] += _cpu_seconds(pid)
+    return totals
+
+
+def per_webhook_ms(before: dict[str, float], after: dict[str, float], webhooks: int) -> dict[str, float]:
+    return {part: (after[part] - before[part]) * 1000 / webhooks for part in PARTS}
