@@ -4,7 +4,8 @@ WORKERS processes with THREADS threads each (gthread, with a read deadline
 per request: services/ingest/worker.py). The workers' metrics are added up
 through prometheus-client's multiprocess mode (services/ingest/metrics_directory.py),
 so the number of processes is a free choice (see WORKERS).
-Each thread keeps its own RabbitMQ connection. SIGTERM stops accepting, lets
+The threads of a process share one RabbitMQ connection
+(shared/grouped_publisher.py) and a pool of PostgreSQL connections. SIGTERM stops accepting, lets
 the requests in hand finish (GRACEFUL_SECONDS at most) and exits 0.
 """
 from __future__ import annotations
