@@ -106,7 +106,7 @@ class ShopOrder(Base):
     __tablename__ = "shop_orders"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # WooCommerce order id
     number: Mapped[str] = mapped_column(String(100), nullable=False, default="")
-    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    status: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
     date_modified_gmt: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     recipient: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -115,6 +115,9 @@ class ShopOrder(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+    # The operator page's "needs attention" filter (services/admin/order_filters.py), part by part.
+    __table_args__ = (Index("ix_shop_orders_attention", "id", postgresql_where=text("last_error IS NOT NULL")),)
 
 
 class OrderLine(Base):
@@ -134,6 +137,11 @@ class OrderLine(Base):
     sync_status: Mapped[str] = mapped_column(String(20), nullable=False, default=str(LineState.PENDING))
     sync_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+    __table_args__ = (
+        Index("ix_order_lines_attention", "order_id", postgresql_where=text(
+            "NOT removed AND (sync_status IN ('dead_lettered', 'failed', 'short') OR sync_error IS NOT NULL)")),
+    )
 
 
 class StockLock(Base):
@@ -169,7 +177,11 @@ class SupplierOrder(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
-    __table_args__ = (Index("ix_supplier_orders_due", "final", "next_poll_at"),)
+    __table_args__ = (
+        Index("ix_supplier_orders_due", "final", "next_poll_at"),
+        Index("ix_supplier_orders_attention", "shop_order_id", postgresql_where=text(
+            "cancelled_in_shop OR last_error IS NOT NULL OR (final AND status <> 3)")),
+    )
 
 
 class StatusHistory(Base):
