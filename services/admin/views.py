@@ -22,10 +22,14 @@ from shared.rewix import status_name
 from shared.vocabulary import LINE_STATES_BY_URGENCY as _URGENCY
 
 
+_RANK = {str(state): rank for rank, state in enumerate(_URGENCY)}
+
+
 def most_urgent(statuses: list[str]) -> str | None:
+    """The most urgent of the states (one the vocabulary does not know counts as the most urgent)."""
     if not statuses:
         return None
-    return min(statuses, key=lambda s: _URGENCY.index(s) if s in _URGENCY else -1)
+    return min(statuses, key=lambda s: _RANK.get(s, -1))
 
 
 def admin_order_url(wc_url: str | None, order_id: int, storage: str = "posts") -> str | None:
@@ -56,11 +60,16 @@ def needed_by_stock(session: Session) -> dict[int, int]:
 def reservations(session: Session, wc_url: str | None = None, storage: str = "posts") -> list[dict[str, Any]]:
     """One row per supplier model that is needed or still locked (the seed's order management table)."""
     rows = []
+    urls: dict[int, str | None] = {}  # an order holding several models is linked once
     for stock_id, reservation in repository.load(session).reservations().items():
         lines, lock = reservation.lines, reservation.lock
         wc_ids = sorted({(line.product_id, line.variation_id) for line in lines})
-        orders = [
-            {
+        orders = []
+        for line in lines:
+            url = urls.get(line.order_id, "")
+            if url == "":
+                url = urls[line.order_id] = admin_order_url(wc_url, line.order_id, storage)
+            orders.append({
                 "order_id": line.order_id,
                 "number": line.order_number,
                 "status": line.order_status,
@@ -68,10 +77,8 @@ def reservations(session: Session, wc_url: str | None = None, storage: str = "po
                 "quantity": line.quantity,
                 "sync_status": line.state,
                 "sync_error": line.error,
-                "url": admin_order_url(wc_url, line.order_id, storage),
-            }
-            for line in lines
-        ]
+                "url": url,
+            })
         status = most_urgent([line.state for line in lines])
         if status is None:
             status = "to release"  # locked at the supplier, needed by no open order
@@ -100,28 +107,38 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
     A page of orders passes the ids order_filters.py found, so only those rows are read
     (an order among them whose lines are all gone shows with none left).
     """
-    lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
-    query = select(OrderLine).order_by(OrderLine.order_id, OrderLine.line_id)
+    # Plain columns rather than ORM objects, the orders and their supplier orders in one statement.
+    line_columns = (OrderLine.order_id, OrderLine.line_id, OrderLine.stock_id, OrderLine.product_id,
+                    OrderLine.variation_id, OrderLine.quantity, OrderLine.sync_status, OrderLine.sync_error,
+                    OrderLine.removed)
+    lines_by_order: dict[int, list[Any]] = defaultdict(list)
+    query = select(*line_columns).order_by(OrderLine.order_id, OrderLine.line_id)
     if order_ids is not None:
         if not order_ids:
             return []
         query = query.where(OrderLine.order_id.in_(order_ids))
-    for line in session.scalars(query):
+    for line in session.execute(query):
         lines_by_order[line.order_id].append(line)
     ids = list(order_ids) if order_ids is not None else list(lines_by_order)
     if not ids:
         return []
-    shop_orders = session.scalars(select(ShopOrder).where(ShopOrder.id.in_(ids)).order_by(ShopOrder.id.desc())).all()
-    supplier = {
-        s.shop_order_id: s
-        for s in session.scalars(select(SupplierOrder).where(SupplierOrder.shop_order_id.in_(ids)))
-    }
+    shop_orders = session.execute(
+        select(ShopOrder.id, ShopOrder.number, ShopOrder.status, ShopOrder.deleted, ShopOrder.last_error,
+               ShopOrder.last_synced_at, SupplierOrder.shop_order_id.label("sent"),
+               SupplierOrder.supplier_order_id, SupplierOrder.key, SupplierOrder.status.label("supplier_status"),
+               SupplierOrder.final, SupplierOrder.cancelled_in_shop, SupplierOrder.tracking_code,
+               SupplierOrder.tracking_url, SupplierOrder.carrier_name, SupplierOrder.last_polled_at,
+               SupplierOrder.last_error.label("supplier_error"))
+        .outerjoin(SupplierOrder, SupplierOrder.shop_order_id == ShopOrder.id)
+        .where(ShopOrder.id.in_(ids))
+        .order_by(ShopOrder.id.desc())
+    ).all()
     rows = []
     for order in shop_orders:
         lines = lines_by_order[order.id]
         current = [line for line in lines if not line.removed]
-        sent = supplier.get(order.id)
-        errors = [e for e in (order.last_error, sent.last_error if sent else None) if e]
+        sent = order if order.sent is not None else None
+        errors = [e for e in (order.last_error, sent.supplier_error if sent else None) if e]
         errors += [f"line {line.line_id}: {line.sync_error}" for line in current if line.sync_error]
         last_sync = max(
             (t for t in (order.last_synced_at, sent.last_polled_at if sent else None) if t is not None),
@@ -149,8 +166,8 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
                 "sync_status": most_urgent([line.sync_status for line in current]),
                 "supplier_order_id": sent.supplier_order_id if sent else None,
                 "supplier_key": sent.key if sent else None,
-                "supplier_status": sent.status if sent else None,
-                "supplier_status_name": status_name(sent.status) if sent else None,
+                "supplier_status": sent.supplier_status if sent else None,
+                "supplier_status_name": status_name(sent.supplier_status) if sent else None,
                 "final": sent.final if sent else False,
                 "cancelled_in_shop": sent.cancelled_in_shop if sent else False,
                 "tracking_code": sent.tracking_code if sent else None,

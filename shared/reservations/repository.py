@@ -62,18 +62,18 @@ def load(session: Session, stock_ids: Iterable[int] | None = None, order_ids: It
     if ids == []:
         return Snapshot({}, {})
     held: dict[int, list[HeldLine]] = {i: [] for i in ids or ()}
-    for row in _held_rows(session, ids):
-        held.setdefault(row.stock_id, []).append(
-            HeldLine(
-                order_id=row.order_id, line_id=row.line_id, stock_id=row.stock_id, quantity=row.quantity,
-                order_status=row.status, order_number=row.number, product_id=row.product_id,
-                variation_id=row.variation_id, state=row.sync_status, error=row.sync_error,
-            )
-        )
-    query = select(StockLock) if ids is None else select(StockLock).where(StockLock.stock_id.in_(ids))
-    locks = {
-        s.stock_id: Lock(s.stock_id, s.needed, s.locked, s.available, s.synced_at) for s in session.scalars(query)
-    }
+    # Plain rows into positional constructors: the operator page loads every held line on each look.
+    for stock_id, order_id, line_id, product_id, variation_id, quantity, state, error, number, status in _held_rows(
+        session, ids
+    ):
+        line = HeldLine(order_id, line_id, stock_id, quantity, status, number, product_id, variation_id, state, error)
+        if stock_id in held:
+            held[stock_id].append(line)
+        else:
+            held[stock_id] = [line]
+    columns = (StockLock.stock_id, StockLock.needed, StockLock.locked, StockLock.available, StockLock.synced_at)
+    query = select(*columns) if ids is None else select(*columns).where(StockLock.stock_id.in_(ids))
+    locks = {row[0]: Lock(*row) for row in session.execute(query)}
     tracked: tuple[TrackedLine, ...] = ()
     if order_ids is not None and ids:
         tracked = tuple(TrackedLine(*row) for row in _tracked_rows(session, ids, sorted(set(order_ids))))
