@@ -25,6 +25,11 @@ class Piece:
     note: str | None = None
 
 
+def no_css(row: Row) -> str | None:
+    """A column whose page cells take no CSS class of their own (the default)."""
+    return None
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -33,7 +38,7 @@ class Column:
     # How the page shows a list of pieces: one under the other, or on one line.
     stacked: bool = False
     # A CSS class for the page's cell, from the row.
-    css: Callable[[Row], str | None] = lambda row: None
+    css: Callable[[Row], str | None] = no_css
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ def create_app(settings: Settings) -> Flask:
     app.jinja_env.autoescape = True  # every template, whatever its name
     app.jinja_env.finalize = _escaped
     app.jinja_env.globals["row_cells"] = html_cells.row_cells
+    app.jinja_env.globals["table_rows"] = html_cells.table_rows
 
     def authenticated() -> bool:
         assert token is not None and sessions is not None
