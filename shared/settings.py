@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the page believes (addresses or networks,
     # comma-separated); requests from anywhere else are taken at their socket's word.
     admin_trusted_proxies: Annotated[list[str], NoDecode] = []
+    # How often the operator page moves the dead-letter queues into the table, in seconds.
+    admin_dead_letter_drain_seconds: float = Field(2.0, gt=0)
 
     log_level: str = "INFO"
     log_format: str = "json"

@@ -5,6 +5,12 @@ Draining moves every message of the `.dead` queues into `dead_letters`: insert
 acknowledge. A crash between the two leaves the message in its queue, and the
 next drain inserts nothing new for it, so nothing is lost and nothing doubled.
 
+`rewix-sync dlq` drains on every command, over a connection of its own. The
+operator page drains from a thread of its own (`BackgroundDrain`) every
+ADMIN_DEAD_LETTER_DRAIN_SECONDS over one connection it keeps, so a page load
+reads only the table and never waits for RabbitMQ; a message dead-lettered
+just now shows on the page within that interval.
+
 Replay republishes the body unchanged to its original work queue with a fresh
 attempt count and the same message id, waits for RabbitMQ's confirm, then marks
 the row replayed. The consumers are idempotent, so replaying twice is harmless.
@@ -14,6 +20,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -29,12 +38,17 @@ from shared import retry, topology
 from shared.amqp import BrokerUnavailable, Publisher, connect
 from shared.db import session_scope
 from shared.db.models import DeadLetterRecord
+from shared.logging import get_logger
 from shared.text import storable, storable_json, stored_reason
+
+log = get_logger("admin.dead_letters")
 
 DEAD_QUEUES = tuple(q.dead for q in topology.WORK_QUEUES)
 # Marks a body stored as base64 because it was not UTF-8 text; never sent on replay.
 BODY_ENCODING = "x-rewix-admin-body-encoding"
 DRAIN_BATCH = 100
+# How often the operator page's BackgroundDrain drains (ADMIN_DEAD_LETTER_DRAIN_SECONDS).
+DRAIN_INTERVAL = 2.0
 # Headers RabbitMQ sets itself on delivery and dead-lettering: a replay starts without them.
 BROKER_HEADERS = ("x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason")
@@ -196,7 +210,19 @@ def as_dict(record: DeadLetterRecord) -> dict[str, Any]:
 def drain(amqp_url: str, database_url: str, *, batch: int = DRAIN_BATCH) -> int:
     """Move every message of the dead-letter queues into the table; returns how many were taken."""
     connection = connect(amqp_url)  # BrokerUnavailable when RabbitMQ is down
+    try:
+        return drain_over(connection, database_url, batch=batch)
+    finally:
+        _close(connection)
+
+
+def drain_over(connection: Any, database_url: str, *, batch: int = DRAIN_BATCH) -> int:
+    """`drain` over an open connection, which stays open; the channels it used are closed.
+
+    Whatever was taken but not committed goes back to its queue with the channel.
+    """
     taken = 0
+    channel = None
     try:
         channel = connection.channel()
         for queue in DEAD_QUEUES:
@@ -224,11 +250,122 @@ def drain(amqp_url: str, database_url: str, *, batch: int = DRAIN_BATCH) -> int:
     except AMQPError as exc:
         raise BrokerUnavailable(f"RabbitMQ failed while draining dead letters: {exc!r}") from exc
     finally:
-        try:
-            connection.close()
-        except Exception:  # an already broken connection: unacked messages return to their queue
-            pass
+        if channel is not None:
+            _close(channel)
     return taken
+
+
+def _close(closable: Any) -> None:
+    try:
+        if closable.is_open:
+            closable.close()
+    except Exception:  # an already broken connection: unacked messages return to their queue
+        pass
+
+
+@dataclass(frozen=True)
+class DrainState:
+    """How the background drain stands: its finished passes, when the last one ended, and why it failed if it did."""
+
+    passes: int = 0
+    finished_at: float | None = None  # time.monotonic()
+    error: str | None = None
+
+
+class BackgroundDrain:
+    """`drain` every `interval` seconds in a thread of its own, over one connection it keeps.
+
+    Between passes the connection serves its heartbeats (BlockingConnection.sleep);
+    a connection that fails is dropped and the next pass opens a new one. The
+    thread belongs to the process that started it (`start` again after a fork).
+    """
+
+    def __init__(self, amqp_url: str, database_url: str, interval: float = DRAIN_INTERVAL, *,
+                 connect_timeout: float = 5.0) -> None:
+        self.amqp_url, self.database_url = amqp_url, database_url
+        self.interval = interval
+        self.connect_timeout = connect_timeout
+        self.connections_opened = 0
+        self._changed = threading.Condition()
+        self._state = DrainState()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def start(self) -> "BackgroundDrain":
+        """Start the thread unless it runs in this process already."""
+        with self._changed:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return self
+            self._stop = threading.Event()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="dead-letter-drain", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def state(self) -> DrainState:
+        with self._changed:
+            return self._state
+
+    def wait_for_pass(self, after: int = 0, timeout: float = 10.0) -> DrainState:
+        """The state once more than `after` passes have finished, or as it is after `timeout` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._state.passes > after, timeout)
+            return self._state
+
+    def _run(self) -> None:
+        connection: Any = None
+        stop = self._stop
+        while not stop.is_set():
+            error = None
+            try:
+                if connection is None or not connection.is_open:
+                    connection = connect(self.amqp_url, connect_timeout=self.connect_timeout)
+                    self.connections_opened += 1
+                taken = drain_over(connection, self.database_url)
+                if taken:
+                    log.info("dead letters drained into the table", taken=taken)
+            except BrokerUnavailable as exc:
+                error = f"RabbitMQ unavailable, the dead-letter queues were not read: {exc}"
+            except Exception as exc:  # the database, most likely: what was taken goes back with the connection
+                error = f"The dead-letter queues were not drained: {str(exc).strip().splitlines()[0][:200]}"
+            if error is not None:
+                if connection is not None:
+                    _close(connection)
+                connection = None
+                if self._state.error is None:  # once when it starts failing, not every pass
+                    log.warning("dead-letter drain failed", error=error[:300])
+            elif self._state.error is not None:
+                log.info("dead-letter drain works again")
+            with self._changed:
+                self._state = DrainState(self._state.passes + 1, time.monotonic(), error)
+                self._changed.notify_all()
+            connection = self._pause(connection, stop)
+        if connection is not None:
+            _close(connection)
+
+    def _pause(self, connection: Any, stop: threading.Event) -> Any:
+        """Wait out the interval (or until stopped), serving the connection's heartbeats meanwhile."""
+        deadline = time.monotonic() + self.interval
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if connection is None:
+                stop.wait(left)
+                break
+            try:
+                connection.sleep(min(left, 0.25))
+            except Exception:  # the connection broke: the next pass opens another
+                _close(connection)
+                connection = None
+        return connection
 
 
 def _take(channel: Any, queue: str, batch: int) -> list[tuple[int, dict[str, Any]]]:

@@ -10,9 +10,12 @@ escaped; the table columns are the terminal's (columns.py).
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import html
 import ipaddress
 import secrets
+import time
 from urllib.parse import urlencode
 from datetime import timedelta
 from typing import Any
@@ -40,6 +43,10 @@ MAX_FORM_BYTES = 8 * 1024
 BEARER_CHALLENGE = ("WWW-Authenticate", 'Bearer realm="rewix-sync"')
 # Paths anyone may reach: the health check, and what logging in and out needs.
 OPEN_PATHS = ("/healthz", "/login", "/logout")
+# A page load right after the start waits this long for the first drain of the dead-letter queues.
+FIRST_DRAIN_WAIT = 10.0
+# The page warns once the last drain finished longer ago than this many intervals (and at least these seconds).
+STALE_DRAINS, STALE_DRAIN_SECONDS = 10, 60.0
 
 
 def _derived(token: str, purpose: str) -> str:
@@ -117,9 +124,13 @@ def create_app(settings: Settings) -> Flask:
     page_seconds = Histogram("rewix_admin_page_duration_seconds", "Time to build the operator page.",
                              buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=registry)
     lifetime = timedelta(hours=settings.admin_session_hours)
+    drain_stale_after = max(STALE_DRAINS * settings.admin_dead_letter_drain_seconds, STALE_DRAIN_SECONDS)
     sessions = Sessions(database_url, token, lifetime) if token else None
     throttle = LoginThrottle(database_url)
     proxies = Proxies(settings.admin_trusted_proxies)
+    # The dead-letter queues are drained into the table from a thread of this process, not by each page load.
+    drainer = dead_letters.BackgroundDrain(amqp_url, database_url, settings.admin_dead_letter_drain_seconds).start()
+    atexit.register(drainer.stop)
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_FORM_BYTES, MAX_FORM_PARTS=20)
@@ -234,14 +245,18 @@ def create_app(settings: Settings) -> Flask:
             errors.append(str(exc))
             wanted = order_filters.OrderFilter()
         number = request.args.get("page", "1")
-        try:
-            dead_letters.drain(amqp_url, database_url)
-        except BrokerUnavailable as exc:
-            errors.append(f"RabbitMQ unavailable, the dead-letter queues were not read: {exc}")
+        drained = drainer.start().state()
+        if drained.passes == 0:  # the process just started: its first look at the queues
+            drained = drainer.wait_for_pass(0, timeout=FIRST_DRAIN_WAIT)
+        if drained.error is not None:
+            errors.append(drained.error)
+        elif drained.finished_at is None or time.monotonic() - drained.finished_at > drain_stale_after:
+            errors.append("The dead-letter queues have not been read for a while: the dead letters below may "
+                          "not be all of them.")
+        page_number = int(number) if number.isdigit() and len(number) < 9 else 1
         with session_scope(database_url) as db:
             reservations = views.reservations(db, wc_url, storage)
-            orders = order_filters.page_of_orders(db, wanted, int(number) if number.isdigit() and len(number) < 9 else 1,
-                                                  wc_url=wc_url, storage=storage)
+            orders = order_filters.page_of_orders(db, wanted, page_number, wc_url=wc_url, storage=storage)
             unmatched = unmatched_lines.unmatched(db)
             letters = [dead_letters.as_dict(r) for r in dead_letters.all_records(db)]
         if not show_all:
@@ -308,4 +323,11 @@ class AdminServer(BaseApplication):
             print(f"operator page on {listener}", flush=True)
 
     def load(self) -> Flask:
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        with app.app_context():  # compiled now rather than by the first page load
+            for name in ("overview.html", "tables.html", "message.html", "login.html"):
+                app.jinja_env.get_template(name)
+        # What is loaded by now lives as long as the worker: kept out of the garbage collector's
+        # full passes, which a page's thousands of rows would otherwise trigger over all of it.
+        gc.freeze()
+        return app
