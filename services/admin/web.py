@@ -27,11 +27,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.process_collector import ProcessCollector
 from werkzeug.exceptions import HTTPException
 
-from services.admin import columns, dead_letters, html_cells, order_filters, views
+from services.admin import columns, dead_letters, html_cells, order_filters, page_cache, views
 from services.admin.health_report import HealthPanel
 from services.admin.web_sessions import LoginThrottle, Sessions, derived, same
 from shared.amqp import BrokerUnavailable
 from shared import unmatched_lines
+from shared.reservations import repository
 from shared.db import session_scope
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -138,6 +139,13 @@ def create_app(settings: Settings) -> Flask:
     app.jinja_env.finalize = _escaped
     app.jinja_env.globals["row_cells"] = html_cells.row_cells
     app.jinja_env.globals["table_rows"] = html_cells.table_rows
+
+    def build_reservations_table(db: Any) -> Markup:
+        rows = views.reservations(db, wc_url, storage)
+        return app.jinja_env.get_template("tables.html").module.table(columns.RESERVATIONS, rows)
+
+    # The page's largest part, kept while nothing it is built from changes (page_cache.py).
+    reservations_table = page_cache.KeptPart(repository.change_marker, build_reservations_table)
 
     def authenticated() -> bool:
         assert token is not None and sessions is not None
@@ -255,7 +263,7 @@ def create_app(settings: Settings) -> Flask:
                           "not be all of them.")
         page_number = int(number) if number.isdigit() and len(number) < 9 else 1
         with session_scope(database_url) as db:
-            reservations = views.reservations(db, wc_url, storage)
+            reservations = reservations_table.get(db)
             orders = order_filters.page_of_orders(db, wanted, page_number, wc_url=wc_url, storage=storage)
             unmatched = unmatched_lines.unmatched(db)
             letters = [dead_letters.as_dict(r) for r in dead_letters.all_records(db)]

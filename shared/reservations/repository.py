@@ -80,6 +80,18 @@ def load(session: Session, stock_ids: Iterable[int] | None = None, order_ids: It
     return Snapshot({s: tuple(lines) for s, lines in held.items()}, locks, tracked)
 
 
+def change_marker(session: Session) -> int:
+    """A number that moves on with every statement writing what `load` reads (migration 0009's triggers).
+
+    Read before a load: while it has not moved, nothing was written since, but
+    by a statement that ran before it was read and committed only after the
+    load (the marker moves when the statement runs, not when it commits). So
+    whoever keeps a load for as long as the marker stands still also keeps it
+    for a short time only.
+    """
+    return int(session.execute(text("SELECT last_value FROM reservation_changes")).scalar_one())
+
+
 def _held_rows(session: Session, ids: list[int] | None) -> Any:
     sql = _HELD_LINES
     params: dict[str, Any] = {"holding": sorted(map(str, HOLDING_STATUSES))}
