@@ -13,10 +13,9 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.db.models import OrderLine, ShopOrder, SupplierOrder
 from shared.reservations import repository
 from shared.rewix import status_name
 from shared.vocabulary import LINE_STATES_BY_URGENCY as _URGENCY
@@ -100,6 +99,19 @@ def reservations(session: Session, wc_url: str | None = None, storage: str = "po
     return rows
 
 
+_LINE_COLUMNS = "order_id, line_id, stock_id, product_id, variation_id, quantity, sync_status, sync_error, removed"
+_ALL_LINES = text(f"SELECT {_LINE_COLUMNS} FROM order_lines ORDER BY order_id, line_id")
+_LINES_OF_ORDERS = text(f"SELECT {_LINE_COLUMNS} FROM order_lines WHERE order_id = ANY(:ids) ORDER BY order_id, line_id")
+_ORDERS = text("""
+    SELECT o.id, o.number, o.status, o.deleted, o.last_error, o.last_synced_at, s.shop_order_id AS sent,
+           s.supplier_order_id, s.key, s.status AS supplier_status, s.final, s.cancelled_in_shop, s.tracking_code,
+           s.tracking_url, s.carrier_name, s.last_polled_at, s.last_error AS supplier_error
+    FROM shop_orders o LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
+    WHERE o.id = ANY(:ids)
+    ORDER BY o.id DESC
+""")
+
+
 def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
            order_ids: list[int] | None = None) -> list[dict[str, Any]]:
     """Every shop order with supplier lines, or the orders of `order_ids`, newest first, with its supplier order if sent.
@@ -107,36 +119,22 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
     A page of orders passes the ids order_filters.py found, so only those rows are read
     (an order among them whose lines are all gone shows with none left).
     """
-    # Plain columns rather than ORM objects, the orders and their supplier orders in one statement.
-    line_columns = (OrderLine.order_id, OrderLine.line_id, OrderLine.stock_id, OrderLine.product_id,
-                    OrderLine.variation_id, OrderLine.quantity, OrderLine.sync_status, OrderLine.sync_error,
-                    OrderLine.removed)
+    # Plain rows rather than ORM objects; the orders and their supplier orders in one statement.
     lines_by_order: dict[int, list[Any]] = defaultdict(list)
-    query = select(*line_columns).order_by(OrderLine.order_id, OrderLine.line_id)
     if order_ids is not None:
         if not order_ids:
             return []
-        query = query.where(OrderLine.order_id.in_(order_ids))
-    for line in session.execute(query):
-        lines_by_order[line.order_id].append(line)
+        found = session.execute(_LINES_OF_ORDERS, {"ids": list(order_ids)})
+    else:
+        found = session.execute(_ALL_LINES)
+    for line in found:
+        lines_by_order[line[0]].append(line)
     ids = list(order_ids) if order_ids is not None else list(lines_by_order)
     if not ids:
         return []
-    shop_orders = session.execute(
-        select(ShopOrder.id, ShopOrder.number, ShopOrder.status, ShopOrder.deleted, ShopOrder.last_error,
-               ShopOrder.last_synced_at, SupplierOrder.shop_order_id.label("sent"),
-               SupplierOrder.supplier_order_id, SupplierOrder.key, SupplierOrder.status.label("supplier_status"),
-               SupplierOrder.final, SupplierOrder.cancelled_in_shop, SupplierOrder.tracking_code,
-               SupplierOrder.tracking_url, SupplierOrder.carrier_name, SupplierOrder.last_polled_at,
-               SupplierOrder.last_error.label("supplier_error"))
-        .outerjoin(SupplierOrder, SupplierOrder.shop_order_id == ShopOrder.id)
-        .where(ShopOrder.id.in_(ids))
-        .order_by(ShopOrder.id.desc())
-    ).all()
     rows = []
-    for order in shop_orders:
-        lines = lines_by_order[order.id]
-        current = [line for line in lines if not line.removed]
+    for order in session.execute(_ORDERS, {"ids": ids}):
+        current = [line for line in lines_by_order[order.id] if not line.removed]
         sent = order if order.sent is not None else None
         errors = [e for e in (order.last_error, sent.supplier_error if sent else None) if e]
         errors += [f"line {line.line_id}: {line.sync_error}" for line in current if line.sync_error]
