@@ -81,15 +81,16 @@ def reservations(session: Session, wc_url: str | None = None, storage: str = "po
         status = most_urgent([line.state for line in lines])
         if status is None:
             status = "to release"  # locked at the supplier, needed by no open order
+        needed, paid = reservation.needed, reservation.needed_paid
         rows.append(
             {
                 "stock_id": stock_id,
                 "woocommerce_ids": [{"product_id": p, "variation_id": v} for p, v in wc_ids],
                 "woocommerce_id": ", ".join(wc_id(p, v) for p, v in wc_ids),
                 "orders": orders,
-                "needed": reservation.needed,
-                "needed_pending": reservation.needed - reservation.needed_paid,
-                "needed_processing": reservation.needed_paid,
+                "needed": needed,
+                "needed_pending": needed - paid,
+                "needed_processing": paid,
                 "locked": reservation.locked,
                 "available": lock.available if lock else None,
                 "synced_at": lock.synced_at if lock else None,
