@@ -1,12 +1,15 @@
 """The reservations' change marker (migration 0009) and the operator page built on it."""
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import text
 
 from services.admin import page_cache, views
 from shared.db import session_scope
 from shared.reservations import repository
 from tests.integration.test_admin_views import add_order
+from tests.support import wait_until
 
 
 def marker(db: str) -> int:
@@ -54,3 +57,26 @@ def test_the_kept_reservations_follow_a_committed_change_at_once(db: str) -> Non
     with session_scope(db) as s:
         assert [r["stock_id"] for r in kept.get(s)] == [100002, 100003]
     assert kept.builds == 2
+
+
+def test_a_committed_change_reaches_the_kept_reservations_through_their_thread(db: str) -> None:
+    kept = page_cache.KeptPart(repository.change_marker, lambda s: views.reservations(s),
+                               sessions=lambda: session_scope(db))
+    try:
+        with session_scope(db) as s:
+            add_order(s, 6102, "pending", [(1, 100012, 1)])
+        with session_scope(db) as s:
+            assert [r["stock_id"] for r in kept.get(s)] == [100012]
+        with session_scope(db) as s:
+            add_order(s, 6103, "on-hold", [(1, 100013, 4)])
+        started = time.monotonic()
+
+        def shown() -> bool:
+            with session_scope(db) as s:
+                return [r["stock_id"] for r in kept.get(s)] == [100012, 100013]
+
+        wait_until(shown, timeout=5, what="the change on the kept reservations")
+        # Within the thread's refresh interval and one build, not the page's MAX_AGE.
+        assert time.monotonic() - started < page_cache.REFRESH_SECONDS + 1.0
+    finally:
+        kept.stop()
