@@ -60,6 +60,9 @@ class GroupedPublisher:
         self._connection: BlockingConnection | None = None  # read by callers only to wake the sender
         self._thread: threading.Thread | None = None
         self._closed = False
+        # True while the sending thread waits for I/O with nothing to send: only then
+        # does a new batch have to wake it (written under the lock, read under it).
+        self._sleeping = False
         # Owned by the sending thread:
         self._confirms: Confirms | None = None
         self._in_flight: dict[int, _Batch] = {}  # delivery tag -> its batch
@@ -96,7 +99,9 @@ class GroupedPublisher:
                 self._thread = threading.Thread(target=self._send_loop, name="grouped-publisher", daemon=True)
                 self._thread.start()
             self._lock.notify()
-        self._wake()
+            wake = self._sleeping
+        if wake:
+            self._wake()
         batch.done.wait()
         if batch.error is not None:
             raise batch.error
@@ -128,7 +133,14 @@ class GroupedPublisher:
                     continue
             try:
                 pings = self._send_waiting()
-                self._connection.process_data_events(time_limit=0 if pings else IDLE_POLL_SECONDS)  # type: ignore[union-attr]
+                with self._lock:
+                    # More came meanwhile, or a ping waits: one turn of the I/O loop, no wait.
+                    self._sleeping = not (self._waiting or pings or self._closed)
+                    limit = IDLE_POLL_SECONDS if self._sleeping else 0
+                try:
+                    self._connection.process_data_events(time_limit=limit)  # type: ignore[union-attr]
+                finally:
+                    self._sleeping = False
                 for ping in pings:
                     ping.finish()  # the connection is open and its I/O loop turned without an error
             except (AMQPError, OSError) as exc:
