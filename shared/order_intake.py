@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg2
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from shared import topology, unmatched_lines
@@ -144,12 +145,25 @@ class OrderIntake:
 
 
 def remember(connection: Connection, parameters: dict[str, Any]) -> tuple[int, bool, Any]:
-    """Run REMEMBER, preparing it first on a connection that has not prepared it yet."""
-    info = connection.connection.info  # kept with the DBAPI connection, new with a new one
-    if not info.get(REMEMBER_STATEMENT):
-        connection.exec_driver_sql(PREPARE_REMEMBER)
-        info[REMEMBER_STATEMENT] = True
-    return connection.exec_driver_sql(REMEMBER, parameters).one()
+    """Run REMEMBER on the connection's own psycopg2 cursor, preparing it first where it is not yet.
+
+    The DBAPI cursor, not `exec_driver_sql`: SQLAlchemy builds a result's
+    metadata anew for every uncompiled statement, a tenth of ingest's CPU per
+    webhook. A connection that fails is invalidated and the failure raised
+    as SQLAlchemy's OperationalError, so the pool drops it and the caller
+    tries once more on a new one, as with any other statement.
+    """
+    raw = connection.connection  # the pool's proxy of the psycopg2 connection
+    try:
+        with raw.cursor() as cursor:
+            if not raw.info.get(REMEMBER_STATEMENT):  # kept with the DBAPI connection, new with a new one
+                cursor.execute(PREPARE_REMEMBER)
+                raw.info[REMEMBER_STATEMENT] = True
+            cursor.execute(REMEMBER, parameters)
+            return cursor.fetchone()
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        connection.invalidate(exc)
+        raise OperationalError(REMEMBER, None, exc, hide_parameters=True, connection_invalidated=True) from exc
 
 
 def to_confirm(conversion: Conversion, topic: str) -> Conversion:
