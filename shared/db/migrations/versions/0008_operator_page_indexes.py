@@ -2,7 +2,7 @@
 
 Revision ID: 0008_operator_page_indexes
 Revises: 0007_supplier_keys_and_problems
-Create Date: 2026-12-08 10:00:00
+Create Date: 2026-12-01 23:10:00
 
 With a year of orders the page's reservations (the lines of the few hundred
 open orders) and its "needs attention" filter scanned every order, line and

@@ -2,7 +2,7 @@
 
 Revision ID: 0009_reservation_changes
 Revises: 0008_operator_page_indexes
-Create Date: 2026-12-08 11:00:00
+Create Date: 2026-12-01 23:25:00
 
 The operator page keeps the reservations table it built while nothing it is
 built from has changed (shared/reservations/repository.py, `change_marker`).
