@@ -137,34 +137,59 @@ class OrderLineHandler:
         result = Convergence()
         if not stock_ids and not order_ids:
             return result
-        with session_scope(self.database_url) as session:
-            repository.lock(session, stock_ids)
-            paid = store.paid_orders(session, order_ids)
-            states = self._converge_stock(session, stock_ids, order_ids, result)
-            sends = plan.orders_to_send(paid, states)
-            self._send(session, sends, result)
-            sent_stock = plan.sent_stock(sends, result)
-            if sent_stock:
-                # The sent units left what is needed: set the supplier to the rest.
-                self._converge_stock(session, sent_stock, order_ids, result)
-            for supplier_order in store.flag_cancelled_after_sending(session, order_ids):
-                log.warning(
-                    "shop order cancelled after it was sent to the supplier",
-                    order_id=supplier_order.shop_order_id,
-                    supplier_order_id=supplier_order.supplier_order_id,
-                )
-            self._hold_up_orders_of_failed_models(session, order_ids, result)
-            self._record_problems(session, result.lines)
-            errors = plan.order_errors(order_ids, result)
-            store.note_order_sync(session, {o for o, e in errors.items() if e is None}, None)
-            for order_id, error in errors.items():
-                if error is not None:
-                    store.note_order_sync(session, {order_id}, error)
+        asked: set[int] = set()  # the models the supplier was asked to set in this transaction
+        try:
+            with session_scope(self.database_url) as session:
+                self._converge_in(session, stock_ids, order_ids, result, asked)
+        except BaseException:
+            self._forget_supplier_state(asked)
+            raise
         return result
 
-    def _converge_stock(self, session: Session, stock_ids: set[int], order_ids: set[int], result: Convergence) -> plan.LineStates:
+    def _forget_supplier_state(self, stock_ids: set[int]) -> None:
+        """After a convergence that set the supplier and then failed: these models are set again next time."""
+        if not stock_ids:
+            return
+        try:
+            with session_scope(self.database_url) as session:
+                repository.forget_supplier_state(session, stock_ids)
+            log.warning("supplier set in a transaction that failed; its models will be set again",
+                        models=len(stock_ids))
+        except SQLAlchemyError as exc:
+            # The database is away: the retried batch may find these models in step by a stale row.
+            log.error("could not mark models to set again after a failed convergence",
+                      models=len(stock_ids), error=type(exc).__name__)
+
+    def _converge_in(self, session: Session, stock_ids: set[int], order_ids: set[int], result: Convergence,
+                     asked: set[int]) -> None:
+        repository.lock(session, stock_ids)
+        paid = store.paid_orders(session, order_ids)
+        states = self._converge_stock(session, stock_ids, order_ids, result, asked)
+        sends = plan.orders_to_send(paid, states)
+        self._send(session, sends, result)
+        sent_stock = plan.sent_stock(sends, result)
+        if sent_stock:
+            # The sent units left what is needed: set the supplier to the rest.
+            self._converge_stock(session, sent_stock, order_ids, result, asked)
+        for supplier_order in store.flag_cancelled_after_sending(session, order_ids):
+            log.warning(
+                "shop order cancelled after it was sent to the supplier",
+                order_id=supplier_order.shop_order_id,
+                supplier_order_id=supplier_order.supplier_order_id,
+            )
+        self._hold_up_orders_of_failed_models(session, order_ids, result)
+        self._record_problems(session, result.lines)
+        errors = plan.order_errors(order_ids, result)
+        store.note_order_sync(session, {o for o, e in errors.items() if e is None}, None)
+        for order_id, error in errors.items():
+            if error is not None:
+                store.note_order_sync(session, {order_id}, error)
+
+    def _converge_stock(self, session: Session, stock_ids: set[int], order_ids: set[int], result: Convergence,
+                        asked: set[int]) -> plan.LineStates:
         snapshot = repository.load(session, stock_ids, order_ids)
         wanted = plan.totals_to_set(snapshot, result.stock)
+        asked.update(wanted)  # before the call: a call that fails midway may have set some of them
         answers = self._set(wanted) if wanted else {}
         # Units asked for that the supplier could not lock: what "short" costs, for the metrics.
         UNITS_SHORT.inc(sum(max(0, wanted[sid] - a.locked) for sid, a in answers.items()

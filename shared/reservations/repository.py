@@ -113,6 +113,25 @@ def _tracked_rows(session: Session, ids: list[int], orders: list[int]) -> Any:
     )
 
 
+# stock_locks.needed of a model whose supplier state is not known: no reservation needs
+# it, so the next convergence sets the model whatever the row said the supplier held.
+UNKNOWN_NEEDED = -1
+
+
+def forget_supplier_state(session: Session, stock_ids: Iterable[int]) -> None:
+    """The supplier was set for these models in a transaction that did not commit.
+
+    What stock_locks says of them may then match what is needed while the
+    supplier holds what that transaction asked for: without this, the next
+    convergence would find them in step and leave the supplier wrong.
+    """
+    ids = sorted(set(stock_ids))
+    if not ids:
+        return
+    stmt = insert(StockLock).values([{"stock_id": i, "needed": UNKNOWN_NEEDED, "locked": 0} for i in ids])
+    session.execute(stmt.on_conflict_do_update(index_elements=[StockLock.stock_id], set_={"needed": UNKNOWN_NEEDED}))
+
+
 def save(
     session: Session,
     *,

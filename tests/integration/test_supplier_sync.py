@@ -7,7 +7,9 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from shared.reservations import repository
 from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import SyncHarness, deleted_message, order_messages
 
@@ -205,3 +207,32 @@ def test_version_1_messages_still_queued_are_recorded_and_sent(sync):
     sync.wait_until(lambda: len(sync.supplier_orders()) == 1, what="a version 1 paid order sent")
     assert sync.supplier_orders()[0]["key"] == "WC-7"
     assert queue_depth(sync.amqp_url, DEAD) == 0
+
+
+def test_a_convergence_that_set_the_supplier_and_then_failed_is_set_again_next_time(sync, monkeypatch):
+    """The supplier call happens inside the convergence's transaction: when that transaction fails
+    afterwards (a deadlock, PostgreSQL gone), stock_locks still says what the supplier held before.
+    A later state that needs exactly that must still set the supplier, not find it "in step"."""
+    real_save = repository.save
+    failures = []
+
+    def save_failing_once(session, *, locks=(), lines=None):
+        locks = list(locks)
+        if locks and not failures:
+            failures.append([lock.stock_id for lock in locks])
+            raise OperationalError("UPDATE stock_locks", None, Exception("deadlock detected"))
+        return real_save(session, locks=locks, lines=lines)
+
+    sync.publish(order_messages(1, "pending", {11: (1001, 2)}))
+    sync.wait_until(lambda: sync.locks() == {1001: 2}, what="the first order locked")
+    monkeypatch.setattr(repository, "save", save_failing_once)
+    # The supplier is set to 4, then the transaction that would have recorded it fails.
+    sync.publish(order_messages(2, "pending", {21: (1001, 2)}, version=0))
+    sync.wait_until(lambda: failures and sync.locks() == {1001: 4}, what="the supplier set, its record lost")
+    # Before the retry comes back from its wait queue, the order is cancelled: 2 are needed again,
+    # which is what the stale stock_locks row says the supplier holds.
+    sync.publish(order_messages(2, "cancelled", {21: (1001, 2)}, version=1))
+    sync.wait_until(lambda: sync.locks() == {1001: 2}, timeout=15, what="the supplier back to what is needed")
+    time.sleep(2.5)  # past the retry of the failed batch (1 s) and its convergence
+    assert sync.locks() == {1001: 2}
+    assert sync.query("SELECT needed, locked FROM stock_locks WHERE stock_id = 1001") == [(2, 2)]
