@@ -74,9 +74,6 @@ class GroupedPublisher:
         if messages:
             self._submit(_Batch(messages, exchange))
 
-    def publish(self, body: bytes, *, routing_key: str, message_id: str, exchange: str = topology.EXCHANGE) -> None:
-        self.publish_all([Outgoing(body, routing_key, message_id)], exchange=exchange)
-
     def ping(self) -> None:
         """Raise BrokerUnavailable unless the connection is open, or a new one could be opened."""
         self._submit(_Batch((), topology.EXCHANGE, ping=True))
@@ -128,8 +125,8 @@ class GroupedPublisher:
             if self._connection is None:
                 try:
                     self._open()
-                except (AMQPError, OSError, BrokerUnavailable) as exc:
-                    self._fail_waiting(exc)  # no broker to send them to: their callers answer 503
+                except Exception as exc:  # no broker to send them to (or a bug): their callers answer 503
+                    self._fail_waiting(exc)
                     continue
             try:
                 pings = self._send_waiting()

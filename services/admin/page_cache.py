@@ -65,7 +65,11 @@ class KeptPart(Generic[T]):
         self._thread: threading.Thread | None = None
 
     def get(self, session: Session) -> T:
-        """The part as kept, or built now (in `session`) when the marker moved or it is MAX_AGE old."""
+        """The part as kept (by the thread, when there is one), or built now in `session`.
+
+        Without the thread: built when the marker moved or the part is MAX_AGE old.
+        With it: built only when the thread has not built it for MAX_AGE + REFRESH_SECONDS.
+        """
         now = self._asked_at = self._clock()
         kept = self._kept
         if self._sessions is not None:
