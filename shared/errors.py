@@ -6,6 +6,14 @@ wait queue, a PermanentError straight to the dead letters.
 """
 from __future__ import annotations
 
+# The statuses with which the supplier and the shop both say "these credentials are
+# refused": nothing is sent until an operator fixes them, so no retry can help.
+CREDENTIALS_REFUSED = frozenset({401, 403})
+
+
+def refuses_credentials(status: int | None) -> bool:
+    return status in CREDENTIALS_REFUSED
+
 
 class ExternalError(Exception):
     """A call to the supplier or the shop did not do what was asked."""
@@ -16,6 +24,10 @@ class ExternalError(Exception):
         self.status = status
         # Only an excerpt: bodies can be large and end up in message headers.
         self.body = (body or "")[:500]
+
+    @property
+    def refuses_credentials(self) -> bool:
+        return refuses_credentials(self.status)
 
 
 class TransientError(ExternalError):

@@ -57,7 +57,7 @@ def first_line(exc: BaseException) -> str:
 
 
 def external_failure(exc: ExternalError) -> str:
-    if exc.status in (401, 403):
+    if exc.refuses_credentials:
         return f"credentials refused (HTTP {exc.status}): {first_line(exc)}"
     return first_line(exc)
 

@@ -127,7 +127,7 @@ def _supplier(settings: Settings) -> list[Row]:
         client.get_growing_order()
         return [Row("supplier account", OK, "accepted")]
     except ExternalError as exc:
-        if exc.status in (401, 403):
+        if exc.refuses_credentials:
             return [Row("supplier account", ATTENTION, f"refused (HTTP {exc.status}): nothing is sent until it is accepted")]
         return [Row("supplier account", ATTENTION, f"supplier unavailable: {exc.reason[:150]}")]
     finally:
@@ -145,7 +145,7 @@ def _shop(settings: Settings) -> list[Row]:
         client.count_orders_modified_since(datetime.now(timezone.utc) - timedelta(minutes=1))
         return [Row("shop", OK, "REST API answers")]
     except ExternalError as exc:
-        if exc.status in (401, 403):
+        if exc.refuses_credentials:
             return [Row("shop", ATTENTION, f"REST keys refused (HTTP {exc.status})")]
         return [Row("shop", ATTENTION, f"shop unavailable: {exc.reason[:150]}")]
 

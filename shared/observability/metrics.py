@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
 from shared import retry
+from shared.errors import refuses_credentials
 from shared.observability.health import HEALTH
 from shared.vocabulary import ORDER_TOPICS
 
@@ -79,7 +80,7 @@ def reason_class(outcome: retry.RetryLater | retry.DeadLetter) -> str:
     text = outcome.reason.lower()
     if status == 429:
         return "rate_limited"
-    if status in (401, 403):
+    if refuses_credentials(status):
         return "account_refused"
     if status is not None and status >= 500:
         return "server_error"
@@ -157,7 +158,7 @@ def record_supplier_call(endpoint: str, status: int | str, seconds: float) -> No
     SUPPLIER_CALL_SECONDS.labels(endpoint=endpoint).observe(seconds)
     if not isinstance(status, int):
         return
-    if status in (401, 403):
+    if refuses_credentials(status):
         SUPPLIER_ACCOUNT_REFUSED.set(1)
         HEALTH.set_problem(SUPPLIER_ACCOUNT, f"the supplier refuses the account (HTTP {status} on {endpoint})")
     elif status < 500 and status != 429:

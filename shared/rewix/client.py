@@ -16,7 +16,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError, parse_retry_after
+from shared.errors import (
+    AccountRefused, AmbiguousLookup, PermanentError, TransientError, parse_retry_after, refuses_credentials,
+)
 from shared.observability.metrics import record_supplier_call, supplier_endpoint
 from shared.rewix import xml as wire
 from shared.rewix.values import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
@@ -238,7 +240,7 @@ def _raise_for_status(what: str, resp: requests.Response) -> None:
     # Error bodies are plain text (§4.6); keep an excerpt for the dead letter's reason.
     text = resp.text[:500]
     reason = f"{what}: HTTP {code}: {text.strip()[:200]}"
-    if code in (401, 403):
+    if refuses_credentials(code):
         raise AccountRefused(
             f"{what}: HTTP {code}: the supplier refuses the account (check REWIX_API_KEY, REWIX_PASSWORD "
             "and that the account is enabled for dropshipping)",

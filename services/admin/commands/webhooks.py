@@ -39,7 +39,7 @@ def _shop_call(what: Any) -> Any:
     try:
         return what()
     except ExternalError as exc:
-        if exc.status in (401, 403):
+        if exc.refuses_credentials:
             raise Failure(KEY_NEEDS.format(status=exc.status)) from None
         raise
 
