@@ -10,8 +10,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from shared.shop.signature import sign, wp_json_encode
+from shared.shop.signature import sign
 from simulators.shop.orders import make_order
+from simulators.shop.php_json import wp_json_encode
 
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
 LINES_PER_ORDER = 3

@@ -1,5 +1,5 @@
 """Talking to the WooCommerce shop: REST client and webhook signatures."""
 from shared.shop.client import WooCommerceClient
-from shared.shop.signature import sign, verify, wp_json_encode
+from shared.shop.signature import sign, verify
 
-__all__ = ["WooCommerceClient", "sign", "verify", "wp_json_encode"]
+__all__ = ["WooCommerceClient", "sign", "verify"]

@@ -1,16 +1,16 @@
-"""WooCommerce webhook signatures and PHP-identical JSON bytes.
+"""WooCommerce webhook signatures.
 
 WooCommerce signs `trim(wp_json_encode($payload))` with
 `base64(hash_hmac('sha256', $body, wp_specialchars_decode($secret, ENT_QUOTES), true))`.
-A receiver must check the raw bytes it got; the simulator uses `wp_json_encode`
-so the bytes it signs look like the ones a real shop sends.
+A receiver must check the raw bytes it got. The key derivation and the
+signature are checked against what PHP itself computed, with WordPress's and
+WooCommerce's own functions (tests/fixtures/php_webhook_vectors.json).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import json
 import re
 from typing import Any
 
@@ -49,10 +49,3 @@ def verify(body: bytes, signature_header: str | None, secret: str) -> bool:
     expected = sign(body, secret).encode("ascii")
     return hmac.compare_digest(expected, signature_header.strip().encode("utf-8", "surrogateescape"))
 
-
-def wp_json_encode(obj: Any) -> bytes:
-    """JSON as PHP's json_encode writes it with default flags: compact, `\\/`, non-ASCII as \\uXXXX."""
-    text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
-    # A "/" can only occur inside a JSON string, and escaping it there keeps the value
-    # intact (even after a backslash, which json.dumps already doubled).
-    return text.replace("/", "\\/").encode("ascii")

@@ -24,10 +24,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from shared.shop.signature import wp_json_encode
 from simulators.http import SimulatorHTTPServer
 from simulators.shop.auth import AuthError, ShopAuthenticator
 from simulators.shop.faults import fault_error
+from simulators.shop.php_json import wp_json_encode
 from simulators.shop.products import ShopProducts
 from simulators.shop.state import ShopState
 from simulators.shop.tracking import TRACKING_PREFIX, ShipmentTracking

@@ -37,8 +37,9 @@ from typing import Any
 
 import requests
 
-from shared.shop.signature import sign, wp_json_encode
+from shared.shop.signature import sign
 from simulators.shop.orders import utc_now, wc_dates
+from simulators.shop.php_json import wp_json_encode
 
 USER_AGENT = "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"
 WEBHOOK_ID = 7  # the hand-made webhook of the command line

@@ -22,8 +22,8 @@ from shared.amqp import message_properties
 from shared.db import get_engine, session_scope
 from shared.db.models import DeadLetterRecord
 from shared.rewix import BOOKED, CONFIRMED
-from shared.shop.signature import wp_json_encode
 from simulators.shop.orders import make_order
+from simulators.shop.php_json import wp_json_encode
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import cli_env
 from tests.integration.test_admin_web import TOKEN, bearer, start

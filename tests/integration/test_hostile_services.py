@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from shared.rewix import CONFIRMED, DISPATCHED
-from shared.shop.signature import wp_json_encode
 from shared.text import xml_safe
 from simulators.shop.orders import DEFAULT_BILLING, make_order
+from simulators.shop.php_json import wp_json_encode
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, shop_line, signed_headers
 from tests.support import wait_until
 

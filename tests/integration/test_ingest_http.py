@@ -27,8 +27,9 @@ from shared.db import session_scope
 from shared.db.models import CatalogModel
 from shared.messages import parse_order_line
 from shared.product_map import import_product_map
-from shared.shop.signature import sign, wp_json_encode
+from shared.shop.signature import sign
 from simulators.shop.orders import make_order, replace_lines
+from simulators.shop.php_json import wp_json_encode
 from tests.conftest import TEST_RETRY_DELAYS, drain
 from tests.support import TcpProxy
 

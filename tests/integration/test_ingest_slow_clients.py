@@ -14,8 +14,8 @@ from shared.shop.signature import sign
 from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
     SECRET, VARIATION, Ingest, catalog, ingest, published,
 )
-from shared.shop.signature import wp_json_encode
 from simulators.shop.orders import make_order
+from simulators.shop.php_json import wp_json_encode
 
 TRICKLERS = 16
 TRICKLE_EVERY = 3.0

@@ -23,7 +23,6 @@ from shared.db import normalise_url
 from shared.order_intake import OrderIntake
 from shared.rewix import RewixClient
 from shared.shop import WooCommerceClient
-from shared.shop.signature import wp_json_encode
 from services.status_poller.catchup import ShopCatchUp
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
@@ -31,6 +30,7 @@ from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
 from simulators.shop.orders import make_order
+from simulators.shop.php_json import wp_json_encode
 from tests.conftest import TEST_RETRY_DELAYS
 from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
 from tests.support import wait_until

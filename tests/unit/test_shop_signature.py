@@ -1,12 +1,17 @@
-"""WooCommerce webhook signatures and PHP-identical JSON bytes."""
+"""WooCommerce webhook signatures: the rules, and what PHP itself computed (tests/fixtures/php_webhook_vectors.json)."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
 
-from shared.shop.signature import sign, verify, wp_json_encode
+import pytest
+
+from shared.shop.signature import sign, verify, wp_specialchars_decode
+
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "php_webhook_vectors.json").read_text())
 
 
 def _reference(body: bytes, key: bytes) -> str:
@@ -40,13 +45,17 @@ def test_verify() -> None:
     assert not verify(body, "", "secret")
 
 
-def test_wp_json_encode_writes_like_php() -> None:
-    value = {"url": "https://shop.example.com/a/b", "name": "Zoë Müller-Ørsted", "city": "Łódź", "n": 19.5,
-             "none": None, "ok": True, "list": [1, "x"], "backslash": "a\\/b", "quote": 'say "hi"'}
-    encoded = wp_json_encode(value)
-    assert encoded == (
-        b'{"url":"https:\\/\\/shop.example.com\\/a\\/b","name":"Zo\\u00eb M\\u00fcller-\\u00d8rsted",'
-        b'"city":"\\u0141\\u00f3d\\u017a","n":19.5,"none":null,"ok":true,"list":[1,"x"],'
-        b'"backslash":"a\\\\\\/b","quote":"say \\"hi\\""}'
-    )
-    assert json.loads(encoded) == value
+
+@pytest.mark.parametrize("case", VECTORS["secrets"], ids=lambda case: case["secret"])
+def test_the_key_is_the_one_wordpress_derives(case: dict) -> None:
+    assert wp_specialchars_decode(case["secret"]) == case["key"]
+
+
+@pytest.mark.parametrize("payload", VECTORS["payloads"], ids=lambda payload: payload["name"])
+def test_signatures_are_the_ones_woocommerce_computes(payload: dict) -> None:
+    body = payload["body"].encode("utf-8")
+    secrets = [case["secret"] for case in VECTORS["secrets"]]
+    assert len(payload["signatures"]) == len(secrets)
+    for secret, signature in zip(secrets, payload["signatures"]):
+        assert sign(body, secret) == signature, secret
+        assert verify(body, signature, secret), secret
