@@ -242,7 +242,7 @@ def _raise_for_status(what: str, resp: requests.Response) -> None:
     reason = f"{what}: HTTP {code}: {text.strip()[:200]}"
     if refuses_credentials(code):
         raise AccountRefused(
-            f"{what}: HTTP {code}: the supplier refuses the account (check REWIX_API_KEY, REWIX_PASSWORD "
+            f"{what}: HTTP {code}: the supplier refuses the account (check REWIX_API_KEY, REWIX_API_PASSWORD "
             "and that the account is enabled for dropshipping)",
             status=code,
             body=text,

@@ -158,6 +158,8 @@ def test_account_switched_to_refused_and_back(client: RewixClient, control: Simu
     with pytest.raises(AccountRefused) as info:
         client.modify_growing_order(set={A: 1})
     assert info.value.status == status
+    # The operator is told which settings to look at, by the names they are set under.
+    assert "REWIX_API_KEY" in str(info.value) and "REWIX_API_PASSWORD" in str(info.value)
     assert control.state()["growing_order"]["models"] == {}  # refused: nothing done
     control.accept_account()
     assert client.modify_growing_order(set={A: 1}).locked(A) == 1
