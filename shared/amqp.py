@@ -112,10 +112,14 @@ class Confirms:
         self._pending: set[int] = set()
         self._nacked: set[int] = set()
         self.returned: set[str] = set()  # message ids
+        # Why the broker closed the channel (a publish to a missing exchange, say): no
+        # confirm comes on a closed channel, so a publisher that waits must look here.
+        self.closed_by: BaseException | None = None
         selected: list[bool] = []
         impl = channel._impl  # noqa: SLF001 (see the class docstring)
         impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True))
         impl.add_on_return_callback(self._on_return)
+        impl.add_on_close_callback(self._on_close)
         channel._flush_output(lambda: bool(selected))  # noqa: SLF001
 
     def _on_confirm(self, frame: Any) -> None:
@@ -130,6 +134,14 @@ class Confirms:
             self._nacked |= tags
         if self._on_settled is not None:
             self._on_settled(tags, nacked)
+
+    def _on_close(self, _channel: Any, reason: BaseException) -> None:
+        self.closed_by = reason
+
+    def raise_if_closed(self) -> None:
+        """Raise the broker's reason if it closed the channel (its unconfirmed messages never will be)."""
+        if self.closed_by is not None:
+            raise self.closed_by if isinstance(self.closed_by, AMQPError) else AMQPError(repr(self.closed_by))
 
     def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
         # A mandatory message no queue took; RabbitMQ returns it before confirming it.

@@ -10,10 +10,13 @@ each caller once all of its own messages are confirmed. A caller still
 returns only then, so "200 only after RabbitMQ confirmed" holds.
 
 Failures stay per batch: a nack or a return fails the batch of that message
-only. A connection that breaks sends its unconfirmed batches once more on a
-new connection (consumers are idempotent, so a message that got through
-twice is harmless); a batch that fails twice, or finds no broker, raises
+only. A connection that breaks, or a channel RabbitMQ closes (no confirm
+ever comes on it), sends its unconfirmed batches once more on a new
+connection (consumers are idempotent, so a message that got through twice is
+harmless); a batch that fails twice, or finds no broker, raises
 BrokerUnavailable in its caller, exactly as the per-thread Publisher did.
+Every batch taken from the waiting list ends confirmed, failed or back on
+the list: no caller is ever left waiting.
 """
 from __future__ import annotations
 
@@ -138,6 +141,7 @@ class GroupedPublisher:
                     self._connection.process_data_events(time_limit=limit)  # type: ignore[union-attr]
                 finally:
                     self._sleeping = False
+                self._confirms.raise_if_closed()  # type: ignore[union-attr]
                 for ping in pings:
                     ping.finish()  # the connection is open and its I/O loop turned without an error
             except (AMQPError, OSError) as exc:
@@ -165,16 +169,29 @@ class GroupedPublisher:
         with self._lock:
             batches, self._waiting = self._waiting, []
         pings = []
-        for batch in batches:
+        for index, batch in enumerate(batches):
             if batch.ping:
                 pings.append(batch)
                 continue
             batch.attempts += 1
-            tags = self._confirms.send(batch.messages, batch.exchange)  # type: ignore[union-attr]
+            try:
+                tags = self._confirms.send(batch.messages, batch.exchange)  # type: ignore[union-attr]
+            except BaseException:
+                self._hand_back(batch, batches[index + 1:] + pings)
+                raise
             batch.unconfirmed = set(tags)
             for tag in tags:
                 self._in_flight[tag] = batch
         return pings
+
+    def _hand_back(self, failed: _Batch, unsent: list[_Batch]) -> None:
+        """pika refused `failed` (a closed channel): it is sent once more, like an unconfirmed
+        batch, and the batches after it wait for the next connection, never dropped."""
+        again = [failed] if failed.attempts < SEND_ATTEMPTS else []
+        if not again:
+            failed.finish(BrokerUnavailable("RabbitMQ refused the batch twice"))
+        with self._lock:
+            self._waiting = again + unsent + self._waiting
 
     def _settled(self, tags: set[int], nacked: bool) -> None:
         returned = self._confirms.returned if self._confirms is not None else set()

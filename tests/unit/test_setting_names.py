@@ -57,4 +57,4 @@ def test_messages_name_only_settings_that_exist() -> None:
 def test_every_setting_is_in_env_example_and_the_interface(name: str) -> None:
     example = (ROOT / ".env.example").read_text()
     assert re.search(rf"^#?\s*{name}=", example, re.M), f".env.example does not list {name}"
-    assert f"`{name}`" in (ROOT / "docs" / "interfaces.md").read_text(), f"docs/interfaces.md does not describe {name}"
+    assert f"`{name}`" in (ROOT / "docs/interfaces.md").read_text(), f"docs/interfaces.md does not describe {name}"
