@@ -34,6 +34,10 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 SEND_ATTEMPTS = 2  # the first, and one more on a new connection
+# The longest a caller waits for its confirms. RabbitMQ that hangs without closing is
+# noticed by the heartbeats only after a minute or two; a webhook is answered 503 long
+# before that (WooCommerce gives up after 60 s) and comes back through the catch-up.
+ANSWER_WITHIN_SECONDS = 20.0
 IDLE_POLL_SECONDS = 1.0  # heartbeats are answered at least this often while idle
 
 
@@ -55,9 +59,10 @@ class _Batch:
 class GroupedPublisher:
     """Thread-safe `publish_all` and `ping` over one connection owned by a background thread."""
 
-    def __init__(self, url: str, *, connect_timeout: float = 3.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 3.0, answer_within: float = ANSWER_WITHIN_SECONDS) -> None:
         self._url = url
         self._connect_timeout = connect_timeout
+        self._answer_within = answer_within
         self._lock = threading.Condition()
         self._waiting: list[_Batch] = []
         self._connection: BlockingConnection | None = None  # read by callers only to wake the sender
@@ -102,7 +107,10 @@ class GroupedPublisher:
             wake = self._sleeping
         if wake:
             self._wake()
-        batch.done.wait()
+        if not batch.done.wait(self._answer_within):
+            # Still waiting or in flight: if it gets through later, that is one message
+            # more than the caller was told of, which every consumer takes as a repeat.
+            raise BrokerUnavailable(f"RabbitMQ did not confirm within {self._answer_within:g} s")
         if batch.error is not None:
             raise batch.error
 

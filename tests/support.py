@@ -17,7 +17,8 @@ from devstack.waiting import wait_until  # noqa: F401 - the tests' wait_until is
 
 class TcpProxy:
     """127.0.0.1:<port> forwarded to a server; `cut()` refuses and drops every connection until
-    `restore()`, on the same port: a server unreachable for a while, without stopping it."""
+    `restore()`, on the same port: a server unreachable for a while, without stopping it.
+    `stall()` keeps the connections open but forwards nothing until `flow()`: a server that hangs."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -25,7 +26,15 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.restore()
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
 
     def url_for(self, url: str) -> str:
         """`url` with its host and port replaced by the proxy's."""
@@ -78,10 +87,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

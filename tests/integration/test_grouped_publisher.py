@@ -220,3 +220,23 @@ def test_a_batch_pika_cannot_encode_fails_alone_and_leaves_no_caller_waiting(bro
     for t in (1, 2):
         if outcomes[f"t{t}"] == "confirmed":
             assert f"{t}:0:0".encode() in bodies
+
+
+def test_a_broker_that_hangs_is_answered_for_within_the_limit(broker: str) -> None:
+    address = urllib.parse.urlsplit(broker)
+    proxy = TcpProxy((address.hostname or "127.0.0.1", address.port or 5672))
+    publisher = GroupedPublisher(proxy.url_for(broker), answer_within=1.0)
+    try:
+        publisher.publish_all(batch(1, 0))
+        proxy.stall()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="did not confirm within 1 s"):
+            publisher.publish_all(batch(1, 1))
+        assert time.monotonic() - started < 3
+        proxy.flow()
+        wait_until(lambda: _publishes(publisher, batch(1, 2)), timeout=20, what="a publish once the broker answers")
+    finally:
+        publisher.close()
+        proxy.cut()
+    bodies = {body for _props, body in drain(broker, LINES)}
+    assert {b"1:0:0", b"1:2:0"} <= bodies
