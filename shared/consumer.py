@@ -16,6 +16,11 @@ message: those messages go back to the queue unacked-as-if-never-taken
 (basic_nack with requeue), the connection is closed so everything else
 prefetched goes back too, and the consumer takes nothing until the handler's
 `wait_until_workable(paused, stop)` returns (shared/account_pause.py).
+
+RabbitMQ may stop serving a consumer and keep its connection open: it
+cancels the consumer when its queue is deleted, and closes a channel on a
+protocol error. The loop looks after every turn and reconnects, which
+declares the queue again.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPChannelError, AMQPError
 
 from shared import retry, topology
 from shared.amqp import BrokerUnavailable, backoff_delays, connect, message_properties
@@ -139,6 +144,7 @@ class BatchConsumer:
             while not self.stop.is_set():
                 HEALTH.beat(self._loop)
                 connection.process_data_events(time_limit=0.2)
+                _raise_if_not_served(channel, publish_channel)
                 if not self._pending:
                     continue
                 self._gather(connection)
@@ -245,3 +251,13 @@ class BatchConsumer:
             else:
                 metrics.record_outcome(self.queue.name, outcome)
             channel.basic_ack(delivery.delivery_tag)
+
+
+def _raise_if_not_served(channel: Any, publish_channel: Any) -> None:
+    """RabbitMQ can stop serving a consumer and keep its connection: it cancels the consumer
+    when its queue is deleted, and closes a channel on a protocol error. Either way no message
+    would come again; raising reconnects, which declares the queue again."""
+    if channel.is_closed or publish_channel.is_closed:
+        raise AMQPChannelError("RabbitMQ closed the consumer's channel")
+    if not channel.consumer_tags:
+        raise AMQPChannelError("RabbitMQ cancelled the consumer (was its queue deleted?)")
