@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -151,7 +152,8 @@ def remember(connection: Connection, parameters: dict[str, Any]) -> tuple[int, b
     metadata anew for every uncompiled statement, a tenth of ingest's CPU per
     webhook. A connection that fails is invalidated and the failure raised
     as SQLAlchemy's OperationalError, so the pool drops it and the caller
-    tries once more on a new one, as with any other statement.
+    tries once more on a new one, as with any other statement. A statement
+    cancelled by the statement timeout is raised as it is: no second wait.
     """
     raw = connection.connection  # the pool's proxy of the psycopg2 connection
     try:
@@ -161,6 +163,10 @@ def remember(connection: Connection, parameters: dict[str, Any]) -> tuple[int, b
                 raw.info[REMEMBER_STATEMENT] = True
             cursor.execute(REMEMBER, parameters)
             return cursor.fetchone()
+    except psycopg2.errors.QueryCanceled as exc:
+        # The statement timeout (shared/db): the connection is fine, and trying again would
+        # only wait as long once more.
+        raise OperationalError(REMEMBER, None, exc, hide_parameters=True) from exc
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         connection.invalidate(exc)
         raise OperationalError(REMEMBER, None, exc, hide_parameters=True, connection_invalidated=True) from exc

@@ -30,6 +30,13 @@ def get_engine(url: str) -> Engine:
     )
 
 
+# The longest one statement of the hot path may run (ingest's REMEMBER takes a
+# millisecond): one that waits on a lock (a migration, a VACUUM FULL) gives its
+# server thread back with an error instead of holding it, and every other, for as
+# long as the lock is held.
+HOT_PATH_STATEMENT_TIMEOUT_SECONDS = 5
+
+
 @lru_cache(maxsize=8)
 def get_autocommit_engine(url: str) -> Engine:
     """For work of one statement at a time on a hot path (ingest's order events).
@@ -37,7 +44,8 @@ def get_autocommit_engine(url: str) -> Engine:
     Autocommit: no BEGIN and COMMIT round trips around the statement. No ping
     on checkout (a round trip per use): the caller tries once more when a
     connection turns out to be gone. The pool holds a connection per server
-    thread, so none is opened and closed per request.
+    thread, so none is opened and closed per request. A statement is cancelled
+    after HOT_PATH_STATEMENT_TIMEOUT_SECONDS.
     """
     return create_engine(
         normalise_url(url),
@@ -45,7 +53,11 @@ def get_autocommit_engine(url: str) -> Engine:
         hide_parameters=True,
         pool_size=16,
         max_overflow=4,
-        connect_args={"connect_timeout": 5, "application_name": "rewix-sync"},
+        connect_args={
+            "connect_timeout": 5,
+            "application_name": "rewix-sync",
+            "options": f"-c statement_timeout={HOT_PATH_STATEMENT_TIMEOUT_SECONDS * 1000}",
+        },
     )
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
 
 from shared import topology
-from shared.db import session_scope
+from shared.db import HOT_PATH_STATEMENT_TIMEOUT_SECONDS, normalise_url, session_scope
 from shared.db.models import CatalogModel
 from shared.messages import parse_order_line
 from shared.product_map import import_product_map
@@ -525,3 +525,25 @@ def test_missing_secret_stops_at_start_with_one_line_naming_it() -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "WC_WEBHOOK_SECRET" in lines[0]
+
+
+def test_a_statement_that_waits_on_a_lock_is_answered_503_within_the_limit(
+    ingest: Ingest, catalog: str, broker: str
+) -> None:
+    """A migration (or anything else holding a table lock) must not hold every server thread."""
+    engine = create_engine(normalise_url(catalog))
+    try:
+        with engine.connect() as locker:
+            locker.execute(text("BEGIN"))
+            locker.execute(text("LOCK TABLE order_versions IN ACCESS EXCLUSIVE MODE"))
+            started = time.monotonic()
+            response = ingest.order(make_order(5301, lines=[VARIATION]))
+            waited = time.monotonic() - started
+            locker.execute(text("ROLLBACK"))
+        assert response.status_code == 503 and "database" in response.json()["error"], response.text
+        assert waited < HOT_PATH_STATEMENT_TIMEOUT_SECONDS + 3
+        assert published(broker) == []
+        # The lock gone, the same order goes through.
+        assert ingest.order(make_order(5301, lines=[VARIATION])).status_code == 200
+    finally:
+        engine.dispose()
