@@ -193,8 +193,8 @@ class GroupedPublisher:
         return pings
 
     def _hand_back(self, failed: _Batch, unsent: list[_Batch]) -> None:
-        """pika refused `failed` (a closed channel): it is sent once more, like an unconfirmed
-        batch, and the batches after it wait for the next connection, never dropped."""
+        """pika refused `failed` (a closed channel, a header it cannot encode): it is sent once
+        more, like an unconfirmed batch, and the batches after it wait for the next connection."""
         again = [failed] if failed.attempts < SEND_ATTEMPTS else []
         if not again:
             failed.finish(BrokerUnavailable("RabbitMQ refused the batch twice"))
