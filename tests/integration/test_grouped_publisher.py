@@ -148,14 +148,13 @@ def test_close_lets_the_batches_in_hand_finish_and_refuses_new_ones(broker: str)
     assert [body for _props, body in drain(broker, LINES)] == [b"1:0:0", b"1:0:1", b"1:0:2"]
 
 
-def test_a_channel_the_broker_closed_fails_or_resends_every_batch_and_leaves_no_caller_waiting(broker: str) -> None:
-    """A publish to a missing exchange makes RabbitMQ close the channel: pika then refuses the
-    batches sent after it on that channel. Each caller must still get an answer."""
-    publisher = GroupedPublisher(broker)
+def _publish_at_once(publisher: GroupedPublisher, batches: dict[str, tuple[list[Outgoing], str]]) -> dict[str, str]:
+    """Each batch from its own thread, all at once: every caller's answer, "confirmed" or
+    "refused". None may be left waiting."""
     outcomes: dict[str, str] = {}
-    start = threading.Barrier(THREADS + 1)
+    start = threading.Barrier(len(batches))
 
-    def publish(name: str, messages: list[Outgoing], exchange: str = topology.EXCHANGE) -> None:
+    def publish(name: str, messages: list[Outgoing], exchange: str) -> None:
         start.wait()
         try:
             publisher.publish_all(messages, exchange=exchange)
@@ -163,16 +162,26 @@ def test_a_channel_the_broker_closed_fails_or_resends_every_batch_and_leaves_no_
         except BrokerUnavailable:
             outcomes[name] = "refused"
 
-    threads = [threading.Thread(target=publish, args=("lost", batch(0, 0), "no-such-exchange"), daemon=True)]
-    threads += [threading.Thread(target=publish, args=(f"t{t}", batch(t, 0)), daemon=True) for t in range(1, THREADS)]
+    threads = [threading.Thread(target=publish, args=(name, messages, exchange), daemon=True)
+               for name, (messages, exchange) in batches.items()]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not [t for t in threads if t.is_alive()], f"callers left waiting; answered: {outcomes}"
+    return outcomes
+
+
+def test_a_channel_the_broker_closed_fails_or_resends_every_batch_and_leaves_no_caller_waiting(broker: str) -> None:
+    """A publish to a missing exchange makes RabbitMQ close the channel: pika then refuses the
+    batches sent after it on that channel. Each caller must still get an answer."""
+    publisher = GroupedPublisher(broker)
     try:
-        for t in threads:
-            t.start()
-        start.wait()
-        deadline = time.monotonic() + 30
-        for t in threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-        assert not [t for t in threads if t.is_alive()], f"callers left waiting; answered: {outcomes}"
+        outcomes = _publish_at_once(publisher, {
+            "lost": (batch(0, 0), "no-such-exchange"),
+            **{f"t{t}": (batch(t, 0), topology.EXCHANGE) for t in range(1, THREADS)},
+        })
         assert outcomes["lost"] == "refused"
         # The others were sent again on a new channel, or refused to their callers (a 503 for a
         # webhook); one refused may still have got through, its confirm lost with the channel.
@@ -190,27 +199,11 @@ def test_a_channel_the_broker_closed_fails_or_resends_every_batch_and_leaves_no_
 def test_a_batch_pika_cannot_encode_fails_alone_and_leaves_no_caller_waiting(broker: str) -> None:
     publisher = GroupedPublisher(broker)
     unencodable = [Outgoing(b"x", topology.ORDER_LINE, "bad-0", headers={"when": object()})]
-    outcomes: dict[str, str] = {}
-    start = threading.Barrier(4)
-
-    def publish(name: str, messages: list[Outgoing]) -> None:
-        start.wait()
-        try:
-            publisher.publish_all(messages)
-            outcomes[name] = "confirmed"
-        except BrokerUnavailable:
-            outcomes[name] = "refused"
-
-    threads = [threading.Thread(target=publish, args=("bad", unencodable), daemon=True)]
-    threads += [threading.Thread(target=publish, args=(f"t{t}", batch(t, 0)), daemon=True) for t in (1, 2)]
     try:
-        for t in threads:
-            t.start()
-        start.wait()
-        deadline = time.monotonic() + 30
-        for t in threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-        assert not [t for t in threads if t.is_alive()], f"callers left waiting; answered: {outcomes}"
+        outcomes = _publish_at_once(publisher, {
+            "bad": (unencodable, topology.EXCHANGE),
+            **{f"t{t}": (batch(t, 0), topology.EXCHANGE) for t in (1, 2)},
+        })
         assert outcomes["bad"] == "refused"
         publisher.publish_all(batch(99, 0))  # and the publisher goes on
     finally:
