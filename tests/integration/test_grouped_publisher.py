@@ -102,10 +102,15 @@ def test_an_unroutable_message_fails_its_own_batch_only(broker: str) -> None:
     assert {b"1:0:0", b"2:0:2", b"after"} <= bodies
 
 
-def test_a_cut_connection_is_rebuilt_and_a_broker_out_of_reach_fails_the_callers(broker: str) -> None:
+def _through_proxy(broker: str, **options: float) -> tuple[TcpProxy, GroupedPublisher]:
+    """A publisher that reaches the broker through a proxy the test can cut or stall."""
     address = urllib.parse.urlsplit(broker)
     proxy = TcpProxy((address.hostname or "127.0.0.1", address.port or 5672))
-    publisher = GroupedPublisher(proxy.url_for(broker), connect_timeout=1.0)
+    return proxy, GroupedPublisher(proxy.url_for(broker), **options)
+
+
+def test_a_cut_connection_is_rebuilt_and_a_broker_out_of_reach_fails_the_callers(broker: str) -> None:
+    proxy, publisher = _through_proxy(broker, connect_timeout=1.0)
     try:
         publisher.publish_all(batch(1, 0))
         proxy.cut()
@@ -216,9 +221,7 @@ def test_a_batch_pika_cannot_encode_fails_alone_and_leaves_no_caller_waiting(bro
 
 
 def test_a_broker_that_hangs_is_answered_for_within_the_limit(broker: str) -> None:
-    address = urllib.parse.urlsplit(broker)
-    proxy = TcpProxy((address.hostname or "127.0.0.1", address.port or 5672))
-    publisher = GroupedPublisher(proxy.url_for(broker), answer_within=1.0)
+    proxy, publisher = _through_proxy(broker, answer_within=1.0)
     try:
         publisher.publish_all(batch(1, 0))
         proxy.stall()
