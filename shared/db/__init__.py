@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -47,8 +47,14 @@ def get_autocommit_engine(url: str) -> Engine:
     thread, so none is opened and closed per request. A statement is cancelled
     after HOT_PATH_STATEMENT_TIMEOUT_SECONDS.
     """
+    url = normalise_url(url)
+    # The timeout goes after any `options` the operator gave in DATABASE_URL (a search_path,
+    # say): connect_args would otherwise replace them.
+    given = make_url(url).query.get("options")
+    options = " ".join(filter(None, [given if isinstance(given, str) else None,
+                                     f"-c statement_timeout={HOT_PATH_STATEMENT_TIMEOUT_SECONDS * 1000}"]))
     return create_engine(
-        normalise_url(url),
+        url,
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,
         pool_size=16,
@@ -56,7 +62,7 @@ def get_autocommit_engine(url: str) -> Engine:
         connect_args={
             "connect_timeout": 5,
             "application_name": "rewix-sync",
-            "options": f"-c statement_timeout={HOT_PATH_STATEMENT_TIMEOUT_SECONDS * 1000}",
+            "options": options,
         },
     )
 

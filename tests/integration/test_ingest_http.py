@@ -23,7 +23,7 @@ import requests
 from sqlalchemy import create_engine, insert, text
 
 from shared import topology
-from shared.db import HOT_PATH_STATEMENT_TIMEOUT_SECONDS, normalise_url, session_scope
+from shared.db import HOT_PATH_STATEMENT_TIMEOUT_SECONDS, get_autocommit_engine, normalise_url, session_scope
 from shared.db.models import CatalogModel
 from shared.messages import parse_order_line
 from shared.product_map import import_product_map
@@ -534,12 +534,11 @@ def test_a_statement_that_waits_on_a_lock_is_answered_503_within_the_limit(
     engine = create_engine(normalise_url(catalog))
     try:
         with engine.connect() as locker:
-            locker.execute(text("BEGIN"))
-            locker.execute(text("LOCK TABLE order_versions IN ACCESS EXCLUSIVE MODE"))
+            locker.execute(text("LOCK TABLE order_versions IN ACCESS EXCLUSIVE MODE"))  # held until rollback
             started = time.monotonic()
             response = ingest.order(make_order(5301, lines=[VARIATION]))
             waited = time.monotonic() - started
-            locker.execute(text("ROLLBACK"))
+            locker.rollback()
         assert response.status_code == 503 and "database" in response.json()["error"], response.text
         assert waited < HOT_PATH_STATEMENT_TIMEOUT_SECONDS + 3
         assert published(broker) == []
@@ -547,3 +546,10 @@ def test_a_statement_that_waits_on_a_lock_is_answered_503_within_the_limit(
         assert ingest.order(make_order(5301, lines=[VARIATION])).status_code == 200
     finally:
         engine.dispose()
+
+
+def test_the_statement_timeout_keeps_the_options_given_in_database_url(database_url: str) -> None:
+    separator = "&" if "?" in database_url else "?"
+    with get_autocommit_engine(f"{database_url}{separator}options=-c%20work_mem%3D7MB").connect() as connection:
+        assert connection.execute(text("SHOW work_mem")).scalar() == "7MB"
+        assert connection.execute(text("SHOW statement_timeout")).scalar() == f"{HOT_PATH_STATEMENT_TIMEOUT_SECONDS}s"
