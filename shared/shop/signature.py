@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Any
 
 # wp_specialchars_decode(..., ENT_QUOTES) decodes exactly these entities, including
 # zero-padded numeric forms, in a single pass (so "&amp;lt;" becomes "&lt;", not "<").

@@ -71,8 +71,9 @@ def php_float(number: float) -> str:
         return sign + "0"
     # repr gives the shortest digits that read back the same, as zend_dtoa's mode 0 does.
     _, digit_tuple, exponent = Decimal(repr(abs(number))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    exponent += len("".join(map(str, digit_tuple))) - len(digits)
+    written = "".join(map(str, digit_tuple))
+    digits = written.rstrip("0") or "0"
+    exponent += len(written) - len(digits)
     # decpt: where the decimal point falls, counted from the first digit (0.d1d2... x 10^decpt).
     decpt = len(digits) + exponent
     if decpt < -3 or decpt > _PHP_DIGITS:
