@@ -66,6 +66,10 @@ def apply(database_url: str, client: RewixClient) -> Applied:
         todo = {d.stock_id: d.needed for d in differences(needed, client.get_growing_order(), stock_ids)}
         if not todo:
             return Applied({}, [])
+        # Committed before the call: if this transaction then fails, the workers set these models again
+        # (services/supplier_sync/handler.py, _forget_before_calling).
+        with session_scope(database_url) as marker:
+            repository.forget_supplier_state(marker, todo)
         answer = client.modify_growing_order(set=todo)
         repository.save(
             session,

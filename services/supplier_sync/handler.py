@@ -137,28 +137,27 @@ class OrderLineHandler:
         result = Convergence()
         if not stock_ids and not order_ids:
             return result
-        asked: set[int] = set()  # the models the supplier was asked to set in this transaction
-        try:
-            with session_scope(self.database_url) as session:
-                self._converge_in(session, stock_ids, order_ids, result, asked)
-        except BaseException:
-            self._forget_supplier_state(asked)
-            raise
+        with session_scope(self.database_url) as session:
+            self._converge_in(session, stock_ids, order_ids, result, set())
         return result
 
-    def _forget_supplier_state(self, stock_ids: set[int]) -> None:
-        """After a convergence that set the supplier and then failed: these models are set again next time."""
-        if not stock_ids:
-            return
-        try:
-            with session_scope(self.database_url) as session:
-                repository.forget_supplier_state(session, stock_ids)
-            log.warning("supplier set in a transaction that failed; its models will be set again",
-                        models=len(stock_ids))
-        except SQLAlchemyError as exc:
-            # The database is away: the retried batch may find these models in step by a stale row.
-            log.error("could not mark models to set again after a failed convergence",
-                      models=len(stock_ids), error=type(exc).__name__)
+    def _forget_before_calling(self, stock_ids: set[int], asked: set[int]) -> None:
+        """Commit "supplier state not known" for these models before a call that changes what it holds.
+
+        The convergence's own transaction saves what the supplier answered; if
+        it never commits (a SIGKILL, a lost database, any error after the
+        call), stock_locks keeps its old row, which may one day equal what is
+        needed again while the supplier holds what the call set: the model
+        would then pass for in step and stay wrong. A row saying "not known"
+        is set again by whoever converges the model next. `asked` holds the
+        models marked already in this convergence: those rows may be written
+        by its transaction now, and marking them from another would wait on it.
+        """
+        todo = stock_ids - asked
+        if todo:
+            with session_scope(self.database_url) as marker:
+                repository.forget_supplier_state(marker, todo)
+            asked.update(todo)
 
     def _converge_in(self, session: Session, stock_ids: set[int], order_ids: set[int], result: Convergence,
                      asked: set[int]) -> None:
@@ -166,7 +165,7 @@ class OrderLineHandler:
         paid = store.paid_orders(session, order_ids)
         states = self._converge_stock(session, stock_ids, order_ids, result, asked)
         sends = plan.orders_to_send(paid, states)
-        self._send(session, sends, result)
+        self._send(session, sends, result, asked)
         sent_stock = plan.sent_stock(sends, result)
         if sent_stock:
             # The sent units left what is needed: set the supplier to the rest.
@@ -189,7 +188,7 @@ class OrderLineHandler:
                         asked: set[int]) -> plan.LineStates:
         snapshot = repository.load(session, stock_ids, order_ids)
         wanted = plan.totals_to_set(snapshot, result.stock)
-        asked.update(wanted)  # before the call: a call that fails midway may have set some of them
+        self._forget_before_calling(set(wanted), asked)
         answers = self._set(wanted) if wanted else {}
         # Units asked for that the supplier could not lock: what "short" costs, for the metrics.
         UNITS_SHORT.inc(sum(max(0, wanted[sid] - a.locked) for sid, a in answers.items()
@@ -259,10 +258,12 @@ class OrderLineHandler:
                 answers.update(self._set_split(half, seen))
         return answers
 
-    def _send(self, session: Session, sends: list[Send], result: Convergence) -> None:
+    def _send(self, session: Session, sends: list[Send], result: Convergence, asked: set[int]) -> None:
         for send in sends:
             order = send.order
             with bound_ids(order_id=order.order_id):
+                # A dropshipping order takes its units out of the growing order.
+                self._forget_before_calling(set(send.items), asked)
                 # The key is frozen (committed) before any request: keys.py says why.
                 with session_scope(self.database_url) as key_session:
                     frozen = keys.freeze(key_session, order.order_id, order.number)

@@ -119,11 +119,12 @@ UNKNOWN_NEEDED = -1
 
 
 def forget_supplier_state(session: Session, stock_ids: Iterable[int]) -> None:
-    """The supplier was set for these models in a transaction that did not commit.
+    """The supplier is about to be changed for these models: what stock_locks says of them is not known.
 
-    What stock_locks says of them may then match what is needed while the
-    supplier holds what that transaction asked for: without this, the next
-    convergence would find them in step and leave the supplier wrong.
+    Committed on its own before the call. If the transaction that saves the
+    supplier's answer then never commits, the old row might match what is
+    needed one day while the supplier holds what the call set: without this,
+    the next convergence would find the model in step and leave it wrong.
     """
     ids = sorted(set(stock_ids))
     if not ids:

@@ -8,7 +8,12 @@ import sys
 
 import pytest
 
+from shared.consumer import Delivery
+from shared.retry import Ack
+from shared.rewix import RewixClient
+from services.supplier_sync.handler import OrderLineHandler
 from tests.conftest import TEST_RETRY_DELAYS, queue_depth
+from tests.integration.dies_after_supplier_call import DIED
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, order_messages
 
 
@@ -71,3 +76,53 @@ def test_sigkill_in_a_burst_converges_exactly(harness):
           f"{len(keys)} supplier orders for {len(paid)} paid shop orders, duplicates refused: {harness.control.state()['duplicates']}")
     assert len(keys) == len(set(keys)) == len(paid)
     assert queue_depth(harness.amqp_url, "rewix.order_lines.dead") == 0
+
+
+def die_after(harness: SyncHarness, call: str, messages) -> None:
+    """Hand one message to a handler in a process that dies as soon as the supplier answered `call`."""
+    (message,) = messages
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.integration.dies_after_supplier_call", harness.sim.url, API_KEY, PASSWORD, call],
+        input=message.to_bytes(), env={**os.environ, "DATABASE_URL": harness.database_url, "LOG_LEVEL": "WARNING"},
+        timeout=30,
+    )
+    assert child.returncode == DIED, f"the handler did not die after call {call!r} (exit {child.returncode})"
+
+
+def handle(harness: SyncHarness, messages) -> None:
+    handler = OrderLineHandler(harness.database_url, RewixClient(harness.sim.url, API_KEY, PASSWORD, timeout=5))
+    batch = [Delivery(body=m.to_bytes(), message_id=m.message_id, headers={}, delivery_tag=n, redelivered=False)
+             for n, m in enumerate(messages, 1)]
+    assert all(isinstance(o, Ack) for o in handler(batch))
+
+
+def test_killed_between_the_supplier_answer_and_the_commit(harness):
+    """The supplier was set, the transaction saying so never committed: the next look must not trust the old row.
+
+    One unit locked and recorded; a change to two units is set at the supplier
+    and the worker dies before its commit; the order goes back to one unit.
+    The row still says one unit held, which is what is needed again: only a
+    row that says "not known" makes the next convergence set the supplier.
+    """
+    handle(harness, order_messages(1, "pending", {10: (1001, 1)}))
+    assert harness.locks() == {1001: 1}
+    die_after(harness, "1", order_messages(1, "pending", {10: (1001, 2)}, version=1))
+    assert harness.locks() == {1001: 2}  # the supplier took it; our row did not
+    handle(harness, order_messages(1, "pending", {10: (1001, 1)}, version=2))
+    assert harness.locks() == {1001: 1}
+
+
+def test_killed_between_a_send_and_the_commit(harness):
+    """A send takes its units out of the growing order; a death before the commit must not leave the row trusted.
+
+    Two pending orders hold a unit each; the second is paid, sent (the model
+    was in step: no `set` before it) and the worker dies before its commit.
+    Then that order is cancelled and a third comes: two units are needed, as
+    the row says, while the supplier holds one.
+    """
+    handle(harness, order_messages(1, "pending", {10: (1001, 1)}) + order_messages(2, "pending", {20: (1001, 1)}))
+    assert harness.locks() == {1001: 2}
+    die_after(harness, "send", order_messages(2, "processing", {20: (1001, 1)}, version=1))
+    assert harness.locks() == {1001: 1}  # the send took one; our row did not see it
+    handle(harness, order_messages(2, "cancelled", {20: (1001, 1)}, version=2) + order_messages(3, "pending", {30: (1001, 1)}))
+    assert harness.locks() == {1001: 2}
