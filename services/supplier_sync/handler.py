@@ -36,7 +36,7 @@ from shared.vocabulary import LineState
 from services.supplier_sync import keys, plan, problems, recording, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
-from services.supplier_sync.sending import send_once
+from services.supplier_sync.sending import look_up, send_once
 
 log = get_logger(__name__)
 
@@ -170,6 +170,7 @@ class OrderLineHandler:
         if sent_stock:
             # The sent units left what is needed: set the supplier to the rest.
             self._converge_stock(session, sent_stock, order_ids, result, asked)
+        self._find_orders_sent_before_a_crash(session, order_ids - {p.order_id for p in paid}, result)
         for supplier_order in store.flag_cancelled_after_sending(session, order_ids):
             log.warning(
                 "shop order cancelled after it was sent to the supplier",
@@ -292,6 +293,34 @@ class OrderLineHandler:
                 after_send = plan.lines_after_send(send, result.orders[order.order_id])
                 result.lines.update(after_send)
                 repository.save(session, lines=after_send)
+
+    def _find_orders_sent_before_a_crash(self, session: Session, order_ids: set[int], result: Convergence) -> None:
+        """Record the supplier orders a worker sent and died before recording, of orders not to be sent now.
+
+        Such an order (cancelled while its message waited to come back, say)
+        would otherwise exist at the supplier unknown to us: recorded, the
+        poller follows it and, if the shop order was given up, the owner is
+        told to cancel it at the supplier (store.flag_cancelled_after_sending).
+        """
+        for order_id, key in store.sent_but_not_recorded(session, order_ids):
+            with bound_ids(order_id=order_id):
+                try:
+                    found = look_up(self.client, key)
+                except ExternalError as exc:
+                    outcome = retry.outcome_of(exc)
+                    if isinstance(outcome, retry.Paused):
+                        raise
+                    log.warning("could not look up a key sent before a crash", key=key, error=exc.reason[:200])
+                    result.orders[order_id] = outcome  # its messages wait, then say why
+                    continue
+                if found is None:
+                    continue  # the POST never reached the supplier
+                store.record_supplier_order(session, order_id, key, found.order_id or None, found.status)
+                sent = {(order_id, line_id): (LineState.SENT, None) for line_id in store.line_ids(session, order_id)}
+                result.lines.update(sent)
+                repository.save(session, lines=sent)
+                log.warning("supplier order sent before a crash found and recorded", key=key,
+                            supplier_order_id=found.order_id)
 
     @staticmethod
     def _hold_up_orders_of_failed_models(session: Session, order_ids: set[int], result: Convergence) -> None:

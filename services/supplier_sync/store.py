@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared import retry
-from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierOrder
+from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierKey, SupplierOrder
 from shared.messages import OrderLineMessage
 from shared.text import storable, storable_json, stored_reason
 from shared.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
@@ -246,6 +246,32 @@ def record_supplier_order(session: Session, shop_order_id: int, key: str, suppli
         )
         .on_conflict_do_nothing(index_elements=[SupplierOrder.shop_order_id])
     )
+
+
+def sent_but_not_recorded(session: Session, order_ids: Iterable[int]) -> list[tuple[int, str]]:
+    """(order_id, key) of these orders whose POST may have reached the supplier but no supplier order is recorded.
+
+    That is a worker gone between the POST and its commit. A paid order then
+    finds its supplier order when it is sent again (sending.py); one that is
+    no longer to be sent (cancelled meanwhile, say) is found only by asking.
+    """
+    ids = sorted(set(order_ids))
+    if not ids:
+        return []
+    rows = session.execute(
+        select(SupplierKey.shop_order_id, SupplierKey.key)
+        .outerjoin(SupplierOrder, SupplierOrder.shop_order_id == SupplierKey.shop_order_id)
+        .where(SupplierKey.shop_order_id.in_(ids), SupplierKey.first_sent_at.is_not(None), SupplierOrder.id.is_(None))
+        .order_by(SupplierKey.shop_order_id)
+    ).all()
+    return [(order_id, key) for order_id, key in rows]
+
+
+def line_ids(session: Session, order_id: int) -> list[int]:
+    """The lines an order has at its latest state."""
+    return list(session.scalars(
+        select(OrderLine.line_id).where(OrderLine.order_id == order_id, ~OrderLine.removed).order_by(OrderLine.line_id)
+    ))
 
 
 def flag_cancelled_after_sending(session: Session, order_ids: Iterable[int]) -> list[SupplierOrder]:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from shared.consumer import Delivery
-from shared.retry import Ack
+from shared.retry import Ack, RetryLater
 from shared.rewix import RewixClient
 from services.supplier_sync.handler import OrderLineHandler
 from tests.conftest import TEST_RETRY_DELAYS, queue_depth
@@ -89,11 +89,12 @@ def die_after(harness: SyncHarness, call: str, messages) -> None:
     assert child.returncode == DIED, f"the handler did not die after call {call!r} (exit {child.returncode})"
 
 
-def handle(harness: SyncHarness, messages) -> None:
+def handle(harness: SyncHarness, messages, *, expect=Ack) -> None:
     handler = OrderLineHandler(harness.database_url, RewixClient(harness.sim.url, API_KEY, PASSWORD, timeout=5))
     batch = [Delivery(body=m.to_bytes(), message_id=m.message_id, headers={}, delivery_tag=n, redelivered=False)
              for n, m in enumerate(messages, 1)]
-    assert all(isinstance(o, Ack) for o in handler(batch))
+    outcomes = handler(batch)
+    assert all(isinstance(o, expect) for o in outcomes), outcomes
 
 
 def test_killed_between_the_supplier_answer_and_the_commit(harness):
@@ -126,3 +127,29 @@ def test_killed_between_a_send_and_the_commit(harness):
     assert harness.locks() == {1001: 1}  # the send took one; our row did not see it
     handle(harness, order_messages(2, "cancelled", {20: (1001, 1)}, version=2) + order_messages(3, "pending", {30: (1001, 1)}))
     assert harness.locks() == {1001: 2}
+    handle(harness, order_messages(2, "processing", {20: (1001, 1)}, version=1))  # the dead worker's message, back
+    assert harness.locks() == {1001: 2}
+    assert [o["key"] for o in harness.supplier_orders()] == ["WC-2"]
+
+
+def test_an_order_sent_before_a_crash_and_cancelled_meanwhile_is_found(harness):
+    """The supplier has the order, the shop cancelled it before the dead worker's message came back.
+
+    Nothing would send it again, so nothing would look for it: the
+    convergence of the cancel asks the supplier for the key the dead worker
+    had started to send, records what it finds, and the owner is told to
+    cancel it there.
+    """
+    die_after(harness, "send", order_messages(2, "processing", {20: (1001, 1)}))
+    cancel = order_messages(2, "cancelled", {20: (1001, 1)}, version=1)
+    harness.control.faults(clientkey_errors=["WC-2"])  # the lookup answers 500: not known either way
+    handle(harness, cancel, expect=RetryLater)
+    assert harness.query("SELECT key FROM supplier_orders") == []
+    harness.control.clear_faults()
+    handle(harness, cancel)  # the retry
+    (row,) = harness.query("SELECT key, supplier_order_id, cancelled_in_shop, last_error FROM supplier_orders")
+    (sent,) = harness.supplier_orders()
+    assert (row.key, row.supplier_order_id, row.cancelled_in_shop) == ("WC-2", sent["order_id"], True)
+    assert "cancel it on the supplier's platform" in row.last_error
+    assert harness.line_statuses() == {(2, 20): "sent"}
+    assert harness.locks() == {}
