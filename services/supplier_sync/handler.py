@@ -14,6 +14,7 @@ the batch to the wait queues.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ from shared.vocabulary import LineState
 from services.supplier_sync import keys, plan, problems, recording, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
-from services.supplier_sync.sending import look_up, send_once
+from services.supplier_sync.sending import send_once
 
 log = get_logger(__name__)
 
@@ -305,13 +306,17 @@ class OrderLineHandler:
         for order_id, key in store.sent_but_not_recorded(session, order_ids):
             with bound_ids(order_id=order_id):
                 try:
-                    found = look_up(self.client, key)
+                    found = self.client.find_order_by_key(key)
                 except ExternalError as exc:
                     outcome = retry.outcome_of(exc)
                     if isinstance(outcome, retry.Paused):
                         raise
                     log.warning("could not look up a key sent before a crash", key=key, error=exc.reason[:200])
-                    result.orders[order_id] = outcome  # its messages wait, then say why
+                    # Its messages wait, then say what to check: nothing is sent again for such an order.
+                    result.orders[order_id] = dataclasses.replace(outcome, reason=(
+                        f"a send under key {key!r} may have reached the supplier before a crash, and its lookup "
+                        f"failed ({exc.reason[:200]}): check on the supplier's platform whether an order with "
+                        f"key {key!r} exists"))
                     continue
                 if found is None:
                     continue  # the POST never reached the supplier

@@ -56,7 +56,7 @@ def send_once(
     go. Raises TransientError / PermanentError / AccountRefused when it could not.
     """
     if sent_before:
-        existing = look_up(client, key)
+        existing = _look_up(client, key)
         if existing is not None:
             log.info("supplier order already exists", key=key, supplier_order_id=existing.order_id)
             return existing
@@ -73,7 +73,7 @@ def send_once(
         if not exc.outcome_unknown:
             raise
         # The request may have been carried out: look before anyone repeats it.
-        found = look_up(client, key)
+        found = _look_up(client, key)
         if found is None:
             raise
         SUPPLIER_ORDERS_SENT.inc()
@@ -90,7 +90,7 @@ def send_once(
     return created
 
 
-def look_up(client: RewixClient, key: str) -> SupplierOrderStatus | None:
+def _look_up(client: RewixClient, key: str) -> SupplierOrderStatus | None:
     """The order under `key` after a POST that may have landed; an ambiguous answer says what to check."""
     try:
         return client.find_order_by_key(key)

@@ -89,12 +89,13 @@ def die_after(harness: SyncHarness, call: str, messages) -> None:
     assert child.returncode == DIED, f"the handler did not die after call {call!r} (exit {child.returncode})"
 
 
-def handle(harness: SyncHarness, messages, *, expect=Ack) -> None:
+def handle(harness: SyncHarness, messages, *, expect=Ack) -> list:
     handler = OrderLineHandler(harness.database_url, RewixClient(harness.sim.url, API_KEY, PASSWORD, timeout=5))
     batch = [Delivery(body=m.to_bytes(), message_id=m.message_id, headers={}, delivery_tag=n, redelivered=False)
              for n, m in enumerate(messages, 1)]
     outcomes = handler(batch)
     assert all(isinstance(o, expect) for o in outcomes), outcomes
+    return outcomes
 
 
 def test_killed_between_the_supplier_answer_and_the_commit(harness):
@@ -143,7 +144,8 @@ def test_an_order_sent_before_a_crash_and_cancelled_meanwhile_is_found(harness):
     die_after(harness, "send", order_messages(2, "processing", {20: (1001, 1)}))
     cancel = order_messages(2, "cancelled", {20: (1001, 1)}, version=1)
     harness.control.faults(clientkey_errors=["WC-2"])  # the lookup answers 500: not known either way
-    handle(harness, cancel, expect=RetryLater)
+    (waits,) = handle(harness, cancel, expect=RetryLater)
+    assert "key 'WC-2' may have reached the supplier" in waits.reason and "check on the supplier's platform" in waits.reason
     assert harness.query("SELECT key FROM supplier_orders") == []
     harness.control.clear_faults()
     handle(harness, cancel)  # the retry
