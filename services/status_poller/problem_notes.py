@@ -1,11 +1,12 @@
-"""Writes the private order notes that tell the shop owner of a supplier problem, and of its end.
+"""Writes the private order notes that tell the shop owner of a supplier problem, of its end, and notices.
 
 supplier_sync opens and clears the problems (services/supplier_sync/problems.py,
 stored in order_problems by shared/order_problems.py); this loop writes each
 note once: the problem's row stays locked (FOR UPDATE SKIP LOCKED, so another
 status_poller skips it) from before the note is written until it is marked
 told, and a note already on the order (a crash after writing it) is not
-written again.
+written again. Notices (shared/order_notices.py), things that happened that
+the owner reads once, are written the same way.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from shared.db import get_engine
 from shared.errors import PermanentError
 from shared.logging import bound_ids, get_logger
 from shared.observability.health import HEALTH
+from shared.order_notices import claim_due_notice, mark_sent
 from shared.order_problems import claim_due_note, mark_told
 from shared.shop import WooCommerceClient
 from services.status_poller.shop_updates import has_note
@@ -55,7 +57,7 @@ class ProblemNotes:
         log.info("problem notes stopped")
 
     def run_once(self) -> int:
-        """Write the notes due (up to MAX_PER_PASS); returns how many were written."""
+        """Write the notes due (up to MAX_PER_PASS of problems, then of notices); returns how many were written."""
         written = 0
         for _ in range(MAX_PER_PASS):
             with Session(self.engine) as session, session.begin():
@@ -63,18 +65,35 @@ class ProblemNotes:
                 if due is None:
                     break
                 with bound_ids(order_id=due.order_id):
-                    try:
-                        # Written already (a crash between writing and marking)? Then only mark it.
-                        if not has_note(self.shop.list_notes(due.order_id), due.text):
-                            self.shop.add_note(due.order_id, due.text)
-                            written += 1
-                        log.info("problem note written" if not due.clearing else "problem cleared, note written",
-                                 problem_id=due.problem_id)
-                    except PermanentError as exc:
-                        if exc.status not in (404, 410):
-                            raise  # refused keys and the like: the note waits for the next pass
-                        # The shop no longer has this order: the note cannot be written, ever.
-                        log.warning("problem note not written: the shop refuses it", problem_id=due.problem_id,
-                                    status=exc.status, error=exc.reason[:200])
+                    written += self._write(due.order_id, due.text)
+                    log.info("problem note written" if not due.clearing else "problem cleared, note written",
+                             problem_id=due.problem_id)
                     mark_told(session, due)
+        for _ in range(MAX_PER_PASS):
+            with Session(self.engine) as session, session.begin():
+                notice = claim_due_notice(session)
+                if notice is None:
+                    break
+                with bound_ids(order_id=notice.order_id):
+                    written += self._write(notice.order_id, notice.text)
+                    log.info("notice written", kind=notice.kind)
+                    mark_sent(session, notice)
         return written
+
+    def _write(self, order_id: int, text: str) -> int:
+        """Write a private note once (1), or nothing (0) when it is there already or the order is gone.
+
+        Written already (a crash between writing and marking)? Then it is only
+        marked. Any other failure is raised: the row stays due for the next pass.
+        """
+        try:
+            if has_note(self.shop.list_notes(order_id), text):
+                return 0
+            self.shop.add_note(order_id, text)
+            return 1
+        except PermanentError as exc:
+            if exc.status not in (404, 410):
+                raise  # refused keys and the like: the note waits for the next pass
+            # The shop no longer has this order: the note cannot be written, ever.
+            log.warning("note not written: the shop has no such order", status=exc.status, error=exc.reason[:200])
+            return 0

@@ -286,6 +286,25 @@ class ShopWebhookRecord(Base):
     last_off_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class OrderNotice(Base):
+    """A private note the shop owner reads once on a shop order: something that happened, not a problem.
+
+    Once per (order, kind), however often it is asked for: a field fitted to
+    the supplier's limits, an order sent once its product was mapped, a wait
+    for payment. Written by whoever notices; status_poller writes the note
+    (services/status_poller/problem_notes.py) and sets `sent_at`.
+    """
+
+    __tablename__ = "order_notices"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    note: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_order_notices_due", "created_at", postgresql_where=text("sent_at IS NULL")),)
+
+
 class SupplierKey(Base):
     """The key a paid order is sent to the supplier under, chosen once and never changed.
 

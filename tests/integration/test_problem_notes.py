@@ -136,3 +136,24 @@ def test_a_dead_lettered_order_makes_one_note_and_one_more_when_it_goes_through(
     assert len(sync.supplier_orders()) == 1
     sync.wait_until(lambda: world.notes_loop.run_once() == 0, what="nothing more to write")
     assert len(world.notes(order_id)) == 2
+
+
+def test_a_notice_is_written_once_however_often_it_is_asked_for(world):
+    from sqlalchemy.orm import Session
+
+    from shared.order_notices import tell_once
+
+    order_id = world.shop_order()
+    with Session(world.sync.engine) as session, session.begin():
+        assert tell_once(session, order_id, "fitted", "The phone was shortened for the supplier.")
+    with Session(world.sync.engine) as session, session.begin():
+        # Asked again (a retried send, another worker): nothing changes, the first words stay.
+        assert not tell_once(session, order_id, "fitted", "Other words.")
+    world.sync.wait_until(lambda: world.notes(order_id) == ["The phone was shortened for the supplier."],
+                          what="the notice")
+    assert world.notes_loop.run_once() == 0
+    with world.sync.engine.begin() as c:
+        # Written, then a crash before it was marked: the next pass finds it on the order and only marks it.
+        c.execute(text("UPDATE order_notices SET sent_at = NULL WHERE order_id = :o"), {"o": order_id})
+    assert world.notes_loop.run_once() == 0
+    assert world.notes(order_id) == ["The phone was shortened for the supplier."]
