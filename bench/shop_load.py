@@ -69,7 +69,8 @@ def seed(shop: Any, engine: Engine, orders: int) -> list[dict[str, Any]]:
     with engine.begin() as c:
         c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (2101, 0, :s)"),
                   {"s": STOCK_ID})
-        c.execute(text("INSERT INTO known_orders (order_id) SELECT unnest(CAST(:ids AS bigint[]))"),
+        c.execute(text("INSERT INTO order_versions (order_id, had_supplier_line)"
+                       " SELECT unnest(CAST(:ids AS bigint[])), true"),
                   {"ids": [o["id"] for o in made]})
         c.execute(
             text("INSERT INTO shop_orders (id, number, status, date_modified_gmt, deleted, customer_note, supplier_line_ids)"

@@ -36,33 +36,30 @@ from shared.db import get_autocommit_engine
 from shared.order_events import Conversion, convert
 from shared.product_lookup import ProductLookupCache
 
-# Remembers the order (when it has supplier lines and the resolutions were made
-# at the current version) and says whether it is known, in one round trip.
-# `last_value + is_called` grows by one with every nextval, from 1 on.
+# Remembers what this event tells of the order and reads what is known of it, in one round trip:
+# its newest date_modified_gmt and whether it ever had a supplier line (only when the lines
+# were resolved at the current product lookup version). Both live in the order's one
+# order_versions row, written by one upsert: a concurrent event of the same order makes it
+# wait, and it then reads what that event committed. (A flag read by a plain SELECT of the
+# statement would see only the statement's snapshot: two deliveries of a new order at the
+# same instant could then both be dropped.) `last_value + is_called` grows by one with
+# every nextval, from 1 on.
 # A prepared statement of each connection (PostgreSQL parses and plans it once):
-# $1 order id, $2 remember it, $3 the lookup version resolved at, $4 its date_modified_gmt.
+# $1 order id, $2 it has supplier lines, $3 the lookup version resolved at, $4 its date_modified_gmt.
 REMEMBER_STATEMENT = "ingest_remember"
 PREPARE_REMEMBER = f"""
     PREPARE {REMEMBER_STATEMENT} (bigint, boolean, bigint, timestamptz) AS
     WITH version AS (
         SELECT last_value + is_called::int AS value FROM product_lookup_version
-    ), remembered AS (
-        INSERT INTO known_orders (order_id)
-        SELECT $1 FROM version WHERE $2 AND version.value = $3
-        ON CONFLICT DO NOTHING
-        RETURNING order_id
     ), seen AS (
-        INSERT INTO order_versions (order_id, latest_modified_gmt)
-        SELECT $1, $4 WHERE $4 IS NOT NULL
+        INSERT INTO order_versions AS v (order_id, latest_modified_gmt, had_supplier_line)
+        SELECT $1, $4, COALESCE($2 AND version.value = $3, false) FROM version
         ON CONFLICT (order_id) DO UPDATE
-        SET latest_modified_gmt = GREATEST(order_versions.latest_modified_gmt, EXCLUDED.latest_modified_gmt)
-        RETURNING latest_modified_gmt
+        SET latest_modified_gmt = GREATEST(v.latest_modified_gmt, EXCLUDED.latest_modified_gmt),
+            had_supplier_line = v.had_supplier_line OR EXCLUDED.had_supplier_line
+        RETURNING latest_modified_gmt, had_supplier_line
     )
-    SELECT version.value,
-           EXISTS (SELECT 1 FROM known_orders WHERE order_id = $1)
-           OR EXISTS (SELECT 1 FROM remembered),
-           (SELECT latest_modified_gmt FROM seen)
-    FROM version
+    SELECT version.value, seen.had_supplier_line, seen.latest_modified_gmt FROM version, seen
 """
 REMEMBER = f"EXECUTE {REMEMBER_STATEMENT} (%(order_id)s, %(remember)s, %(version)s, %(modified)s)"
 # Topics whose webhook cannot be taken at its word: the signature does not cover the

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from shared import send_holds
 from shared.db import session_scope
-from shared.db.models import KnownOrder, ShopOrder, SupplierOrder
+from shared.db.models import OrderVersion, ShopOrder, SupplierOrder
 from shared.order_events import InvalidOrder, convert
 from shared.order_intake import OrderIntake
 from shared.product_map import ProductResolver
@@ -100,7 +100,8 @@ def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
     if conversion.ignored:
         return result(f"{NOTHING}: {conversion.ignored}")
     if not conversion.has_supplier_lines:
-        known = session.get(KnownOrder, conversion.order_id) is not None
+        seen = session.get(OrderVersion, conversion.order_id)
+        known = seen is not None and seen.had_supplier_line
         return result(RELEASE if known else f"{NOTHING}: no supplier line")
     if status not in HOLDING_STATUSES:
         return result(RELEASE if status != ShopStatus.COMPLETED else f"{NOTHING}: completed")

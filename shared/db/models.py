@@ -78,28 +78,22 @@ class SendHold(Base):
     held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class KnownOrder(Base):
-    """An order that had a supplier line in some event ingest published.
-
-    Lets ingest skip orders that never had one (they cost the supplier
-    nothing) while still releasing orders that lose their last supplier line.
-    """
-
-    __tablename__ = "known_orders"
-    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
 class OrderVersion(Base):
-    """The newest `date_modified_gmt` ingest has seen of an order, with or without supplier lines.
+    """What ingest has seen of an order: its newest `date_modified_gmt`, and whether it ever had a supplier line.
 
-    An event older than it is refused, so a newest state that left the order
-    without supplier lines still wins when older events arrive after it.
+    An event older than the newest date is refused, so a newest state that
+    left the order without supplier lines still wins when older events arrive
+    after it. An order that never had a supplier line costs the supplier
+    nothing; one that had one is released when it loses the last. Both are
+    read and written by one upsert of this row (shared/order_intake.py), so two
+    deliveries of one order at the same instant see each other.
     """
 
     __tablename__ = "order_versions"
     order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    latest_modified_gmt: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # None until an event with a date is seen (a delete carries none).
+    latest_modified_gmt: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    had_supplier_line: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
 
 
 class ShopOrder(Base):

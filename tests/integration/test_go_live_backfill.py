@@ -65,8 +65,9 @@ def test_dry_run_prints_the_plan_per_order_and_sends_nothing(db: str, broker: st
 
     # Nothing was published, held, remembered or recorded.
     assert queue_depth(broker, topology.ORDER_LINES.name) == 0
-    for table in ("send_holds", "known_orders", "unmatched_lines", "shop_orders"):
+    for table in ("send_holds", "unmatched_lines", "shop_orders"):
         assert count(db, f"SELECT count(*) FROM {table}") == 0, table
+    assert count(db, "SELECT count(*) FROM order_versions WHERE had_supplier_line") == 0
 
 
 def test_a_backfilled_paid_order_is_locked_but_sent_only_when_the_owner_says_so(db: str, broker: str, shop) -> None:

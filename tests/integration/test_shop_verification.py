@@ -152,7 +152,8 @@ def test_the_sweep_runs_inside_status_poller(db: str, broker: str, tmp_path: Any
         with world.engine.begin() as c:
             c.execute(text("INSERT INTO product_map (wc_product_id, wc_variation_id, stock_id) VALUES (:s, 0, :s)"),
                       {"s": T_SHIRT})
-            c.execute(text("INSERT INTO known_orders (order_id) VALUES (:id)"), {"id": order["id"]})
+            c.execute(text("INSERT INTO order_versions (order_id, had_supplier_line) VALUES (:id, true)"),
+                      {"id": order["id"]})
             c.execute(text("INSERT INTO shop_orders (id, number, status, date_modified_gmt, deleted, customer_note,"
                            " supplier_line_ids) VALUES (:id, :id, 'on-hold', :modified, false, '', '[]')"),
                       {"id": order["id"], "modified": order["date_modified_gmt"] + "+00:00"})
