@@ -1,4 +1,4 @@
-"""Deletes and restores are confirmed with the shop before anything is released or locked again.
+"""Deletes, restores and contradicting states are confirmed with the shop before anything changes.
 
 WooCommerce signs a webhook's body, not its `X-WC-Webhook-Topic` header, so a
 captured signed body of order N resent as `order.deleted` would release N,
@@ -13,7 +13,10 @@ asked (GET /orders/N):
   the latest state wins (a replayed delete or restore then changes nothing).
 
 What is published goes through OrderIntake like any event, marked
-`confirmation`, and is recorded by the next batch. A shop that cannot be
+`confirmation`, and is recorded by the next batch. The same question settles
+a state that contradicts the recorded one while claiming its date
+(services/supplier_sync/lifecycle.py, `contradicts`): the shop's answer, marked
+`confirmation`, is recorded even at an equal date. A shop that cannot be
 asked means the message is retried later on the retry policy's schedule;
 nothing is ever released on an unconfirmed delete.
 """
@@ -41,21 +44,30 @@ class ShopConfirmation:
             self.intake.publisher.close()
 
     def __call__(self, message: OrderLineMessage) -> retry.Outcome:
-        with bound_ids(order_id=message.order_id, message_id=message.message_id):
+        """Confirm a delete or restore a webhook claimed: publish what the shop says of the order now."""
+        return self.ask(message.order_id, message.topic, message_id=message.message_id)
+
+    def ask(self, order_id: int, claimed_topic: str = "order.updated", message_id: str | None = None) -> retry.Outcome:
+        """Publish the order as the shop has it now (marked `confirmation`): the state that wins.
+
+        For a delete or restore a webhook claimed, and for a state that
+        contradicts the recorded one of the same date (store.record_batch).
+        """
+        with bound_ids(order_id=order_id, message_id=message_id):
             if self.shop is None or self.intake is None:
                 # Never release or lock on the webhook's word: wait for the shop to be configured.
                 return retry.RetryLater("the shop cannot be asked: WC_URL, WC_CONSUMER_KEY and WC_CONSUMER_SECRET")
             try:
-                order = self.shop.find_order(message.order_id)
+                order = self.shop.find_order(order_id)
                 if order is None:
-                    self.intake.submit({"id": message.order_id}, "order.deleted", source="confirmation")
+                    self.intake.submit({"id": order_id}, "order.deleted", source="confirmation")
                     found = "deleted"
                 elif order.get("status") == ShopStatus.TRASH:
                     self.intake.submit(order, "order.updated", source="confirmation")
                     found = "trashed"
                 else:
                     # Restored for real (or a replayed body): the order as the shop has it now.
-                    topic = "order.restored" if message.topic == "order.restored" else "order.updated"
+                    topic = "order.restored" if claimed_topic == "order.restored" else "order.updated"
                     self.intake.submit(order, topic, source="confirmation")
                     found = "present"
             except InvalidOrder as exc:
@@ -63,7 +75,7 @@ class ShopConfirmation:
             except Exception as exc:  # the shop, the broker or the database: the retry policy decides
                 outcome = retry.outcome_of(exc, "shop")
                 if isinstance(outcome, retry.DeadLetter) and not isinstance(exc, TransientError):
-                    log.error("delete or restore could not be confirmed", topic=message.topic, reason=outcome.reason)
+                    log.error("order could not be confirmed with the shop", topic=claimed_topic, reason=outcome.reason)
                 return outcome
-            log.info("delete or restore confirmed with the shop", topic=message.topic, found=found)
+            log.info("order confirmed with the shop", topic=claimed_topic, found=found)
             return retry.Ack()

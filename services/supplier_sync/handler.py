@@ -72,6 +72,7 @@ class OrderLineHandler:
             return [o or failure for o in outcomes]
         for position, refusal in recorded.refused.items():
             outcomes[messages[position][0]] = refusal
+        self._ask_shop(messages, recorded, outcomes)
         try:
             convergence = self.converge(set(recorded.stock_ids), set(recorded.order_ids))
         except ExternalError as exc:
@@ -84,9 +85,25 @@ class OrderLineHandler:
             log.warning("supplier unavailable, batch will be retried", error=exc.reason[:200], status=exc.status)
             return [o or failure for o in outcomes]
         for position, (index, message) in enumerate(messages):
-            if position not in recorded.refused:
+            if position not in recorded.refused and position not in recorded.ask_shop:
                 outcomes[index] = plan.message_outcome(message, convergence)
         return [o or retry.Ack() for o in outcomes]
+
+    def _ask_shop(self, messages: list[tuple[int, OrderLineMessage]], recorded: store.Recorded,
+                  outcomes: list[retry.Outcome | None]) -> None:
+        """Messages contradicting the recorded state of the same date: the shop is asked, once per order.
+
+        Each such message is acked once the shop's answer is published (it is
+        recorded by a later batch), or waits on the schedule with the answer's failure.
+        """
+        asked: dict[int, retry.Outcome] = {}
+        for position in sorted(recorded.ask_shop):
+            index, message = messages[position]
+            if message.order_id not in asked:
+                log.info("same date, another state: asking the shop", order_id=message.order_id,
+                         message_id=message.message_id, date_modified_gmt=str(message.date_modified_gmt))
+                asked[message.order_id] = self.confirm.ask(message.order_id, message_id=message.message_id)
+            outcomes[index] = asked[message.order_id]
 
     def wait_until_workable(self, paused: retry.Paused, stop: threading.Event) -> None:
         """The consumer stopped taking messages for a refused account: wait until the supplier accepts it."""
@@ -96,7 +113,7 @@ class OrderLineHandler:
         """Record the messages' order states; a message the database refuses fails alone (recording.py)."""
         recorded = recording.record_isolating(self.database_url, messages)
         for position, (message, applied) in enumerate(zip(messages, recorded.applied)):
-            if not applied and position not in recorded.refused:
+            if not applied and position not in recorded.refused and position not in recorded.ask_shop:
                 log.info(
                     "older order state ignored",
                     order_id=message.order_id,

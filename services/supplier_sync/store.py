@@ -20,7 +20,7 @@ from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierKey, Suppli
 from shared.messages import OrderLineMessage
 from shared.text import storable, storable_json, stored_reason
 from shared.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
-from services.supplier_sync.lifecycle import StoredState, supersedes
+from services.supplier_sync.lifecycle import RecordedLine, StoredState, contradicts, supersedes
 from services.supplier_sync.plan import PaidLine, PaidOrder
 
 
@@ -35,6 +35,9 @@ class Recorded:
     order_ids: frozenset[int]  # orders whose state changed
     # Position of each message the database refused, and why (services/supplier_sync/recording.py).
     refused: Mapping[int, retry.DeadLetter] = field(default_factory=dict)
+    # Positions of messages not recorded because they contradict the recorded state of the same
+    # date (lifecycle.contradicts): the shop must be asked for the order as it is now.
+    ask_shop: frozenset[int] = frozenset()
 
     @classmethod
     def merge(
@@ -44,12 +47,14 @@ class Recorded:
         applied = [False] * count
         stock_ids: set[int] = set()
         order_ids: set[int] = set()
+        ask_shop: set[int] = set()
         for positions, part in parts:
             for position, was_applied in zip(positions, part.applied):
                 applied[position] = was_applied
             stock_ids |= part.stock_ids
             order_ids |= part.order_ids
-        return cls(applied, frozenset(stock_ids), frozenset(order_ids), dict(refused))
+            ask_shop |= {positions[p] for p in part.ask_shop}
+        return cls(applied, frozenset(stock_ids), frozenset(order_ids), dict(refused), frozenset(ask_shop))
 
 
 _ORDER_COLUMNS = [c.key for c in ShopOrder.__table__.columns if c.key not in ("updated_at",)]
@@ -83,23 +88,34 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
             .with_for_update()
         ).mappings()
     }
+    recorded_lines: dict[tuple[int, int], RecordedLine] = {}
     before: dict[int, set[int]] = {i: set() for i in ids}
-    for order_id, stock_id in session.execute(
-        select(OrderLine.order_id, OrderLine.stock_id).where(OrderLine.order_id.in_(ids))
+    for order_id, line_id, stock_id, quantity, version in session.execute(
+        select(OrderLine.order_id, OrderLine.line_id, OrderLine.stock_id, OrderLine.quantity, OrderLine.version)
+        .where(OrderLine.order_id.in_(ids))
     ):
         before[order_id].add(stock_id)
+        recorded_lines[(order_id, line_id)] = RecordedLine(stock_id, quantity, version)
 
     applied: list[bool] = []
+    ask_shop: set[int] = set()
     changed: set[int] = set()
     lines: dict[tuple[int, int], dict[str, Any]] = {}
     removals: dict[int, tuple[datetime, list[int]]] = {}
-    for message in messages:
+    for position, message in enumerate(messages):
         order = orders[message.order_id]
         stored = None if message.order_id in created and message.order_id not in changed else StoredState(
             order["date_modified_gmt"], order["deleted"]
         )
         if not supersedes(message.date_modified_gmt, message.deleted, message.topic, stored):
             applied.append(False)
+            continue
+        if stored is not None and not message.deleted and message.source != "confirmation" and _contradicts(
+            message, order, recorded_lines
+        ):
+            # The shop's own answer (a confirmation) is the state of that date; anything else is asked again.
+            applied.append(False)
+            ask_shop.add(position)
             continue
         applied.append(True)
         changed.add(message.order_id)
@@ -112,6 +128,7 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
             key = (message.order_id, message.line.line_id)
             if key not in lines or lines[key]["version"] <= version:
                 lines[key] = {"order_id": key[0], **message.line.model_dump(), "version": version}
+                recorded_lines[key] = RecordedLine(message.line.stock_id, message.line.quantity, version)
         # Only the head knows every line of its state, so only it releases the others.
         if message.head and (message.order_id not in removals or removals[message.order_id][0] <= version):
             removals[message.order_id] = (version, list(message.supplier_line_ids))
@@ -120,7 +137,23 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
     _write_lines(session, list(lines.values()))
     _mark_removed(session, removals)
     stock_ids = set().union(*(before[i] for i in changed)) | {l["stock_id"] for l in lines.values()}
-    return Recorded(applied, frozenset(stock_ids), frozenset(changed))
+    return Recorded(applied, frozenset(stock_ids), frozenset(changed), ask_shop=frozenset(ask_shop))
+
+
+def _contradicts(message: OrderLineMessage, order: dict[str, Any],
+                 recorded_lines: Mapping[tuple[int, int], RecordedLine]) -> bool:
+    """Does the message claim the recorded date of its order with another state? (lifecycle.contradicts)"""
+    line = message.line
+    return contradicts(
+        date=message.date_modified_gmt,
+        status=message.status,
+        line=(line.stock_id, line.quantity) if line is not None else None,
+        line_ids=message.supplier_line_ids if message.head else None,
+        stored_date=order["date_modified_gmt"],
+        stored_status=order["status"],
+        stored_line=recorded_lines.get((message.order_id, line.line_id)) if line is not None else None,
+        stored_line_ids=order["supplier_line_ids"] or (),
+    )
 
 
 def order_state(message: OrderLineMessage, stored: dict[str, Any]) -> dict[str, Any]:

@@ -210,3 +210,53 @@ def test_an_old_body_replayed_under_order_restored_changes_nothing(world: World)
     restored = world.shop.state.restore(order["id"])
     world.deliver(restored, "order.restored")
     wait_until(lambda: world.locks() == {T_SHIRT: 2}, timeout=20, what="locked again on the real restore")
+
+
+# -- 5. two states with the same date_modified_gmt: the shop is asked again ---------------------------
+
+
+def _record(world: World, order_id: int) -> tuple[str | None, dict[int, int]]:
+    """(the status on record, stock_id -> units of its lines not removed)."""
+    with world.engine.connect() as c:
+        status = c.execute(text("SELECT status FROM shop_orders WHERE id = :id"), {"id": order_id}).scalar()
+        lines = dict(c.execute(text("SELECT stock_id, sum(quantity) FROM order_lines WHERE order_id = :id"
+                                    " AND NOT removed GROUP BY stock_id"), {"id": order_id}).all())
+    return status, {int(k): int(v) for k, v in lines.items()}
+
+
+def test_a_stale_read_with_the_same_date_does_not_take_a_paid_order_back(world: World) -> None:
+    # The shop's order is paid; held (as a backfill holds a paid order), it stays unsent and its
+    # messages are done with, so only what is delivered next can change its record.
+    paid = world.shop.state.create_order(status="processing", lines=[t_shirts(2)])
+    with world.engine.begin() as c:
+        c.execute(text("INSERT INTO send_holds (order_id, reason) VALUES (:id, 'held by the test')"), {"id": paid["id"]})
+    world.deliver(paid)
+    wait_until(lambda: _record(world, paid["id"]) == ("processing", {T_SHIRT: 2}) and world.locks() == {T_SHIRT: 2}
+               and world.synced_at(paid["id"]) is not None, timeout=20, what="recorded paid and locked")
+    before = world.synced_at(paid["id"])
+
+    # A read that says pending with the very same date (a shop switching HPOS sync on did this).
+    world.deliver({**paid, "status": "pending"})
+    world.wait_synced_after(paid["id"], before, "the shop asked and its answer recorded")
+    assert _record(world, paid["id"]) == ("processing", {T_SHIRT: 2})
+    assert world.locks() == {T_SHIRT: 2}
+
+
+def test_two_saves_within_one_second_end_as_the_shop_has_the_order(world: World) -> None:
+    # Two states of one order with one date_modified_gmt (WooCommerce keeps it to the second):
+    # 2 T-shirts, then 3. Delivered in either order, the shop's answer decides.
+    order = world.shop.state.create_order(status="on-hold", lines=[t_shirts(3)])
+    two = {**order, "line_items": [{**order["line_items"][0], "quantity": 2}]}
+    world.deliver(order)
+    wait_until(lambda: world.locks() == {T_SHIRT: 3} and world.synced_at(order["id"]) is not None, timeout=20,
+               what="3 locked")
+    before = world.synced_at(order["id"])
+    world.deliver(two)  # read last, but not newer: it does not win
+    world.wait_synced_after(order["id"], before, "the shop asked")
+    assert world.locks() == {T_SHIRT: 3}
+
+    other = world.shop.state.create_order(status="on-hold", lines=[t_shirts(3)])
+    world.deliver({**other, "line_items": [{**other["line_items"][0], "quantity": 2}]})
+    wait_until(lambda: world.locks() == {T_SHIRT: 5}, timeout=20, what="the older read locked first")
+    world.deliver(other)
+    wait_until(lambda: world.locks() == {T_SHIRT: 6}, timeout=20, what="the shop's 3 after asking")

@@ -76,3 +76,42 @@ def test_allocation_never_promises_more_than_was_locked(locked, quantities):
     assert sum(l.quantity for l in lines if (l.order_id, l.line_id) in covered) <= locked
     if sum(quantities) <= locked:
         assert not short
+
+
+# --- the same date with another state: ask the shop --------------------------------------------
+
+def contradicts_recorded(**incoming):
+    from services.supplier_sync.lifecycle import RecordedLine, contradicts
+
+    recorded = dict(stored_date=T1, stored_status="processing", stored_line=RecordedLine(1001, 2, T1),
+                    stored_line_ids=[7, 8])
+    state = dict(date=T1, status="processing", line=(1001, 2), line_ids=[8, 7]) | incoming
+    return contradicts(**state, **recorded)
+
+
+def test_the_same_state_again_is_no_contradiction():
+    assert not contradicts_recorded()
+    assert not contradicts_recorded(line=None, line_ids=None)
+
+
+def test_another_status_lines_or_quantity_at_the_same_date_contradict():
+    assert contradicts_recorded(status="pending")  # a stale read with the right date
+    assert contradicts_recorded(line=(1001, 3))  # two saves within one second
+    assert contradicts_recorded(line=(1002, 2))
+    assert contradicts_recorded(line_ids=[7])
+
+
+def test_only_the_same_date_can_contradict():
+    assert not contradicts_recorded(date=T1 + timedelta(seconds=1), status="pending")
+    assert not contradicts_recorded(date=None, status="trash")
+
+
+def test_what_is_not_known_of_the_recorded_state_contradicts_nothing():
+    from services.supplier_sync.lifecycle import RecordedLine, contradicts
+
+    # Line ids recorded as empty: a line of that state came before its head.
+    assert not contradicts(date=T1, status="processing", line=None, line_ids=[7], stored_date=T1,
+                           stored_status="processing", stored_line=None, stored_line_ids=[])
+    # A line recorded from another state of the order is simply replaced.
+    assert not contradicts(date=T1, status="processing", line=(1001, 3), line_ids=None, stored_date=T1,
+                           stored_status="processing", stored_line=RecordedLine(1001, 2, T0), stored_line_ids=[7])
