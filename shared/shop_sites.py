@@ -71,11 +71,6 @@ def _ascii_host(host: str) -> str:
         return host.lower()
 
 
-def same_site(a: str | None, b: str | None) -> bool:
-    key = site_key(a)
-    return key is not None and key == site_key(b)
-
-
 @dataclass(frozen=True)
 class Site:
     """One address whose deliveries are the shop's own, and where the system got it from."""

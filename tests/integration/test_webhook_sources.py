@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from services.status_poller.site_check import SiteCheck
 from shared.db import normalise_url
+from shared.errors import TransientError
 from shared.shop import WooCommerceClient
 from simulators.shop import ShopSimulator, start_in_thread
 from simulators.shop.orders import make_order
@@ -161,6 +162,9 @@ def test_deliveries_from_the_learned_home_and_a_second_address_are_accepted(
         # What status_poller's site check does at start and every few minutes: ask the shop where it is.
         site = SiteCheck(db, WooCommerceClient(shop.url, KEY, CONSUMER_SECRET, timeout=5)).run_once()
         assert site.home == "https://www.shop.example.com/store"
+        # A check that cannot reach the shop changes nothing of what was learned.
+        with pytest.raises(TransientError):
+            SiteCheck(db, WooCommerceClient("http://127.0.0.1:1", KEY, CONSUMER_SECRET, timeout=2)).run_once()
 
         # WC_URL is the address the system reaches the shop at, not the shop's home.
         server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=db, WC_URL=shop.url,

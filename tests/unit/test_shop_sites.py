@@ -10,7 +10,8 @@ from services.ingest.sources import MAX_SOURCES, OTHER_SOURCES, SiteCache, Sourc
 from shared.settings import ConfigurationError, load_settings
 from shared.shop_sites import NO_SOURCE, NOT_THE_SHOP, AcceptedSites, SiteKey, configured_sites, parse_sources, \
     refusal, site_key
-from shared.site_records import LearnedSite, NoHome, Refused, accepted_sites, needing_person, site_from_index
+from shared.site_records import LearnedSite, NoHome, Refused, accepted_sites, home_changed, needing_person, \
+    site_from_index
 
 SHOP = "https://shop.example.com"
 
@@ -140,6 +141,14 @@ def test_the_rest_index_must_name_a_home() -> None:
     for index in ({}, {"home": ""}, {"home": None}, {"home": "https://"}, [], "html"):
         with pytest.raises(NoHome):
             site_from_index(index, now)
+
+
+def test_a_new_home_is_another_site_not_another_spelling() -> None:
+    now = datetime.now(timezone.utc)
+    before = LearnedSite("http://shop.example.com", None, now)
+    assert not home_changed(LearnedSite("https://shop.example.com/", None, now), before)
+    assert home_changed(LearnedSite("https://www.shop.example.com", None, now), before)
+    assert not home_changed(before, None)  # the first one learned is not a change
 
 
 def test_refused_sources_the_configuration_accepts_now_need_nobody() -> None:
