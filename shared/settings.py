@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from shared.shop_sites import parse_sources
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
@@ -35,7 +37,7 @@ class Settings(BaseSettings):
     # deliver there, and the webhook check knows the system's own webhooks by it (off without it).
     wc_webhook_delivery_url: str | None = None
     # Other addresses of the shop's own site whose webhook deliveries are accepted (a second domain),
-    # comma-separated; deliveries from any other X-WC-Webhook-Source are refused (shared/shop/sites.py).
+    # comma-separated; deliveries from any other X-WC-Webhook-Source are refused (shared/shop_sites.py).
     wc_webhook_sources: Annotated[list[str], NoDecode] = []
 
     ingest_host: str = "0.0.0.0"
@@ -88,8 +90,6 @@ class Settings(BaseSettings):
     @field_validator("wc_webhook_sources", mode="before")
     @classmethod
     def _site_addresses(cls, value: object) -> object:
-        from shared.shop_sites import parse_sources
-
         if isinstance(value, str):
             return parse_sources(value)  # ValueError names the address that is not one
         return value

@@ -1,10 +1,10 @@
 """What the system keeps about the shop's site: the home the shop reports, and the deliveries refused.
 
 The shop's site is what the shop itself says it is: `home` (and `url`) in
-WordPress's REST index, GET /wp-json/. status_poller reads it every
-SITE_CHECK_INTERVAL_SECONDS (services/status_poller/site_check.py), and
-`rewix-sync webhooks install|status` read it too; each records it in the
-`sync_state` row `shop_site`. Ingest accepts deliveries from that site, from
+WordPress's REST index, GET /wp-json/. status_poller reads it at start and
+every 5 minutes (services/status_poller/site_check.py), and `rewix-sync
+webhooks install|status` read it too; each records it in the `sync_state`
+row `shop_site`. Ingest accepts deliveries from that site, from
 WC_URL's and from WC_WEBHOOK_SOURCES (`accepted_sites`).
 
 Deliveries refused for their source are added up per source in
