@@ -15,6 +15,8 @@ from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
+# The shop the webhooks come from: ingest's WC_URL, and their X-WC-Webhook-Source with a slash.
+SHOP_URL = "https://shop.example.com"
 LINES_PER_ORDER = 3
 FIRST_STOCK_ID = 700_000
 

@@ -40,7 +40,7 @@ import pika
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench.burst import LINES_PER_ORDER, WEBHOOK_SECRET, make_burst
+from bench.burst import LINES_PER_ORDER, SHOP_URL, WEBHOOK_SECRET, make_burst
 from bench.common import install_cleanup, log_directory, percentile, scratch_database, scratch_vhost
 from bench.cpu_use import cpu_by_part, per_webhook_ms
 from bench.receiver_process import start_receiver
@@ -98,7 +98,8 @@ def measure_ingest(orders: int, senders: int, log_dir: Any) -> dict[str, Any]:
         engine.dispose()
         service, url = start_receiver(
             "ingest", "services.ingest", log_dir,
-            DATABASE_URL=database_url, AMQP_URL=amqp_url, WC_WEBHOOK_SECRET=WEBHOOK_SECRET, LOG_LEVEL="INFO",
+            DATABASE_URL=database_url, AMQP_URL=amqp_url, WC_WEBHOOK_SECRET=WEBHOOK_SECRET, WC_URL=SHOP_URL,
+            LOG_LEVEL="INFO",
         )
         try:
             result = timed_burst(url, burst.webhooks, senders, service.process.pid)

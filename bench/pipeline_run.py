@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from bench.burst import WEBHOOK_SECRET, Burst
+from bench.burst import SHOP_URL, WEBHOOK_SECRET, Burst
 from bench.common import Service, scratch_database, scratch_vhost, service_env, start_rewix_simulator, wait_until
 from bench.memory import PeakMemory
 from bench.pipeline_result import RunResult, RunSpec, lock_stamps, note_answers, note_latencies
@@ -92,7 +92,7 @@ def run_one(spec: RunSpec, result: RunResult) -> RunResult:
         ingest_url = None
         if spec.feed == "webhooks":
             ingest, ingest_url = start_receiver("ingest", "services.ingest", spec.log_dir,
-                                                **common, WC_WEBHOOK_SECRET=WEBHOOK_SECRET)
+                                                **common, WC_WEBHOOK_SECRET=WEBHOOK_SECRET, WC_URL=SHOP_URL)
             stack.callback(ingest.stop)
             memory.append(watch_memory(stack, "ingest", ingest))
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bench.burst import SHOP_URL
+
 USER_AGENT = "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"
 TIMEOUT_SECONDS = 30.0
 
@@ -46,7 +48,7 @@ class _Sender:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "X-WC-Webhook-Source": "https://shop.example.com/",
+            "X-WC-Webhook-Source": SHOP_URL + "/",  # home_url('/') of the shop ingest's WC_URL names
             "X-WC-Webhook-Topic": self.topic,
             "X-WC-Webhook-Resource": "order",
             "X-WC-Webhook-Event": self.topic.split(".", 1)[1],

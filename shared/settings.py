@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from shared.shop_sites import parse_sources
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
@@ -34,6 +36,9 @@ class Settings(BaseSettings):
     # The public URL at which WooCommerce reaches ingest: `webhooks install` makes the webhooks
     # deliver there, and the webhook check knows the system's own webhooks by it (off without it).
     wc_webhook_delivery_url: str | None = None
+    # Other addresses of the shop's own site whose webhook deliveries are accepted (a second domain),
+    # comma-separated; deliveries from any other X-WC-Webhook-Source are refused (shared/shop_sites.py).
+    wc_webhook_sources: Annotated[list[str], NoDecode] = []
 
     ingest_host: str = "0.0.0.0"
     ingest_port: int = 8080
@@ -80,6 +85,13 @@ class Settings(BaseSettings):
             if not parts:
                 raise ValueError("needs at least one delay in seconds")
             return [int(p) for p in parts]
+        return value
+
+    @field_validator("wc_webhook_sources", mode="before")
+    @classmethod
+    def _site_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_sources(value)  # ValueError names the address that is not one
         return value
 
     @field_validator("admin_trusted_proxies", mode="before")

@@ -1,7 +1,7 @@
 """The periodic shop checks of status_poller, and what each last found, kept for every process.
 
-The catch-up, the verification and the webhook check each run every
-interval (docs/interfaces.md, "Processes"). Each run goes through a
+The catch-up, the verification, the webhook check and the site check each
+run every interval (docs/interfaces.md, "Processes"). Each run goes through a
 `PeriodicCheck`, which updates the worker's metrics (last success, runs by
 result) and writes one row of `sync_state` (`shop_check:<name>`): when it
 last succeeded and failed, the last error, its interval, and what the last
@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from shared.logging import get_logger
-from shared.observability.metrics import CATCHUP, SHOP_CHECKS, VERIFICATION, WEBHOOK_CHECK, WEBHOOKS_MISSING, \
-    WEBHOOKS_REACTIVATED
+from shared.observability.metrics import CATCHUP, SHOP_CHECKS, SITE_CHECK, VERIFICATION, WEBHOOK_CHECK, \
+    WEBHOOKS_MISSING, WEBHOOKS_REACTIVATED
 
 log = get_logger(__name__)
 
-CHECKS = (CATCHUP, VERIFICATION, WEBHOOK_CHECK)
+CHECKS = (CATCHUP, VERIFICATION, WEBHOOK_CHECK, SITE_CHECK)
 PREFIX = "shop_check:"
 # A check is overdue when it has not succeeded for this many intervals (the alert rule's 3).
 OVERDUE_INTERVALS = 3

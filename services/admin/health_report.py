@@ -22,9 +22,11 @@ from shared import topology
 from shared.db import get_engine
 from shared.errors import ExternalError
 from shared.observability.backlog import Backlog, read_backlog
-from shared.observability.metrics import CATCHUP, VERIFICATION, WEBHOOK_CHECK
+from shared.observability.metrics import CATCHUP, SITE_CHECK, VERIFICATION, WEBHOOK_CHECK
 from shared.settings import Settings
 from shared.shop_checks import OVERDUE_INTERVALS, CheckRecord, read_checks
+from shared.site_records import WHAT_TO_DO, LearnedSite, Refused, accepted_by_settings, read_learned_site, \
+    recent_refusals
 from shared.webhook_records import WebhookRecord
 from shared.webhook_records import read_records as read_webhook_records
 
@@ -201,6 +203,32 @@ def _with_last_reactivation(row: Row, webhooks: dict[int, WebhookRecord]) -> Row
                                     f"(found {last.last_found_status})")
 
 
+def describe_refused(refused: Refused, now: datetime) -> str:
+    """`http://staging.example.com/: 12 refused, first 2026-12-06 09:14 UTC, last 3 min ago`."""
+    first = refused.first_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    name = refused.source or "(no X-WC-Webhook-Source header)"
+    return f"{name}: {refused.count} refused, first {first}, last {ago((now - refused.last_at).total_seconds())} ago"
+
+
+def sources_row(settings: Settings, learned: LearnedSite | None, refused: list[Refused], check: CheckRecord | None,
+                now: datetime) -> Row:
+    """Signed deliveries refused because they came from another site than the shop's need a person
+    while the last is younger than a day (shared/site_records.py RECENT) and the configuration still
+    refuses them; otherwise the row says which sites are accepted."""
+    accepted = accepted_by_settings(settings, learned)
+    if refused:
+        return Row("webhook sources", ATTENTION,
+                   "signed deliveries refused, not from the shop's site: "
+                   + "; ".join(describe_refused(r, now) for r in refused) + f". {WHAT_TO_DO}")
+    text = f"deliveries accepted from {accepted.describe()}"
+    if check is not None and check.overdue(now) and check.last_error:
+        return Row("webhook sources", WARNING, f"{text}; the shop's home could not be read from its REST index "
+                                               f"(GET /wp-json/): {check.last_error[:150]}")
+    if learned is None:
+        return Row("webhook sources", OK, f"{text}; the shop's home not read yet (status_poller reads it)")
+    return Row("webhook sources", OK, text)
+
+
 def _backlog_rows(backlog: Backlog) -> list[Row]:
     rows = []
     dead = backlog.dead_letters_waiting
@@ -234,8 +262,11 @@ def _records(settings: Settings) -> list[Row]:
     with get_engine(settings.database_url).connect() as connection:
         checks = read_checks(connection)
         webhooks = read_webhook_records(connection)
+        learned = read_learned_site(connection)
+        refused = recent_refusals(connection, accepted_by_settings(settings, learned), now)
     rows = [
         _with_last_reactivation(_webhooks_row(settings, checks.get(WEBHOOK_CHECK), now), webhooks),
+        sources_row(settings, learned, refused, checks.get(SITE_CHECK), now),
         _check_row("catch-up", checks.get(CATCHUP), settings.shop_catchup_interval_seconds, now),
         _check_row("verification", checks.get(VERIFICATION),
                    getattr(settings, "shop_verify_interval_seconds", 900.0), now),

@@ -1,11 +1,14 @@
 """The webhook receiver as a plain WSGI application (docs/interfaces.md, "HTTP: ingest").
 
     POST /webhooks/woocommerce   WooCommerce deliveries; checks in this order:
-                                 size -> ping -> signature -> topic -> JSON -> order
+                                 size -> ping -> signature -> source -> topic -> JSON -> order
     GET  /healthz                200 while the process runs
     GET  /readyz                 200 when RabbitMQ and PostgreSQL answer, else 503
     GET  /metrics                Prometheus text format
 
+The source check refuses (403) a signed delivery that a copy of the shop
+(a staging site that kept the webhooks and their secret) sent: its
+X-WC-Webhook-Source is not the shop's site (services/ingest/sources.py).
 A valid order event is answered 200 only once RabbitMQ has confirmed every
 message (OrderIntake.submit publishes with confirms). The server threads
 share one GroupedPublisher: the orders that arrive together go out in one
@@ -27,6 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.amqp import BrokerUnavailable, Publisher
 from shared.grouped_publisher import GroupedPublisher
+from shared.db import get_autocommit_engine
 from shared.db import ping as ping_database
 from shared.logging import bound_ids, get_logger
 from shared.order_events import InvalidOrder
@@ -34,8 +38,11 @@ from shared.vocabulary import ORDER_TOPICS
 from shared.order_intake import LookupKeptChanging, OrderIntake
 from shared.product_lookup import ProductLookupCache
 from shared.shop.signature import verify
+from shared.shop_sites import NO_SOURCE, AcceptedSites, refusal
+from shared.site_records import LearnedSite, Refused, read_learned_site, record_refusals
 
 from services.ingest.metrics import IngestMetrics
+from services.ingest.sources import SiteCache, SourceRefusals
 
 log = get_logger("ingest")
 
@@ -63,7 +70,7 @@ class Answer:
 
 
 _REASONS = {
-    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 413: "Content Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
 }
 
@@ -99,6 +106,17 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")[:300]
 
 
+def _header(environ: dict[str, Any], name: str) -> str | None:
+    """A request header as sent (WSGI hands it over as Latin-1), or None when absent."""
+    value = environ.get(name)
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 (or already decoded): as it came
+        return value
+
+
 def _order_id_hint(body: Any) -> int | None:
     value = body.get("id") if isinstance(body, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
@@ -111,10 +129,13 @@ class IngestApp:
         secret: str,
         database_url: str,
         amqp_url: str,
+        sites: AcceptedSites,
         metrics: IngestMetrics | None = None,
     ) -> None:
         if not secret:
             raise ValueError("a webhook secret is required")
+        if not sites:
+            raise ValueError("the shop's site is required (WC_URL or WC_WEBHOOK_SOURCES)")
         self._secret = secret
         self._database_url = database_url
         self._amqp_url = amqp_url
@@ -124,6 +145,8 @@ class IngestApp:
         self._ready: bool | None = None
         # One cache of line resolutions for every thread (shared/product_lookup.py).
         self._lookups = ProductLookupCache()
+        self.sites = SiteCache(sites, self._read_learned_site)
+        self.refusals = SourceRefusals(self._record_refusals)
 
     # -- per-thread resources ------------------------------------------------------------
 
@@ -134,8 +157,18 @@ class IngestApp:
         return intake
 
     def close(self) -> None:
-        """Close the broker connection (the server has stopped handling requests)."""
+        """Record what is still counted and close the broker connection (the server has stopped
+        handling requests)."""
+        self.refusals.close()
         self._publisher.close()
+
+    def _read_learned_site(self) -> LearnedSite | None:
+        with get_autocommit_engine(self._database_url).connect() as connection:
+            return read_learned_site(connection)
+
+    def _record_refusals(self, refusals: list[Refused]) -> None:
+        with get_autocommit_engine(self._database_url).connect() as connection:
+            record_refusals(connection, refusals)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -208,6 +241,7 @@ class IngestApp:
             ping_database(self._database_url)
         except Exception as exc:  # any failure to reach PostgreSQL
             log.warning("database unreachable; order events are answered 503 until it is back", error=describe(exc))
+        self.sites.current()  # the shop's home, before the first delivery asks for it
 
     # -- the webhook -----------------------------------------------------------------------
 
@@ -224,6 +258,7 @@ class IngestApp:
         self.metrics.observe(answer.outcome, duration, answer.published)
         if answer.outcome == "other_topic":
             self.metrics.other_topic(topic)
+        source = _header(environ, "HTTP_X_WC_WEBHOOK_SOURCE")
         fields = dict(
             topic=_printable(topic) if topic else None,
             order_id=answer.order_id,
@@ -233,11 +268,15 @@ class IngestApp:
             duration_ms=round(duration * 1000, 2),
             delivery_id=(environ.get("HTTP_X_WC_WEBHOOK_DELIVERY_ID") or "")[:64] or None,
         )
+        if answer.outcome == "wrong_source":
+            fields["source"] = _printable(source) if source else None
         if answer.problem:
             fields["problem"] = _printable(answer.problem)
         if failure:
             fields["traceback"] = failure
-        level = log.info if answer.status < 400 else log.error if answer.outcome == "error" else log.warning
+        # A refused source has its own warning, once a minute per source (services/ingest/sources.py).
+        quiet = answer.status < 400 or answer.outcome == "wrong_source"
+        level = log.info if quiet else log.error if answer.outcome == "error" else log.warning
         with bound_ids(order_id=answer.order_id):
             level("webhook", **fields)
         return _json(start_response, answer.status, answer.body)
@@ -259,6 +298,10 @@ class IngestApp:
         if not verify(body, signature, self._secret):
             return Answer(401, "unauthorized", {"error": "X-WC-Webhook-Signature does not match the body"},
                           problem="bad signature")
+
+        refused = self._refuse_source(_header(environ, "HTTP_X_WC_WEBHOOK_SOURCE"))
+        if refused is not None:
+            return refused
 
         if not topic:
             return Answer(400, "invalid", {"error": "missing X-WC-Webhook-Topic"}, problem="no topic")
@@ -289,6 +332,28 @@ class IngestApp:
                           conversion.order_id)
         return Answer(200, "published", {"status": "published", "messages": published}, conversion.order_id,
                       published=published)
+
+    def _refuse_source(self, source: str | None) -> Answer | None:
+        """None when the delivery comes from the shop's site, else the answer refusing it.
+
+        The configured sites are checked first (no database); the learned home only when they
+        do not accept it. Without ever having read the database there is no telling whether
+        the source is the shop's home: answered 503 like an order the database is needed for,
+        never refused for a site the system could not look up.
+        """
+        if self.sites.configured.accepts(source):
+            return None
+        sites = self.sites.current()
+        if sites is None and source is not None and source.strip():
+            return Answer(503, "database_unavailable", {"error": "database unavailable"},
+                          problem="the shop's site could not be read")
+        reason = refusal(source, sites if sites is not None else self.sites.configured)
+        if reason is None:
+            return None
+        self.refusals.refused(source)
+        shown = _printable(source) if source is not None else None
+        return Answer(403, "wrong_source", {"error": reason, "source": shown},
+                      problem="no source header" if reason == NO_SOURCE else "not the shop's site")
 
     @staticmethod
     def _read_body(environ: dict[str, Any]) -> bytes | None:

@@ -20,6 +20,7 @@ OUTCOMES = (
     "other_topic",           # 202: a topic that is not an order event
     "invalid",               # 400: not JSON, or not an order resource
     "unauthorized",          # 401: missing or wrong signature
+    "wrong_source",          # 403: signed, but not from the shop's site (a staging copy), or no source header
     "too_large",             # 413: body over the limit
     "broker_unavailable",    # 503: RabbitMQ unreachable or did not confirm
     "database_unavailable",  # 503: PostgreSQL unreachable

@@ -40,11 +40,13 @@ REQUEST_TIMEOUT_SECONDS = 30
 def create_app(settings: Settings) -> Any:
     # Imported here, in the worker: gunicorn's master stays small (no SQLAlchemy, pika, pydantic models).
     from services.ingest.app import IngestApp
+    from shared.shop_sites import configured_sites
 
     return IngestApp(
         secret=settings.secret("wc_webhook_secret"),
         database_url=settings.database_url,
         amqp_url=settings.amqp_url,
+        sites=configured_sites(settings.wc_url, settings.wc_webhook_sources),
     )
 
 

@@ -1,5 +1,5 @@
-"""Wires the status poller's loops: polling (main thread), the applier, the shop catch-up, verification
-and the webhook check."""
+"""Wires the status poller's loops: polling (main thread), the applier, the shop catch-up, verification,
+the webhook check and the site check."""
 from __future__ import annotations
 
 import threading
@@ -18,6 +18,7 @@ from services.status_poller.budget import RequestBudget
 from services.status_poller.catchup import ShopCatchUp
 from services.status_poller.poller import StatusPoller
 from services.status_poller.problem_notes import ProblemNotes
+from services.status_poller.site_check import SiteCheck
 from services.status_poller.verification import VerificationSweep
 from services.status_poller.webhook_watch import WebhookWatch
 
@@ -75,6 +76,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
             settings.shop_verify_interval_seconds,
         )
         threads.append(threading.Thread(target=sweep.run, args=(stop,), name="shop-verification", daemon=True))
+    # Where the shop says it is: ingest accepts webhook deliveries from there (and from WC_URL's site).
+    site_check = SiteCheck(settings.database_url, shop_client(settings))
+    threads.append(threading.Thread(target=site_check.run, args=(stop,), name="shop-site-check", daemon=True))
     if settings.shop_webhook_check_interval_seconds > 0 and settings.wc_webhook_delivery_url:
         watch = WebhookWatch(settings.database_url, shop_client(settings), settings.wc_webhook_delivery_url,
                              settings.shop_webhook_check_interval_seconds,

@@ -340,3 +340,20 @@ class OrderProblem(Base):
         Index("uq_order_problems_open", "order_id", "kind", "line_id", unique=True, postgresql_where=text("cleared_at IS NULL")),
         Index("ix_order_problems_order", "order_id"),
     )
+
+
+class RefusedSource(Base):
+    """Signed webhook deliveries ingest refused because they came from a site that is not the shop's.
+
+    One row per `X-WC-Webhook-Source` as sent ("" when the header was
+    missing): a staging copy of the shop that kept the webhooks and their
+    secret, or a second address of the shop missing from WC_WEBHOOK_SOURCES.
+    Each ingest process adds what it refused at most once a minute per source
+    (shared/site_records.py); `rewix-sync status` names the recent ones.
+    """
+
+    __tablename__ = "refused_sources"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    refused_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    first_refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -13,7 +13,7 @@ Who sets what:
 - shared/shop/client.py: shop calls and their latency;
 - supplier_sync: units short, supplier orders sent;
 - status_poller: polls, status changes applied and their lag, the shop checks
-  (catch-up, verification, webhook check) through `SHOP_CHECKS`, webhooks
+  (catch-up, verification, webhook check, site check) through `SHOP_CHECKS`, webhooks
   re-activated and missing;
 - shared/observability/backlog.py: what waits for a person, read at scrape time.
 """
@@ -222,10 +222,11 @@ def status_change_applied(status: str, observed_at: datetime) -> None:
 CATCHUP = "catchup"
 VERIFICATION = "verification"
 WEBHOOK_CHECK = "webhook_check"
+SITE_CHECK = "site_check"
 
 SHOP_CHECK_RUNS = Counter(
     "rewix_shop_check_runs",
-    "Runs of a shop check (catchup, verification, webhook_check), by result: success or failure.",
+    "Runs of a shop check (catchup, verification, webhook_check, site_check), by result: success or failure.",
     ["check", "result"], registry=REGISTRY,
 )
 SHOP_CHECK_LAST_SUCCESS = Gauge(
@@ -271,7 +272,7 @@ class ShopCheck:
         SHOP_CHECK_RUNS.labels(check=self.name, result="failure").inc()
 
 
-SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK)}
+SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK, SITE_CHECK)}
 
 
 def _initialise() -> None:

@@ -271,6 +271,22 @@ class WooCommerceClient:
         """Webhooks have no trash: WooCommerce refuses a delete without force=true."""
         return self._call("DELETE", f"/webhooks/{int(webhook_id)}", params={"force": "true"}).json()
 
+    # -- the site -------------------------------------------------------------------------
+
+    def site_index(self) -> dict[str, Any]:
+        """The site's own `home` and `url` from WordPress's REST index (GET /wp-json/, WP_REST_Server::get_index).
+
+        `home` is what WooCommerce sends as X-WC-Webhook-Source (`home_url('/')`, without the
+        slash here). Asked without credentials: the index is public, and WordPress would check
+        the key against its application passwords, and refuse it, on a route that is not
+        WooCommerce's.
+        """
+        index = self._call("GET", "/wp-json/", params={"_fields": "home,url"}, api=self.base_url,
+                           authenticate=False).json()
+        if not isinstance(index, dict):
+            raise TransientError("shop GET /wp-json/: the index is not a JSON object", status=200)
+        return index
+
     # -- transport ------------------------------------------------------------------------
 
     @staticmethod
@@ -294,6 +310,7 @@ class WooCommerceClient:
         json_body: dict[str, Any] | None = None,
         expect: int = 200,
         api: str | None = None,
+        authenticate: bool = True,
     ) -> _CheckedResponse:
         what = f"shop {method} {path}"
         endpoint = shop_endpoint(method, path)
@@ -304,7 +321,7 @@ class WooCommerceClient:
                 (api or self._api) + path,
                 params=params,
                 json=json_body,
-                auth=self._auth,
+                auth=self._auth if authenticate else None,
                 timeout=self.timeout,
                 # A redirect (http -> https, trailing slash) would turn a PUT into a GET.
                 allow_redirects=False,

@@ -25,6 +25,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(env("SHOP_SIM_PORT", "8091")))
     parser.add_argument("--consumer-key", default=env("SHOP_SIM_CONSUMER_KEY", "ck_simulator"))
     parser.add_argument("--consumer-secret", default=env("SHOP_SIM_CONSUMER_SECRET", "cs_simulator"))
+    parser.add_argument("--site-url", default=env("SHOP_SIM_SITE_URL"),
+                        help="the shop's home (its REST index and X-WC-Webhook-Source) [default: where it listens]")
     parser.add_argument("--webhook-url", default=env("SHOP_SIM_WEBHOOK_URL"))
     parser.add_argument("--webhook-secret", default=env("SHOP_SIM_WEBHOOK_SECRET"))
     parser.add_argument("--shipment-tracking", action="store_true",
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     simulator = ShopSimulator(
         args.host, args.port,
         consumer_key=args.consumer_key, consumer_secret=args.consumer_secret,
-        webhook_url=args.webhook_url, webhook_secret=args.webhook_secret,
+        webhook_url=args.webhook_url, webhook_secret=args.webhook_secret, site_url=args.site_url,
     ).start()
     simulator.tracking.set_enabled(args.shipment_tracking)
     stopping = threading.Event()

@@ -1,7 +1,8 @@
 """A strict WooCommerce REST v3 server (orders, notes, products, webhooks), plus a control API for tests.
 
 REST routes live under /wp-json/wc/v3 and behave as docs/woocommerce.md §4 says
-(OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors).
+(OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors);
+WordPress's public REST index, GET /wp-json/, says where the site is.
 Control routes under /_control need no auth and let tests play the shop's
 admin, inject faults, and look at what the service wrote and which webhooks
 went out.
@@ -10,8 +11,8 @@ This module routes and serves; the data lives in state.py, the API key check
 in auth.py, the REST webhooks resource in webhook_api.py, the injected write
 faults in faults.py, errors and query parameters in wire.py, the order
 documents in orders.py, the webhooks and their deliveries in webhooks.py, the
-products in products.py, the Shipment Tracking plugin in tracking.py, and the
-tests' client of /_control in control.py.
+products in products.py, the Shipment Tracking plugin in tracking.py, the REST
+index in site_index.py, and the tests' client of /_control in control.py.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from simulators.shop.auth import AuthError, ShopAuthenticator
 from simulators.shop.faults import fault_error
 from simulators.shop.php_json import wp_json_encode
 from simulators.shop.products import ShopProducts
+from simulators.shop.site_index import INDEX_PATH, SiteIndex
 from simulators.shop.state import ShopState
 from simulators.shop.tracking import TRACKING_PREFIX, ShipmentTracking
 from simulators.shop.webhook_api import WebhookApi
@@ -252,6 +254,7 @@ class _Server(SimulatorHTTPServer):
     rest: RestApi
     control: ControlApi
     tracking: ShipmentTracking
+    index: SiteIndex
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -302,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             routes = self.server.tracking.routes_if_enabled()
             self.server.rest.authenticate(method, path, urlsplit(self.path).query, self.headers.get("Authorization"))
             route_path = path[len(TRACKING_PREFIX):]
+        elif path.rstrip("/") == INDEX_PATH:
+            routes, route_path = self.server.index.routes, ""  # public: no key asked
         else:
             raise no_route()
         for route_method, pattern, handler in routes:
@@ -325,19 +330,27 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ShopSimulator:
-    """The whole shop on one port. `state` and `webhooks` are there for in-process tests."""
+    """The whole shop on one port. `state` and `webhooks` are there for in-process tests.
+
+    `site_url` is the shop's own address, WordPress's home: its REST index
+    reports it and its webhook deliveries carry it as X-WC-Webhook-Source
+    (default: where it listens, `url`).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, consumer_key: str, consumer_secret: str,
-                 webhook_url: str | None = None, webhook_secret: str | None = None) -> None:
+                 webhook_url: str | None = None, webhook_secret: str | None = None,
+                 site_url: str | None = None) -> None:
         self._server = _Server((host, port), _Handler)
         self.url = f"http://{host}:{self._server.server_address[1]}"
+        self.site_url = (site_url or self.url).rstrip("/")
         self.state = ShopState(self.url, on_event=lambda topic, order_id: self.webhooks.enqueue(topic, order_id))
-        self.webhooks = WebhookSender(self.url, self.state.order, url=webhook_url, secret=webhook_secret)
+        self.webhooks = WebhookSender(self.site_url, self.state.order, url=webhook_url, secret=webhook_secret)
         self.products = ShopProducts()
         self.tracking = ShipmentTracking(lambda order_id: self.state.order(order_id) is not None)
         self._server.rest = RestApi(self.state, consumer_key, consumer_secret, self.products, self.webhooks)
         self._server.control = ControlApi(self.state, self.webhooks, self.products, self.tracking)
         self._server.tracking = self.tracking
+        self._server.index = SiteIndex(self.site_url)
         self._thread: threading.Thread | None = None
 
     def start(self) -> ShopSimulator:
@@ -366,7 +379,7 @@ class ShopSimulator:
 
 def start_in_thread(port: int = 0, consumer_key: str = "ck_simulator", consumer_secret: str = "cs_simulator",
                     webhook_url: str | None = None, webhook_secret: str | None = None,
-                    host: str = "127.0.0.1") -> ShopSimulator:
+                    host: str = "127.0.0.1", site_url: str | None = None) -> ShopSimulator:
     """A running simulator on a background thread; call .stop() (or use it as a context manager)."""
     return ShopSimulator(host, port, consumer_key=consumer_key, consumer_secret=consumer_secret,
-                         webhook_url=webhook_url, webhook_secret=webhook_secret).start()
+                         webhook_url=webhook_url, webhook_secret=webhook_secret, site_url=site_url).start()

@@ -104,7 +104,7 @@ TOPIC_HOOKS = {
 class WebhookSender:
     def __init__(
         self,
-        source_url: str,
+        site_url: str,
         payload_for: PayloadSource,
         *,
         url: str | None = None,
@@ -112,7 +112,8 @@ class WebhookSender:
     ) -> None:
         if url and not secret:
             raise ValueError("a webhook needs a secret to sign with")
-        self.source = source_url.rstrip("/") + "/"
+        # X-WC-Webhook-Source: home_url('/'), the shop's home with one trailing slash.
+        self.source = site_url.rstrip("/") + "/"
         self._payload_for = payload_for
         self._initial = (url, secret)
         self._hooks: dict[int, Webhook] = {}

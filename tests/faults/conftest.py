@@ -283,6 +283,9 @@ class World:
             REWIX_API_URL=self.rewix.url, REWIX_API_KEY=REWIX_KEY, REWIX_API_PASSWORD=REWIX_PASSWORD,
             WC_URL=self.shop.url, WC_CONSUMER_KEY=WC_KEY, WC_CONSUMER_SECRET=WC_SECRET,
             WC_WEBHOOK_SECRET=WEBHOOK_SECRET, INGEST_HOST="127.0.0.1", INGEST_PORT="0",
+            # The simulated shop delivers from its own address (WC_URL); the deliveries the tests sign
+            # themselves come from this second address of the same shop.
+            WC_WEBHOOK_SOURCES=SIGNED_SOURCE,
             POLL_INTERVAL_SECONDS="0.5", POLL_REQUESTS_PER_SECOND="200", SHOP_CATCHUP_INTERVAL_SECONDS="0",
             SYNC_RETRY_DELAYS=RETRY_DELAYS, LOG_FORMAT="json", LOG_LEVEL="INFO",
         )
@@ -587,13 +590,17 @@ class ShopBurst:
             time.sleep(max(0.0, self.pause - (time.monotonic() - started)))
 
 
+# The shop's second address (WC_WEBHOOK_SOURCES) that the deliveries signed by the tests come from.
+SIGNED_SOURCE = "https://shop.example.com"
+
+
 def signed_headers(body: bytes, topic: str = "order.updated") -> dict[str, str]:
     """The headers WooCommerce sends with a delivery of `body`."""
     resource, _, event = topic.partition(".")
     return {
         "Content-Type": "application/json",
         "User-Agent": "WooCommerce/9.9.0 Hookshot (WordPress/6.8)",
-        "X-WC-Webhook-Source": "https://shop.example.com/",
+        "X-WC-Webhook-Source": SIGNED_SOURCE + "/",
         "X-WC-Webhook-Topic": topic,
         "X-WC-Webhook-Resource": resource,
         "X-WC-Webhook-Event": event,

@@ -66,9 +66,13 @@ def test_status_is_quiet_while_all_is_well_and_points_at_what_needs_a_person(sys
     verification = "off" if "shop_verify_interval_seconds" in Settings.model_fields else "warning"
     assert {name: row["state"] for name, row in rows.items()} == {
         "database": "ok", "RabbitMQ": "ok", "supplier_sync": "ok", "status_poller": "ok", "ingest": "ok",
-        "supplier account": "ok", "shop": "ok", "webhooks": "off", "catch-up": "ok", "verification": verification,
-        "dead letters": "ok", "short lines": "ok", "orders to send": "ok",
+        "supplier account": "ok", "shop": "ok", "webhooks": "off", "webhook sources": "ok", "catch-up": "ok",
+        "verification": verification, "dead letters": "ok", "short lines": "ok", "orders to send": "ok",
     }
+    # status_poller's site check has read where the shop says it is: deliveries from there are accepted.
+    rows = wait_until(lambda: (r := status(env)[1]) and "(the shop's home)" in r["webhook sources"]["text"] and r,
+                      timeout=20, what="the shop's home learned")
+    assert rows["webhook sources"]["text"].startswith(f"deliveries accepted from {env['WC_URL']} (the shop's home)")
 
     # The table for people says the same.
     table = CliRunner().invoke(main, ["status"], env=env, catch_exceptions=False)

@@ -357,6 +357,8 @@ def test_demo_profile_is_wired_together():
     # .env.example, as shipped, points the services at the simulators ...
     assert ENV_EXAMPLE["REWIX_API_URL"] == f"http://rewix-sim:{rewix[rewix.index('--port') + 1]}"
     assert ENV_EXAMPLE["WC_URL"] == f"http://shop-sim:{shop[shop.index('--port') + 1]}"
+    # ... whose deliveries name that address as their source (ingest refuses any other site's).
+    assert shop[shop.index("--site-url") + 1] == ENV_EXAMPLE["WC_URL"]
     # ... which accept the same credentials and sign webhooks with the same secret.
     assert container_env("rewix-sim")["REWIX_SIM_API_KEY"] == ENV_EXAMPLE["REWIX_API_KEY"]
     assert container_env("rewix-sim")["REWIX_SIM_PASSWORD"] == ENV_EXAMPLE["REWIX_API_PASSWORD"]

@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "wh-s3cr&amp;t&#039;42-long-enough-to-be-accepted"
 DECODED_SECRET = "wh-s3cr&t'42-long-enough-to-be-accepted"
 MAX_BODY = 1024 * 1024
+# The shop's site (WC_URL); WooCommerce sends home_url('/') as X-WC-Webhook-Source.
+SITE = "https://shop.example.com"
 LINES = topology.ORDER_LINES.name
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -64,6 +66,7 @@ class Ingest:
         full_env = {
             **os.environ,
             "WC_WEBHOOK_SECRET": SECRET,
+            "WC_URL": SITE,
             "SYNC_RETRY_DELAYS": ",".join(str(d) for d in TEST_RETRY_DELAYS),
             "INGEST_HOST": "127.0.0.1",
             "INGEST_PORT": "0",
@@ -112,7 +115,7 @@ class Ingest:
         if topic is not None:
             resource, _, event = topic.partition(".")
             all_headers |= {
-                "X-WC-Webhook-Source": "https://shop.example.com/",
+                "X-WC-Webhook-Source": SITE + "/",
                 "X-WC-Webhook-Topic": topic,
                 "X-WC-Webhook-Resource": resource,
                 "X-WC-Webhook-Event": event,

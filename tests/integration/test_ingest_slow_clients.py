@@ -12,7 +12,7 @@ import requests
 from services.ingest.worker import READ_DEADLINE_SECONDS
 from shared.shop.signature import sign
 from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
-    SECRET, VARIATION, Ingest, catalog, ingest, published,
+    SECRET, SITE, VARIATION, Ingest, catalog, ingest, published,
 )
 from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
@@ -77,7 +77,7 @@ def test_a_fresh_webhook_is_answered_within_5_s_while_16_connections_trickle(
             started = time.monotonic()
             response = requests.post(
                 ingest.url + "/webhooks/woocommerce", data=body, timeout=30,
-                headers={"Content-Type": "application/json", "Connection": "close",
+                headers={"Content-Type": "application/json", "Connection": "close", "X-WC-Webhook-Source": SITE + "/",
                          "X-WC-Webhook-Topic": "order.created", "X-WC-Webhook-Signature": sign(body, SECRET)},
             )
             waits.append(time.monotonic() - started)

@@ -46,7 +46,7 @@ def stack(db: str, broker: str) -> Iterator[dict[str, Any]]:
     shop = start_in_thread(consumer_key=KEY, consumer_secret=CONSUMER_SECRET)
     broker_address = urllib.parse.urlsplit(broker)
     proxy = TcpProxy((broker_address.hostname or "127.0.0.1", broker_address.port or 5672))
-    ingest = Ingest(AMQP_URL=proxy.url_for(broker), DATABASE_URL=db)
+    ingest = Ingest(AMQP_URL=proxy.url_for(broker), DATABASE_URL=db, WC_URL=shop.url)
     parts: dict[str, Any] = {"rewix": rewix, "shop": shop, "proxy": proxy, "ingest": ingest,
                              "delivery_url": ingest.url + "/webhooks/woocommerce"}
     try:

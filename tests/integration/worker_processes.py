@@ -104,11 +104,12 @@ def worker_env(database_url: str, amqp_url: str, rewix_url: str, shop_url: str, 
     return env
 
 
-def ingest_env(database_url: str, amqp_url: str) -> dict[str, str]:
+def ingest_env(database_url: str, amqp_url: str, shop_url: str = "https://shop.example.com") -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
         "AMQP_URL": amqp_url,
         "WC_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "WC_URL": shop_url,  # the shop's site: where deliveries are accepted from
         "INGEST_HOST": "127.0.0.1",
         "INGEST_PORT": str(free_port()),
         "SYNC_RETRY_DELAYS": "1,2",

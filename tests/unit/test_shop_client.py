@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -274,3 +275,30 @@ def test_simulator_process_serves_and_stops_on_sigterm() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+# -- the site: WordPress's REST index and the source of the deliveries --------------------------------
+
+
+def test_the_rest_index_says_where_the_site_is_without_a_key(sim: ShopSimulator) -> None:
+    session = RecordingSession()
+    index = WooCommerceClient(sim.url, KEY, SECRET, timeout=5.0, session=session).site_index()
+    assert index == {"home": sim.url, "url": sim.url}  # `_fields=home,url`: only those
+    [(path, params)] = session.calls
+    assert path.endswith("/wp-json/") and params == {"_fields": "home,url"}
+    # Asked without credentials: WordPress would check a key it does not know on its own routes.
+    whole = json.loads(urllib.request.urlopen(sim.url + "/wp-json/", timeout=5).read())
+    assert {"name", "url", "home", "namespaces", "routes"} <= set(whole) and "wc/v3" in whole["namespaces"]
+    assert json.loads(urllib.request.urlopen(sim.url + "/wp-json", timeout=5).read())["home"] == sim.url
+
+
+def test_a_shop_with_its_own_site_url_reports_it_and_sends_it_as_the_source(receiver: WebhookReceiver) -> None:
+    receiver.reset()
+    with start_in_thread(consumer_key=KEY, consumer_secret=SECRET, webhook_url=receiver.url,
+                         webhook_secret=HOOK_SECRET, site_url="https://www.shop.example.com/store/") as shop:
+        index = WooCommerceClient(shop.url, KEY, SECRET, timeout=5.0).site_index()
+        assert index == {"home": "https://www.shop.example.com/store", "url": "https://www.shop.example.com/store"}
+        shop.state.create_order(status="pending")
+        assert shop.webhooks.wait_idle(5)
+    [(headers, _body)] = receiver.requests
+    assert headers["X-WC-Webhook-Source"] == "https://www.shop.example.com/store/"  # home_url('/')

@@ -4,6 +4,7 @@ How to connect a shop from nothing: docs/connect-a-shop.md.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -14,6 +15,8 @@ from services.admin.failures import Failure, exit_with, fails_cleanly, first_lin
 from shared.errors import ExternalError
 from shared.settings import Settings, require
 from shared.shop.webhooks import ORDER_TOPICS, missing_topics, ours, plan_install
+from shared.shop_sites import AcceptedSites
+from shared.site_records import WHAT_TO_DO, Refused
 
 KEY_NEEDS = ("the shop refused the REST API key (HTTP {status}): it needs read_write permission and a user who "
              "is a shop manager or administrator (WooCommerce > Settings > Advanced > REST API)")
@@ -75,6 +78,10 @@ def install(ctx: Context, delivery_url: str | None) -> None:
                        "(delete it in WooCommerce > Settings > Advanced > Webhooks)")
     created = sum(step.creates for step in steps)
     click.echo(f"{created} created, {len(steps) - created} kept; check them with `rewix-sync webhooks status`")
+    accepted, _refused, problems = _sources(settings, shop)
+    click.echo(f"deliveries accepted from {accepted.describe()}")
+    for problem in problems:
+        click.echo(problem, err=True)
 
 
 @webhooks.command("status")
@@ -86,10 +93,13 @@ def install(ctx: Context, delivery_url: str | None) -> None:
 @pass_context
 @fails_cleanly
 def status(ctx: Context, delivery_url: str | None, as_json: bool) -> None:
-    """The shop's webhooks that deliver to this system: topic, status, last re-activation, what is missing.
+    """The shop's webhooks that deliver to this system: topic, status, last re-activation, what is missing;
+    the sites deliveries are accepted from, and those refused lately.
 
-    Exits 1 when a topic is missing or one of them is disabled or paused, 0
-    when all four are active.
+    Reads the shop's home from its REST index again (GET /wp-json/). Exits 1
+    when a topic is missing, one of them is disabled or paused, or signed
+    deliveries from another site than the shop's were refused in the last day
+    (a staging copy of the shop); 0 otherwise.
     """
     settings = ctx.settings
     url = _delivery_url(settings, delivery_url)
@@ -110,12 +120,46 @@ def status(ctx: Context, delivery_url: str | None, as_json: bool) -> None:
                           [[r["id"] or "-", r["topic"], r["status"], _reactivated(r, unknown)] for r in rows]))
         if unknown:
             click.echo(f"re-activations unknown: {unknown}", err=True)
+    accepted, refused, problems = _sources(settings, shop)
+    if not as_json:
+        click.echo(f"deliveries accepted from {accepted.describe()}")
+    for problem in problems:
+        click.echo(problem, err=True)
     bad = [r for r in rows if r["status"] != "active"]
     if bad and not as_json:
         click.echo("needs a person: " + ", ".join(f"{r['topic']} {r['status']}" for r in bad)
                    + "; `rewix-sync webhooks install` repairs them")
-    if bad:
+    if refused:
+        from services.admin.health_report import describe_refused
+
+        # On stderr with --json: the array stays the webhooks' own.
+        now = datetime.now(timezone.utc)
+        click.echo("needs a person: signed deliveries refused, not from the shop's site: "
+                   + "; ".join(describe_refused(r, now) for r in refused) + f". {WHAT_TO_DO}", err=as_json)
+    if bad or refused:
         exit_with(1)
+
+
+def _sources(settings: Settings, shop: Any) -> tuple[AcceptedSites, list[Refused], list[str]]:
+    """Where deliveries are accepted from, after reading the shop's home again from its REST index, and
+    the sources refused lately; neither the index nor the database failing stops the command."""
+    from shared.db import get_engine
+    from shared.site_records import accepted_by_settings, learn_site, read_learned_site, recent_refusals
+
+    problems = []
+    engine = get_engine(settings.database_url)
+    try:
+        learn_site(engine, shop)
+    except Exception as exc:  # the index refused or unreadable, the database down: say so, go on
+        problems.append(f"the shop's home could not be read again (GET /wp-json/): {first_line(exc)[:200]}")
+    try:
+        with engine.connect() as connection:
+            learned = read_learned_site(connection)
+            accepted = accepted_by_settings(settings, learned)
+            return accepted, recent_refusals(connection, accepted, datetime.now(timezone.utc)), problems
+    except Exception as exc:  # database down or not migrated: the configured sites still stand
+        problems.append(f"refused deliveries unknown: database unavailable ({first_line(exc)[:200]})")
+        return accepted_by_settings(settings, None), [], problems
 
 
 def _records(settings: Settings) -> tuple[dict[int, Any], str | None]:
