@@ -9,7 +9,8 @@
   the delivery URL is pinged at once (the answer changes nothing here);
 - get, update (POST/PUT/PATCH, which saves and may ping, see webhooks.py), and
   delete, which needs `force=true` (501 otherwise: webhooks have no trash);
-- the secret and the failure count are never part of an answer.
+- the secret and the failure count are never part of an answer;
+- each webhook's `_links.self` carries `targetHints.allow`, as WordPress adds it.
 """
 from __future__ import annotations
 
