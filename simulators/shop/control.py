@@ -33,6 +33,17 @@ class ShopControl:
             body["quantity"] = {str(line_id): q for line_id, q in quantity.items()}
         return self._call("POST", f"/orders/{order_id}", body)
 
+    def refund(self, order_id: int, lines: dict[int, int] | None = None, *, reason: str = "",
+               amount: str | None = None) -> dict[str, Any]:
+        """A refund on the order screen of `lines` ({line item id: quantity}); the amount is their price
+        with tax unless given ("10.00"). Returns the refund as GET /orders/{id}/refunds/{refund_id}
+        shows it (line quantities negative); the order keeps its lines, lists the refund under
+        `refunds`, fires order.updated and, when nothing is left to refund, becomes `refunded`."""
+        body: dict[str, Any] = {"lines": {str(line_id): q for line_id, q in (lines or {}).items()}, "reason": reason}
+        if amount is not None:
+            body["amount"] = amount
+        return self._call("POST", f"/orders/{order_id}/refunds", body)
+
     def trash(self, order_id: int) -> dict[str, Any]:
         return self._call("POST", f"/orders/{order_id}/trash")
 

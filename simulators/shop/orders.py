@@ -8,8 +8,17 @@ the way WooCommerce does when the order is saved, so the simulator and tests
 that build bodies by hand agree on every derived field.
 
 Line specs, as taken by `make_order(lines=...)` and `replace_lines`, are dicts with
-product_id, variation_id (0 = simple product), quantity, sku (or None), name and
-price (unit price before tax, str or number); only product_id is required.
+product_id, variation_id (0 = simple product), quantity, sku (or None), name,
+price (unit price before tax, str or number) and, for a variation, attributes
+(e.g. {"size": "M"}, shown in the line's meta_data as WooCommerce shows a
+variation's attributes); only product_id is required.
+
+The shapes follow what a real WooCommerce 9.2.5 answered (the recorded traffic
+the fidelity tests compare with): products have no image, so a simple product's
+line carries `"image": {"id": "", "src": ""}` and a variation's
+`{"id": 0, "src": ""}`; `refunds` lists the order's refunds newest first as
+`{"id", "reason", "total"}` with `total` a negative decimal string, while
+`line_items` keep their quantities (simulators/shop/refunds.py).
 """
 from __future__ import annotations
 
@@ -25,7 +34,8 @@ from zoneinfo import ZoneInfo
 
 SITE_URL = "https://shop.example.com"
 SITE_TZ = ZoneInfo("Europe/Rome")  # date_* fields are site-local, so they differ from date_*_gmt
-WC_VERSION = "9.9.0"
+WC_VERSION = "9.2.5"
+WP_VERSION = "7.0"
 TAX_RATE = Decimal("0.22")
 SHIPPING_COST = Decimal("10.00")
 
@@ -40,9 +50,10 @@ STATUS_NAMES = {
     "failed": "Failed",
     "checkout-draft": "Draft",
 }
-# The REST schema's enum: "auto-draft" plus the registered statuses. "trash" is not in it:
-# an order gets there only by being trashed.
-WRITABLE_STATUSES = frozenset(STATUS_NAMES) | {"auto-draft"}
+# The REST schema's enum, in WooCommerce's order: "auto-draft" plus the registered statuses.
+# "trash" is not in it: an order gets there only by being trashed.
+STATUS_ENUM = ("auto-draft", *STATUS_NAMES)
+WRITABLE_STATUSES = frozenset(STATUS_ENUM)
 PAID_STATUSES = frozenset({"processing", "completed"})
 EDITABLE_STATUSES = frozenset({"pending", "on-hold", "auto-draft", "checkout-draft"})
 
@@ -65,7 +76,7 @@ DEFAULT_SHIPPING: dict[str, Any] = {
 }
 DEFAULT_LINES: list[dict[str, Any]] = [
     {"product_id": 2101, "variation_id": 2104, "quantity": 1, "sku": "SNK-GRÜN-42",
-     "name": "Sneaker „Grünwald“ - 42", "price": "89.90"},
+     "name": "Sneaker „Grünwald“ - 42", "price": "89.90", "attributes": {"size": "42"}},
     {"product_id": 3307, "variation_id": 0, "quantity": 2, "sku": "TEE-0001",
      "name": "T-shirt <Basic> & co. 100% cotton", "price": "19.50"},
 ]
@@ -158,16 +169,16 @@ def make_order(
     }
     _set_date(order, "date_created", created)
     _set_date(order, "date_modified", created)
-    replace_lines(order, DEFAULT_LINES if lines is None else lines, site_url=site_url)
+    replace_lines(order, DEFAULT_LINES if lines is None else lines)
     set_status(order, status, created)
     if status in PAID_STATUSES:
         order["transaction_id"] = "".join(rng.choices(string.ascii_uppercase + string.digits, k=17))
     return order
 
 
-def replace_lines(order: dict[str, Any], lines: list[dict[str, Any]], *, site_url: str = SITE_URL) -> None:
+def replace_lines(order: dict[str, Any], lines: list[dict[str, Any]]) -> None:
     """Swap the order's line items for new ones (new item ids) and recalculate its totals."""
-    order["line_items"] = [_line_item(spec, site_url) for spec in lines]
+    order["line_items"] = [_line_item(spec) for spec in lines]
     recalculate(order)
 
 
@@ -191,20 +202,20 @@ def recalculate(order: dict[str, Any]) -> None:
     cart_tax = sum((Decimal(item["total_tax"]) for item in items), Decimal(0))
     net = sum((Decimal(item["total"]) for item in items), Decimal(0))
     shipping = SHIPPING_COST if items else Decimal(0)
-    shipping_tax = _money(shipping * TAX_RATE)
-    order["cart_tax"] = _fmt(cart_tax)
-    order["shipping_total"] = _fmt(shipping)
-    order["shipping_tax"] = _fmt(shipping_tax)
-    order["total_tax"] = _fmt(cart_tax + shipping_tax)
-    order["total"] = _fmt(net + shipping + cart_tax + shipping_tax)
+    shipping_tax = money(shipping * TAX_RATE)
+    order["cart_tax"] = format_money(cart_tax)
+    order["shipping_total"] = format_money(shipping)
+    order["shipping_tax"] = format_money(shipping_tax)
+    order["total_tax"] = format_money(cart_tax + shipping_tax)
+    order["total"] = format_money(net + shipping + cart_tax + shipping_tax)
     order["tax_lines"] = [{
         "id": _reuse_id(order["tax_lines"]),
         "rate_code": "IT-IVA-1",
         "rate_id": 1,
         "label": "IVA",
         "compound": False,
-        "tax_total": _fmt(cart_tax),
-        "shipping_tax_total": _fmt(shipping_tax),
+        "tax_total": format_money(cart_tax),
+        "shipping_tax_total": format_money(shipping_tax),
         "rate_percent": 22,
         "meta_data": [],
     }] if items else []
@@ -214,10 +225,9 @@ def recalculate(order: dict[str, Any]) -> None:
         "method_title": "Flat rate",
         "method_id": "flat_rate",
         "instance_id": "3",
-        "total": _fmt(shipping),
-        "total_tax": _fmt(shipping_tax),
-        "taxes": [{"id": 1, "total": _plain(shipping_tax), "subtotal": ""}],
-        "tax_status": "taxable",
+        "total": format_money(shipping),
+        "total_tax": format_money(shipping_tax),
+        "taxes": [{"id": 1, "total": format_tax(shipping_tax), "subtotal": ""}],
         "meta_data": [{
             "id": _reuse_meta_id(order["shipping_lines"]),
             "key": "Items", "value": summary, "display_key": "Items", "display_value": summary,
@@ -284,11 +294,20 @@ def snapshot(order: dict[str, Any]) -> dict[str, Any]:
     return deepcopy(order)
 
 
-def _line_item(spec: dict[str, Any], site_url: str) -> dict[str, Any]:
+def new_item_id() -> int:
+    """The next order item id (line, tax, shipping, refund line: one table for them all)."""
+    return next(_item_ids)
+
+
+def new_meta_id() -> int:
+    return next(_meta_ids)
+
+
+def _line_item(spec: dict[str, Any]) -> dict[str, Any]:
     variation_id = int(spec.get("variation_id", 0))
     name = spec.get("name", f"Product {spec['product_id']}")
     sku = spec.get("sku")
-    image_id = 9000 + int(spec["product_id"])
+    attributes = spec.get("attributes") or {}
     line: dict[str, Any] = {
         "id": next(_item_ids),
         "name": name,
@@ -301,10 +320,17 @@ def _line_item(spec: dict[str, Any], site_url: str) -> dict[str, Any]:
         "total": "0.00",
         "total_tax": "0.00",
         "taxes": [],
-        "meta_data": [],
+        # A variation's attributes, as WooCommerce stores them on the line (key, value, and their labels).
+        "meta_data": [
+            {"id": next(_meta_ids), "key": str(key), "value": str(value),
+             "display_key": str(key)[:1].upper() + str(key)[1:], "display_value": str(value)}
+            for key, value in attributes.items()
+        ] if variation_id else [],
         "sku": sku,
         "price": 0.0,
-        "image": {"id": image_id, "src": f"{site_url}/wp-content/uploads/2025/03/{image_id}.jpg"},
+        # A product without an image: WooCommerce answers "" for a simple product's image id and 0 for
+        # a variation's (the variation's own empty image_id).
+        "image": {"id": 0 if variation_id else "", "src": ""},
         # A variation's name is "<parent> - <attributes>"; simple products have no parent.
         "parent_name": name.rsplit(" - ", 1)[0] if variation_id else None,
     }
@@ -313,12 +339,12 @@ def _line_item(spec: dict[str, Any], site_url: str) -> dict[str, Any]:
 
 
 def _price_line(line: dict[str, Any], unit: Decimal, quantity: int) -> None:
-    net = _money(unit * quantity)
-    tax = _money(net * TAX_RATE)
+    net = money(unit * quantity)
+    tax = money(net * TAX_RATE)
     line["quantity"] = quantity
-    line["subtotal"] = line["total"] = _fmt(net)
-    line["subtotal_tax"] = line["total_tax"] = _fmt(tax)
-    line["taxes"] = [{"id": 1, "total": _plain(tax), "subtotal": _plain(tax)}]
+    line["subtotal"] = line["total"] = format_money(net)
+    line["subtotal_tax"] = line["total_tax"] = format_money(tax)
+    line["taxes"] = [{"id": 1, "total": format_tax(tax), "subtotal": format_tax(tax)}]
     # WooCommerce computes price as total / quantity: a float, not a money string.
     line["price"] = float(net / quantity)
 
@@ -348,14 +374,14 @@ def _reuse_meta_id(rows: list[dict[str, Any]]) -> int:
     return rows[0]["meta_data"][0]["id"] if rows else next(_meta_ids)
 
 
-def _money(value: Decimal) -> Decimal:
+def money(value: Decimal) -> Decimal:
     return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
-def _fmt(value: Decimal) -> str:
-    return f"{_money(value):.2f}"
+def format_money(value: Decimal) -> str:
+    return f"{money(value):.2f}"
 
 
-def _plain(value: Decimal) -> str:
+def format_tax(value: Decimal) -> str:
     """wc_format_decimal without dp: tax amounts inside `taxes` drop trailing zeros ("2.2")."""
     return format(value.normalize(), "f")

@@ -1,8 +1,15 @@
 """A strict WooCommerce REST v3 server (orders, notes, products, webhooks), plus a control API for tests.
 
 REST routes live under /wp-json/wc/v3 and behave as docs/woocommerce.md §4 says
-(OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors);
-WordPress's public REST index, GET /wp-json/, says where the site is.
+(OAuth 1.0a over plain HTTP, paging headers, WordPress-style JSON errors), with
+the keys, JSON types and headers a real WooCommerce 9.2.5 answered (the recorded
+traffic tests/integration/test_shop_simulator_fidelity.py compares with):
+`Link` (the API root, or the paging links repeating the request's parameters),
+`Allow` on a known route, `X-WP-Total`/`X-WP-TotalPages` on collections, and
+`_fields` keeping only the fields asked for. Refunds are read through
+`GET /orders/{id}/refunds[/{refund_id}]` and made on the control API, as the
+shop owner makes them on the order screen (simulators/shop/refunds.py).
+WordPress's public REST index, GET /wp-json/, says where the site is (simulators/shop/site_index.py).
 Control routes under /_control need no auth and let tests play the shop's
 admin, inject faults, and look at what the service wrote and which webhooks
 went out.
@@ -42,19 +49,38 @@ from simulators.shop.wire import (
     Handler,
     Query,
     Reply,
+    api_root_link,
     date_param,
+    filter_fields,
     first_param,
     int_param,
     listing_params,
     no_route,
     object_body,
     order_filter,
+    orders_link_query,
     page_headers,
     parse_body,
     writable_status,
 )
 
 CREATE_FIELDS = frozenset({"status", "lines", "shipping", "billing", "customer_note", "number", "date_created_gmt"})
+REFUND_FIELDS = frozenset({"lines", "reason", "amount"})
+ALL_METHODS = "GET, POST, PUT, PATCH, DELETE"
+# The methods WooCommerce registers on each route, which its `Allow` header lists, whether or not the
+# simulator serves them all (it creates neither orders nor refunds through REST).
+ROUTE_METHODS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"/orders"), "GET, POST"),
+    (re.compile(r"/orders/\d+"), ALL_METHODS),
+    (re.compile(r"/orders/\d+/notes"), "GET, POST"),
+    (re.compile(r"/orders/\d+/refunds"), "GET, POST"),
+    (re.compile(r"/orders/\d+/refunds/\d+"), "GET, DELETE"),
+    (re.compile(r"/reports/orders/totals"), "GET"),
+    (re.compile(r"/webhooks"), "GET, POST"),
+    (re.compile(r"/webhooks/\d+"), ALL_METHODS),
+    (re.compile(r"/products"), "GET, POST"),
+    (re.compile(r"/products/\d+/variations"), "GET, POST"),
+]
 
 
 # -- REST API -------------------------------------------------------------------------------
@@ -76,8 +102,15 @@ class RestApi:
             ("GET", re.compile(r"/reports/orders/totals"), lambda m, q, b: Reply(200, self.state.status_totals())),
             ("GET", re.compile(r"/orders/(\d+)/notes"), self._list_notes),
             ("POST", re.compile(r"/orders/(\d+)/notes"), self._add_note),
+            ("GET", re.compile(r"/orders/(\d+)/refunds"), self._list_refunds),
+            ("GET", re.compile(r"/orders/(\d+)/refunds/(\d+)"), self._get_refund),
             *WebhookApi(webhooks, state.site_url).routes,
         ]
+
+    @staticmethod
+    def allow(route_path: str) -> str | None:
+        """The `Allow` header of an authenticated request that reached a route."""
+        return next((methods for pattern, methods in ROUTE_METHODS if pattern.fullmatch(route_path)), None)
 
     def authenticate(self, method: str, path: str, raw_query: str, authorization: str | None) -> None:
         """As WooCommerce over plain HTTP: OAuth 1.0a signatures only (simulators/shop/auth.py)."""
@@ -106,7 +139,34 @@ class RestApi:
                                         offset + listing.per_page)
         # Changes a test armed for "while the listing is read" happen between this page and the next.
         self.state.listing_served()
-        return Reply(200, rows, page_headers(self.state.site_url, query, listing, total))
+        return Reply(200, rows, page_headers(self.state.site_url, query, listing, total, link_query=orders_link_query))
+
+    def _list_refunds(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """GET /orders/{id}/refunds: newest first, paged; an unknown order simply has none (WooCommerce
+        queries refunds by parent and finds nothing)."""
+        order_id = int(match.group(1))
+        sort_keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "date": lambda r: (r["date_created_gmt"], r["id"]),
+            "id": lambda r: r["id"],
+        }
+        listing = listing_params(query, sort_keys, orders="asc, desc", orderbys="date, id")
+        rows = sorted(self.state.refunds(order_id), key=listing.sort_key, reverse=listing.descending)
+        page = rows[listing.offset:listing.offset + listing.per_page]
+        return Reply(200, page, page_headers(self.state.site_url, query, listing, len(rows),
+                                             route=f"/orders/{order_id}/refunds"))
+
+    def _get_refund(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """GET /orders/{id}/refunds/{refund_id}, with WooCommerce's three 404s."""
+        order_id, refund_id = int(match.group(1)), int(match.group(2))
+        parent = self.state.refund_parent(refund_id)
+        if parent is None and self.state.order(refund_id) is None:
+            raise ApiError(404, "woocommerce_rest_shop_order_refund_invalid_id", "Invalid ID.")
+        if self.state.order(order_id) is None:
+            raise ApiError(404, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
+        found = next((r for r in self.state.refunds(order_id) if r["id"] == refund_id), None)
+        if parent != order_id or found is None:
+            raise ApiError(404, "woocommerce_rest_invalid_order_refund_id", "Invalid order refund ID.")
+        return Reply(200, found)
 
     def _delete_order(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         """DELETE /orders/{id}: to the trash (fires order.deleted), or gone for good with force=true."""
@@ -166,6 +226,7 @@ class ControlApi:
             ("GET", re.compile(order + "/shipment-trackings"), lambda m, q, b: Reply(200, tracking.items(int(m.group(1))))),
             ("POST", re.compile(r"/orders"), self._create),
             ("POST", re.compile(order), lambda m, q, b: Reply(200, state.admin_edit(int(m.group(1)), object_body(b)))),
+            ("POST", re.compile(order + "/refunds"), self._refund),
             ("POST", re.compile(order + "/trash"), lambda m, q, b: Reply(200, state.trash(int(m.group(1))))),
             ("POST", re.compile(order + "/restore"), lambda m, q, b: Reply(200, state.restore(int(m.group(1))))),
             ("POST", re.compile(order + "/delete"), lambda m, q, b: Reply(200, state.delete(int(m.group(1))))),
@@ -192,6 +253,19 @@ class ControlApi:
         if "date_created_gmt" in kwargs:
             kwargs["date_created_gmt"] = date_param("date_created_gmt", kwargs["date_created_gmt"], True)
         return Reply(201, self.state.create_order(**kwargs))
+
+    def _refund(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """A refund on the order screen: {"lines": {line item id: quantity}, "reason"?, "amount"?}."""
+        fields = object_body(body)
+        unknown = set(fields) - REFUND_FIELDS
+        if unknown:
+            raise ApiError(400, "unknown_fields", f"Unknown fields: {', '.join(sorted(unknown))}.")
+        lines = fields.get("lines") or {}
+        if not isinstance(lines, dict) or not all(str(k).isdigit() for k in lines):
+            raise ApiError(400, "invalid_lines", "lines must map line item ids to quantities.")
+        refund = self.state.refund(int(match.group(1)), {int(k): v for k, v in lines.items()},
+                                   reason=str(fields.get("reason") or ""), amount=fields.get("amount"))
+        return Reply(201, refund)
 
     def _configure_webhooks(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         fields = object_body(body)
@@ -284,6 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._allow: str | None = None  # set once an authenticated request reaches a REST route
         try:
             reply = self._dispatch(method, url.path, query, raw)
         except ApiError as error:
@@ -291,13 +366,26 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a simulator bug: answer like a crashed WordPress and show it
             traceback.print_exc()
             reply = ApiError(500, "internal_server_error", "Simulator error.").reply()
+        if url.path.startswith((REST_PREFIX + "/", TRACKING_PREFIX + "/")):
+            reply = self._as_wordpress(reply, query)
         self._send(reply)
 
+    def _as_wordpress(self, reply: Reply, query: Query) -> Reply:
+        """What WordPress's REST server adds to every answer: `_fields` filtering of a success, the
+        API root Link unless paging links are there, Allow on a route reached, X-Robots-Tag."""
+        fields = first_param(query, "_fields")
+        body = filter_fields(reply.body, fields) if fields and reply.status < 400 else reply.body
+        headers = {"X-Robots-Tag": "noindex", "Link": api_root_link(self.server.rest.state.site_url), **reply.headers}
+        if self._allow:
+            headers["Allow"] = self._allow
+        return Reply(reply.status, body, headers)
+
     def _dispatch(self, method: str, path: str, query: Query, raw: bytes) -> Reply:
+        rest = False
         if path.startswith(REST_PREFIX + "/"):
             api = self.server.rest
             api.authenticate(method, path, urlsplit(self.path).query, self.headers.get("Authorization"))
-            routes, route_path = api.routes, path[len(REST_PREFIX):]
+            routes, route_path, rest = api.routes, path[len(REST_PREFIX):], True
         elif path.startswith(CONTROL_PREFIX + "/"):
             routes, route_path = self.server.control.routes, path[len(CONTROL_PREFIX):]
         elif path.startswith(TRACKING_PREFIX + "/"):
@@ -312,6 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
         for route_method, pattern, handler in routes:
             match = pattern.fullmatch(route_path.rstrip("/"))
             if match and route_method == method:
+                if rest:
+                    self._allow = RestApi.allow(route_path.rstrip("/"))
                 return handler(match, query, parse_body(raw))
         raise no_route()
 

@@ -1,7 +1,9 @@
-"""The shop's data: orders, notes, the log of REST writes, and the armed write faults.
+"""The shop's data: orders, their refunds and notes, the log of REST writes, and the armed write faults.
 
 Admin edits (the control API) and REST writes change it the way WooCommerce
-would, including which webhook topic each change fires.
+would, including which webhook topic each change fires. Orders and refunds
+draw their ids from one sequence, as WordPress posts do (a refund made after
+orders 157 and 158 is 159).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from simulators.shop import refunds
 from simulators.shop.faults import WriteFaults
 from simulators.shop.orders import (
     make_order,
@@ -25,11 +28,12 @@ from simulators.shop.orders import (
     utc_now,
     wc_dates,
 )
-from simulators.shop.wire import ApiError, invalid_param, meta_items, writable_status
+from simulators.shop.wire import REST_PREFIX, ApiError, meta_items, not_of_type, writable_status
 
 FIRST_ORDER_ID = 1001
 FIRST_NOTE_ID = 2001
 API_USER = "admin"  # the user behind the API key and the admin screen
+SYSTEM_AUTHOR = "WooCommerce"  # the author of a note no user added (add_order_note without added_by_user)
 ADDRESS_FIELDS = frozenset({
     "first_name", "last_name", "company", "address_1", "address_2",
     "city", "state", "postcode", "country", "email", "phone",
@@ -49,6 +53,7 @@ class ShopState:
     def reset(self) -> None:
         with self._lock:
             self._orders: dict[int, dict[str, Any]] = {}
+            self._refunds: dict[int, list[dict[str, Any]]] = {}  # by order id, oldest first
             self._notes: dict[int, list[dict[str, Any]]] = {}
             self._writes: dict[int, list[dict[str, Any]]] = {}
             self._status_before_trash: dict[int, str] = {}
@@ -81,10 +86,21 @@ class ShopState:
                     counts[order["status"]] += 1
             return [{"slug": slug, "name": STATUS_NAMES[slug], "total": total} for slug, total in counts.items()]
 
+    def refunds(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's refunds as GET /orders/{id}/refunds lists them: newest first."""
+        with self._lock:
+            return [snapshot(refund) for refund in reversed(self._refunds.get(order_id, []))]
+
+    def refund_parent(self, refund_id: int) -> int | None:
+        """The order a refund belongs to, or None when no order has a refund of that id."""
+        with self._lock:
+            return next((order_id for order_id, made in self._refunds.items()
+                         if any(refund["id"] == refund_id for refund in made)), None)
+
     def notes(self, order_id: int) -> list[dict[str, Any]]:
         """Newest first, as WooCommerce lists them."""
         with self._lock:
-            return [dict(note) for note in reversed(self._notes.get(order_id, []))]
+            return [snapshot(note) for note in reversed(self._notes.get(order_id, []))]
 
     def writes(self, order_id: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -95,8 +111,7 @@ class ShopState:
     def create_order(self, **kwargs: Any) -> dict[str, Any]:
         """make_order's keyword arguments; the id is the next free one. Fires order.created."""
         with self._lock:
-            order_id = self._next_order_id
-            self._next_order_id += 1
+            order_id = self._take_id()
             order = make_order(order_id, site_url=self.site_url, **kwargs)
             self._orders[order_id] = order
             self._notes[order_id] = []
@@ -108,7 +123,7 @@ class ShopState:
         with self._lock:
             order = self._existing(order_id)
             if "lines" in changes:
-                replace_lines(order, changes["lines"], site_url=self.site_url)
+                replace_lines(order, changes["lines"])
             for line_id, quantity in (changes.get("quantity") or {}).items():
                 try:
                     set_quantity(order, int(line_id), int(quantity))
@@ -124,6 +139,32 @@ class ShopState:
             stamp_modified(order, utc_now())
             self._on_event("order.updated", order_id)
             return snapshot(order)
+
+    def refund(self, order_id: int, quantities: dict[int, int], *, reason: str = "",
+               amount: Any = None) -> dict[str, Any]:
+        """A refund on the order screen (simulators/shop/refunds.py): `quantities` by line item id, the
+        amount their price with tax unless given. The order keeps its lines, lists the refund under
+        `refunds`, is saved (order.updated) and, when nothing is left to refund, becomes `refunded`."""
+        with self._lock:
+            order = self._existing(order_id)
+            earlier = self._refunds.setdefault(order_id, [])
+            try:
+                refund = refunds.build_refund(
+                    self._next_order_id, order, earlier, quantities=quantities, reason=reason, amount=amount,
+                    when_gmt=utc_now(), site_url=self.site_url,
+                )
+            except refunds.RefundRefused as exc:
+                raise ApiError(400, "woocommerce_rest_cannot_create_order_refund", str(exc)) from None
+            self._take_id()
+            fully = refunds.leaves_nothing(order, earlier, refund)
+            earlier.append(refund)
+            order["refunds"] = refunds.summary(earlier)
+            if fully:
+                self._change_status(order, "refunded", author=SYSTEM_AUTHOR)
+            stamp_modified(order, utc_now())
+            # woocommerce_order_refunded and the order's save both belong to order.updated: one delivery.
+            self._on_event("order.updated", order_id)
+            return snapshot(refund)
 
     def trash(self, order_id: int) -> dict[str, Any]:
         with self._lock:
@@ -152,6 +193,7 @@ class ShopState:
         with self._lock:
             order = self._existing(order_id)
             del self._orders[order_id]
+            self._refunds.pop(order_id, None)  # a refund goes with its order
             self._status_before_trash.pop(order_id, None)
             return snapshot(order)
 
@@ -199,7 +241,7 @@ class ShopState:
         addresses = {part: fields[part] for part in ("billing", "shipping") if part in fields}
         for part, value in addresses.items():
             if not isinstance(value, dict):
-                raise invalid_param(part, f"{part} is not of type object.")
+                raise not_of_type(part, part, "object")
         with self._lock:
             order = self._orders.get(order_id)
             if order is None:
@@ -212,7 +254,7 @@ class ShopState:
             merge_meta(order, meta)
             # WooCommerce applies the status after every other field.
             if status is not None:
-                self._change_status(order, status, author="system")
+                self._change_status(order, status, author=SYSTEM_AUTHOR)
             stamp_modified(order, utc_now())
             self._log_write(order_id, "update", method, fields)
             self._on_event("order.updated", order_id)
@@ -226,10 +268,10 @@ class ShopState:
         with self._lock:
             if order_id not in self._orders:
                 raise ApiError(404, "woocommerce_rest_order_invalid_id", "Invalid order ID.")
-            author = API_USER if body.get("added_by_user") else "system"
+            author = API_USER if body.get("added_by_user") else SYSTEM_AUTHOR
             note = self._append_note(order_id, note_text, author=author, customer_note=bool(body.get("customer_note")))
             self._log_write(order_id, "note", "POST", body)
-            return dict(note)
+            return snapshot(note)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -259,6 +301,12 @@ class ShopState:
             raise ApiError(404, "unknown_order", f"No order {order_id}.")
         return order
 
+    def _take_id(self) -> int:
+        """The next id of the one sequence orders and refunds share."""
+        taken = self._next_order_id
+        self._next_order_id += 1
+        return taken
+
     def _change_status(self, order: dict[str, Any], status: str, *, author: str) -> None:
         previous = order["status"]
         if status == previous:
@@ -270,16 +318,43 @@ class ShopState:
             author=author,
             customer_note=False,
         )
+        if status == "refunded":
+            self._refund_the_rest(order)
+
+    def _refund_the_rest(self, order: dict[str, Any]) -> None:
+        """wc_order_fully_refunded(), run when an order becomes `refunded`: what is left to refund is
+        refunded, without lines, and a note says the money is to be returned by hand."""
+        earlier = self._refunds.setdefault(order["id"], [])
+        refund = refunds.full_refund(self._next_order_id, order, earlier, when_gmt=utc_now(), site_url=self.site_url)
+        if refund is None:
+            return
+        self._take_id()
+        earlier.append(refund)
+        order["refunds"] = refunds.summary(earlier)
+        self._append_note(
+            order["id"],
+            "Order status set to refunded. To return funds to the customer you will need to issue a refund"
+            " through your payment gateway.",
+            author=SYSTEM_AUTHOR,
+            customer_note=False,
+        )
 
     def _append_note(self, order_id: int, text: str, *, author: str, customer_note: bool) -> dict[str, Any]:
         local, gmt = wc_dates(utc_now())
+        note_id = next(self._note_ids)
+        order_url = f"{self.site_url}{REST_PREFIX}/orders/{order_id}"
         note = {
-            "id": next(self._note_ids),
+            "id": note_id,
             "author": author,
             "date_created": local,
             "date_created_gmt": gmt,
             "note": text,
             "customer_note": customer_note,
+            "_links": {
+                "self": [{"href": f"{order_url}/notes/{note_id}", "targetHints": {"allow": ["GET", "DELETE"]}}],
+                "collection": [{"href": f"{order_url}/notes"}],
+                "up": [{"href": order_url}],
+            },
         }
         self._notes[order_id].append(note)
         return note

@@ -9,7 +9,8 @@
   the delivery URL is pinged at once (the answer changes nothing here);
 - get, update (POST/PUT/PATCH, which saves and may ping, see webhooks.py), and
   delete, which needs `force=true` (501 otherwise: webhooks have no trash);
-- the secret and the failure count are never part of an answer.
+- the secret and the failure count are never part of an answer;
+- each webhook's `_links.self` carries `targetHints.allow`, as WordPress adds it.
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from simulators.shop.wire import (
     Query,
     Reply,
     first_param,
-    invalid_param,
     listing_params,
+    not_in_enum,
+    not_of_type,
     object_body,
     page_headers,
 )
@@ -57,7 +59,7 @@ class WebhookApi:
     def _list(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         status = first_param(query, "status") or "all"
         if status not in ("all", *STATUSES):
-            raise invalid_param("status", "status is not one of all, active, paused, and disabled.")
+            raise not_in_enum("status", "status", ("all", *STATUSES))
         keys = {"date": lambda w: (w["date_created_gmt"], w["id"]), "id": lambda w: w["id"],
                 "title": lambda w: (w["name"], w["id"])}
         listing = listing_params(query, keys, orders="asc and desc", orderbys="date, id, and title")
@@ -111,7 +113,7 @@ class WebhookApi:
     def _delete(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         raw = (first_param(query, "force") or str(object_body(body).get("force", ""))).lower()
         if raw not in ("", "true", "false", "1", "0"):
-            raise invalid_param("force", "force is not of type boolean.")
+            raise not_of_type("force", "force", "boolean")
         if raw not in ("true", "1"):
             raise ApiError(501, "woocommerce_rest_trash_not_supported", "Webhooks do not support trashing.")
         deleted = self.webhooks.delete(int(match.group(1)))
@@ -121,7 +123,8 @@ class WebhookApi:
 
     def _with_links(self, webhook: dict[str, Any]) -> dict[str, Any]:
         base = f"{self.site_url}{REST_PREFIX}/webhooks"
-        return {**webhook, "_links": {"self": [{"href": f"{base}/{webhook['id']}"}],
+        allow = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        return {**webhook, "_links": {"self": [{"href": f"{base}/{webhook['id']}", "targetHints": {"allow": allow}}],
                                       "collection": [{"href": base}]}}
 
 
@@ -144,7 +147,7 @@ def valid_url(url: Any) -> bool:
 def _check_status(fields: dict[str, Any]) -> None:
     """The schema's enum, checked by WordPress before the controller runs."""
     if "status" in fields and fields["status"] not in STATUSES:
-        raise invalid_param("status", f"status is not one of {', '.join(STATUSES)}.")
+        raise not_in_enum("status", "status", STATUSES)
 
 
 def _invalid_url() -> ApiError:

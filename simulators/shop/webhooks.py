@@ -13,7 +13,16 @@ delivery URL, a secret and a failure count (WooCommerce's WC_Webhook):
   count is at most 5 and otherwise sets the webhook `disabled`, so the 7th
   failure in a row disables it; nothing is ever retried; re-activating a
   webhook does not reset its count, so one more failure disables it again;
-- a ping (form body `webhook_id=N`, unsigned) goes out when a webhook is
+- a delivery carries the headers a real WooCommerce 9.2.5 sends: User-Agent
+  `WooCommerce/9.2.5 Hookshot (WordPress/7.0)`, Content-Type
+  `application/json`, `Connection: close`, and X-WC-Webhook-Source (the
+  site's home URL with a trailing slash), -Topic, -Resource, -Event,
+  -Signature, -ID and -Delivery-ID; its body is the order exactly as
+  GET /orders/{id} answers it (`refunds` included), or `{"id":N}` for
+  order.deleted;
+- a ping (form body `webhook_id=N`, Content-Type
+  `application/x-www-form-urlencoded` without a charset, unsigned, no
+  X-WC-* header) goes out when a webhook is
   created through REST, and again whenever an active webhook is saved with a
   new delivery URL or while its last ping had failed (`pending_delivery`);
   only exactly 200 counts, and a ping never touches the failure count.
@@ -38,10 +47,10 @@ from typing import Any
 import requests
 
 from shared.shop.signature import sign
-from simulators.shop.orders import utc_now, wc_dates
+from simulators.shop.orders import WC_VERSION, WP_VERSION, utc_now, wc_dates
 from simulators.shop.php_json import wp_json_encode
 
-USER_AGENT = "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"
+USER_AGENT = f"WooCommerce/{WC_VERSION} Hookshot (WordPress/{WP_VERSION})"
 WEBHOOK_ID = 7  # the hand-made webhook of the command line
 FIRST_REST_ID = 11
 DELIVERY_TIMEOUT = 60.0  # WooCommerce: MINUTE_IN_SECONDS
@@ -92,10 +101,11 @@ class Webhook:
                 "failure_count": self.failure_count, "pending_delivery": self.pending_delivery}
 
 
-# WC_Webhook::get_default_topic_hooks() for the order topics (docs/woocommerce.md §2.1).
+# WC_Webhook::get_default_topic_hooks() for the order topics (docs/woocommerce.md §2.1), as WooCommerce
+# 9.2.5 lists them in a webhook's `hooks`.
 TOPIC_HOOKS = {
     "order.created": ("woocommerce_new_order",),
-    "order.updated": ("woocommerce_update_order", "woocommerce_order_refunded", "woocommerce_delete_order_refund"),
+    "order.updated": ("woocommerce_update_order", "woocommerce_order_refunded"),
     "order.deleted": ("wp_trash_post", "woocommerce_trash_order"),
     "order.restored": ("untrashed_post", "woocommerce_untrash_order"),
 }
@@ -287,7 +297,7 @@ class WebhookSender:
         with self._idle:
             hook = self._hooks[webhook_id]
             url = hook.delivery_url
-        headers = {"User-Agent": USER_AGENT, "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+        headers = {"User-Agent": USER_AGENT, "Content-Type": "application/x-www-form-urlencoded", "Connection": "close"}
         try:
             response = requests.post(
                 url, data=f"webhook_id={webhook_id}".encode(), headers=headers,
@@ -340,6 +350,7 @@ class WebhookSender:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            "Connection": "close",  # WordPress's HTTP API opens one connection per request
             "X-WC-Webhook-Source": self.source,
             "X-WC-Webhook-Topic": topic,
             "X-WC-Webhook-Resource": resource,

@@ -1,7 +1,19 @@
-"""The WooCommerce REST wire as the simulator speaks it: WordPress-style errors, replies,
-and the query parameters of GET /orders (status list, date windows, paging).
+"""The WooCommerce REST wire as the simulator speaks it: WordPress-style errors, replies, the
+headers WordPress puts on every answer, and the query parameters of GET /orders (status list,
+date windows, paging, `_fields`).
 
-Shapes follow docs/woocommerce.md; nothing here holds state.
+Shapes follow docs/woocommerce.md and what a real WooCommerce 9.2.5 answered (the recorded
+traffic the fidelity tests compare with); nothing here holds state. Worth knowing:
+
+- a parameter that fails validation is 400 `rest_invalid_param` with `data.params` (the
+  message by parameter) and `data.details` (the validator's own error by parameter);
+- every REST answer carries `Link: <site/wp-json/>; rel="https://api.w.org/"`, replaced on
+  a collection with a page before or after it by the paging links;
+- the paging links repeat the request's query parameters as WooCommerce repeats them, the
+  `oauth_*` ones included: a client that follows such a link as it is reuses a nonce, and
+  the shop refuses it (401 "nonce has already been used");
+- an authenticated request to a known route gets `Allow` with the methods WooCommerce
+  registers for that route.
 """
 from __future__ import annotations
 
@@ -14,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from simulators.shop.orders import SITE_TZ, WRITABLE_STATUSES, parse_wc_date
+from simulators.shop.orders import SITE_TZ, STATUS_ENUM, WRITABLE_STATUSES, parse_wc_date
 
 REST_PREFIX = "/wp-json/wc/v3"
 CONTROL_PREFIX = "/_control"
@@ -26,23 +38,46 @@ class ApiError(Exception):
     """An error answered as WordPress does: {"code", "message", "data": {"status", ...}}."""
 
     def __init__(self, status: int, code: str, message: str, *, params: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.params = params
+        self.details = details
         self.headers = headers or {}
 
     def reply(self) -> Reply:
         data: dict[str, Any] = {"status": self.status}
         if self.params:
             data["params"] = self.params
+        if self.details:
+            data["details"] = self.details
         return Reply(self.status, {"code": self.code, "message": self.message, "data": data}, self.headers)
 
 
-def invalid_param(name: str, reason: str) -> ApiError:
-    return ApiError(400, "rest_invalid_param", f"Invalid parameter(s): {name}", params={name: reason})
+def invalid_param(name: str, reason: str, *, code: str = "rest_invalid_param", data: Any = None) -> ApiError:
+    """WP_REST_Request::has_valid_params(): `params` carries the message, `details` the validator's
+    own error (`code` such as rest_not_in_enum, rest_invalid_type, rest_out_of_bounds; its `data`)."""
+    return ApiError(400, "rest_invalid_param", f"Invalid parameter(s): {name}", params={name: reason},
+                    details={name: {"code": code, "message": reason, "data": data}})
+
+
+def not_in_enum(param: str, name: str, allowed: tuple[str, ...] | list[str]) -> ApiError:
+    """rest_validate_enum()'s refusal of `param` (the parameter, or one item of it such as `status[1]`)."""
+    return invalid_param(name, f"{param} is not one of {wp_list(allowed)}.", code="rest_not_in_enum")
+
+
+def not_of_type(param: str, name: str, kind: str) -> ApiError:
+    return invalid_param(name, f"{param} is not of type {kind}.", code="rest_invalid_type", data={"param": param})
+
+
+def wp_list(items: tuple[str, ...] | list[str]) -> str:
+    """wp_sprintf's %l: "a", "a and b", "a, b, and c"."""
+    items = list(items)
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + ", and " + items[-1]
 
 
 @dataclass
@@ -70,14 +105,16 @@ def parse_body(raw: bytes) -> Any:
 
 def writable_status(value: Any) -> str:
     if value not in WRITABLE_STATUSES:
-        allowed = ", ".join(sorted(WRITABLE_STATUSES))
-        raise invalid_param("status", f"status is not one of {allowed}.")
+        raise not_in_enum("status", "status", STATUS_ENUM)
     return value
 
 
 def meta_items(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(m, dict) and isinstance(m.get("key"), str) for m in value):
-        raise invalid_param("meta_data", "meta_data must be a list of objects with a string key.")
+    if not isinstance(value, list):
+        raise not_of_type("meta_data", "meta_data", "array")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise not_of_type(f"meta_data[{index}]", "meta_data", "object")
     return value
 
 
@@ -90,11 +127,7 @@ def order_filter(query: Query) -> Callable[[dict[str, Any]], bool]:
     lists exactly what `status=any` lists. Trashed orders come back only when `trash` is
     named without `any`.
     """
-    requested = {s for value in query.get("status", []) + query.get("status[]", []) for s in value.split(",") if s}
-    requested = requested or {"any"}
-    for status in requested:
-        if status not in WRITABLE_STATUSES | {"any", "trash"}:
-            raise invalid_param("status", f"status[0] is not one of any, trash, {', '.join(sorted(WRITABLE_STATUSES))}.")
+    requested = status_list(query)
     any_status = "any" in requested
     include = id_list(query, "include")
     exclude = id_list(query, "exclude")
@@ -127,34 +160,91 @@ def order_filter(query: Query) -> Callable[[dict[str, Any]], bool]:
     return match
 
 
+LISTABLE_STATUSES = ("any", "trash", *STATUS_ENUM)
+
+
+def status_list(query: Query) -> list[str]:
+    """GET /orders' `status`, as a list (`a,b` or repeated `status[]`), `any` when not given; every
+    item must be in the enum, and the first that is not is named by its index, as WordPress does."""
+    requested = [s for value in query.get("status", []) + query.get("status[]", []) for s in value.split(",") if s]
+    for index, status in enumerate(requested):
+        if status not in LISTABLE_STATUSES:
+            raise not_in_enum(f"status[{index}]", "status", LISTABLE_STATUSES)
+    return requested or ["any"]
+
+
 def id_list(query: Query, name: str) -> set[int]:
     """A WordPress array-of-integers parameter, sent as `name=1,2,3` or repeated `name[]=1`."""
     values = [v for raw in query.get(name, []) + query.get(f"{name}[]", []) for v in raw.split(",") if v.strip()]
-    try:
-        return {int(v) for v in values}
-    except ValueError:
-        raise invalid_param(name, f"{name}[0] is not of type integer.") from None
+    ids = set()
+    for index, value in enumerate(values):
+        try:
+            ids.add(int(value))
+        except ValueError:
+            raise not_of_type(f"{name}[{index}]", name, "integer") from None
+    return ids
 
 
 def date_param(name: str, value: str, gmt: bool) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise invalid_param(name, "Invalid date.") from None
+        raise invalid_param(name, "Invalid date.", code="rest_invalid_date") from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc if gmt else SITE_TZ).replace(tzinfo=None)
     return moment
 
 
-def page_links(site_url: str, query: Query, page: int, total_pages: int, route: str = "/orders") -> str:
-    # A signed request's oauth_* parameters are good for that request only.
-    base = {k: v[-1] for k, v in query.items()
-            if k not in ("consumer_key", "consumer_secret") and not k.startswith("oauth_")}
+def api_root_link(site_url: str) -> str:
+    """The Link WordPress puts on every REST answer that has no paging links."""
+    return f'<{site_url}/wp-json/>; rel="https://api.w.org/"'
+
+
+def repeated_query(query: Query) -> list[tuple[str, str]]:
+    """A collection's request parameters as its paging links repeat them: every one, in the
+    request's order, the last value of a repeated name (as PHP reads it), oauth_* included."""
+    return [(name, values[-1]) for name, values in query.items() if name != "page"]
+
+
+def orders_link_query(query: Query) -> list[tuple[str, str]]:
+    """GET /orders' parameters as WooCommerce 9.2.5 repeats them in its paging links (read off a real
+    shop's answers): the plain ones in the request's order (`dates_are_gmt` as 1 or 0), then the
+    list ones sanitised to arrays (`status[0]=any` when no status was given), then the defaults
+    `dp=2` and `context=view` where the request did not name them."""
+    lists = {"status": status_list(query)}
+    for name in ("include", "exclude"):
+        if name in query or f"{name}[]" in query:
+            lists[name] = [v for raw in query.get(name, []) + query.get(f"{name}[]", []) for v in raw.split(",") if v]
+    pairs = []
+    for name, value in repeated_query(query):
+        if name.removesuffix("[]") in lists:
+            continue
+        if name == "dates_are_gmt":
+            value = "1" if value.lower() in ("1", "true") else "0"
+        pairs.append((name, value))
+    for name, values in lists.items():
+        pairs += [(f"{name}[{index}]", value) for index, value in enumerate(values)]
+    pairs += [(name, default) for name, default in (("dp", "2"), ("context", "view")) if name not in query]
+    return pairs
+
+
+def page_links(site_url: str, query: Query, page: int, total_pages: int, route: str = "/orders",
+               link_query: Callable[[Query], list[tuple[str, str]]] = repeated_query) -> str:
+    """`add_query_arg('page', N, <the collection URL with the request's parameters>)` for the pages
+    before and after: the `page` of the request keeps its place, else it comes last."""
+    pairs = link_query(query)
+    at = list(query).index("page") if "page" in query else len(pairs)
+    at = min(at, len(pairs))
+
+    def link(number: int, rel: str) -> str:
+        params = [*pairs[:at], ("page", str(number)), *pairs[at:]]
+        return f'<{site_url}{REST_PREFIX}{route}?{urlencode(params)}>; rel="{rel}"'
+
     links = []
     if page > 1:
-        links.append(f'<{site_url}{REST_PREFIX}{route}?{urlencode({**base, "page": page - 1})}>; rel="prev"')
+        links.append(link(page - 1, "prev"))
     if page < total_pages:
-        links.append(f'<{site_url}{REST_PREFIX}{route}?{urlencode({**base, "page": page + 1})}>; rel="next"')
+        links.append(link(page + 1, "next"))
     return ", ".join(links)
 
 
@@ -183,18 +273,19 @@ def listing_params(query: Query, sort_keys: dict[str, Callable[[dict[str, Any]],
     per_page = int_param(query, "per_page", 10, minimum=1, maximum=100)
     order = first_param(query, "order") or "desc"
     if order not in ("asc", "desc"):
-        raise invalid_param("order", f"order is not one of {orders}.")
+        raise invalid_param("order", f"order is not one of {orders}.", code="rest_not_in_enum")
     orderby = first_param(query, "orderby") or "date"
     if orderby not in sort_keys:
-        raise invalid_param("orderby", f"orderby is not one of {orderbys}.")
+        raise invalid_param("orderby", f"orderby is not one of {orderbys}.", code="rest_not_in_enum")
     return Listing(page, per_page, order == "desc", sort_keys[orderby])
 
 
-def page_headers(site_url: str, query: Query, listing: Listing, total: int, route: str = "/orders") -> dict[str, str]:
+def page_headers(site_url: str, query: Query, listing: Listing, total: int, route: str = "/orders",
+                 link_query: Callable[[Query], list[tuple[str, str]]] = repeated_query) -> dict[str, str]:
     """X-WP-Total, X-WP-TotalPages and, when there is a page before or after, Link."""
     total_pages = math.ceil(total / listing.per_page)
     headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(total_pages)}
-    links = page_links(site_url, query, listing.page, total_pages, route=route)
+    links = page_links(site_url, query, listing.page, total_pages, route=route, link_query=link_query)
     if links:
         headers["Link"] = links
     return headers
@@ -207,10 +298,10 @@ def int_param(query: Query, name: str, default: int, *, minimum: int, maximum: i
     try:
         value = int(raw)
     except ValueError:
-        raise invalid_param(name, f"{name} is not of type integer.") from None
+        raise not_of_type(name, name, "integer") from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} (inclusive) and {maximum} (inclusive)" if maximum else f"greater than {minimum - 1}"
-        raise invalid_param(name, f"{name} must be {bound}")
+        raise invalid_param(name, f"{name} must be {bound}", code="rest_out_of_bounds")
     return value
 
 
@@ -225,3 +316,41 @@ def object_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "rest_invalid_json", "Invalid JSON body passed.")
     return body
+
+
+def filter_fields(body: Any, fields: str) -> Any:
+    """rest_filter_response_fields(): only the `_fields` asked for (comma-separated, `a.b` for a key
+    inside an object), in the resource's own order; `_links` only when named. A collection is
+    filtered item by item, but a list inside an item is not: `line_items.sku` leaves
+    `line_items` empty, as it does in WordPress."""
+    mask: dict[str, Any] = {}
+    for path in (f.strip() for f in fields.split(",")):
+        if not path:
+            continue
+        node = mask
+        *parents, last = path.split(".")
+        for part in parents:
+            child = node.get(part)
+            if child is True:
+                break
+            node = node.setdefault(part, {})
+        else:
+            node[last] = True
+
+    def apply(value: Any, node: dict[str, Any]) -> Any:
+        if isinstance(value, list):
+            return []  # PHP intersects a list's keys (0, 1, ...) with the names asked: nothing is left
+        if not isinstance(value, dict):
+            return value
+        kept = {}
+        for key, item in value.items():
+            wanted = node.get(key)
+            if wanted is True:
+                kept[key] = item
+            elif wanted:
+                kept[key] = apply(item, wanted)
+        return kept
+
+    if isinstance(body, list):
+        return [apply(item, mask) for item in body]
+    return apply(body, mask)

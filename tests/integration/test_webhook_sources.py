@@ -28,11 +28,11 @@ from tests.integration.test_admin_views import cli_env, run
 from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
     LINES, SECRET, SITE, STOCK, VARIATION, Ingest, catalog, ingest, published,
 )
+from tests.recordings import recording
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a real WooCommerce 9.2.5 shop sent, byte for byte (its README says what happened).
-RECORDED = ROOT / "tests/fixtures/woocommerce-9.2.5"
 STAGING = "https://staging.shop.example.com/"
 KEY, CONSUMER_SECRET = "ck_sources", "cs_sources"
 # Tables a delivery that gets through would write to.
@@ -234,7 +234,7 @@ def test_ingest_does_not_start_without_the_shops_site() -> None:
 
 
 def recorded_deliveries() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (RECORDED / "webhooks.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in recording("webhooks.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
 
 

@@ -99,7 +99,7 @@ def test_trashed_orders_are_left_out_of_any(sim: ShopSimulator, client: WooComme
 def test_notes_are_added_and_listed(sim: ShopSimulator, client: WooCommerceClient) -> None:
     order_id = sim.state.create_order()["id"]
     note = client.add_note(order_id, "Supplier order R-42 placed.")
-    assert note["note"] == "Supplier order R-42 placed." and note["author"] == "system"
+    assert note["note"] == "Supplier order R-42 placed." and note["author"] == "WooCommerce"
     assert note["customer_note"] is False and set(note) >= {"id", "date_created", "date_created_gmt"}
 
     client.add_note(order_id, "Your parcel is on its way.", customer_note=True)
@@ -219,7 +219,7 @@ def test_webhooks_are_signed_and_carry_the_topics(sim: ShopSimulator, client: Wo
     assert topics == ["order.created", "order.updated", "order.deleted", "order.restored"]
     for headers, body in receiver.requests:
         assert verify(body, headers["X-WC-Webhook-Signature"], "hook&secret")
-        assert headers["User-Agent"] == "WooCommerce/9.9.0 Hookshot (WordPress/6.8)"
+        assert headers["User-Agent"] == "WooCommerce/9.2.5 Hookshot (WordPress/7.0)"
         assert headers["X-WC-Webhook-Source"] == sim.url + "/"
         assert headers["X-WC-Webhook-Resource"] == "order" and headers["X-WC-Webhook-ID"] == "7"
         assert len(headers["X-WC-Webhook-Delivery-ID"]) == 32

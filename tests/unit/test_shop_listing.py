@@ -2,13 +2,17 @@
 keyset walk, batched reads and 404s against it."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 
 from shared.errors import PermanentError
+from shared.shop.auth import shop_auth
 from shared.shop.client import WooCommerceClient
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 from tests.support import RecordingSession
@@ -126,6 +130,42 @@ def test_paging_headers(sim: ShopSimulator, client: WooCommerceClient) -> None:
     assert 'rel="next"' in response.headers["Link"] and 'rel="prev"' in response.headers["Link"]
     with pytest.raises(PermanentError):
         client._call("GET", "/orders", params={"per_page": 101})
+
+
+def test_paging_links_repeat_the_request_as_woocommerce_does(sim: ShopSimulator, client: WooCommerceClient) -> None:
+    """The plain parameters in order (oauth_* ones included), the lists as arrays, the defaults
+    dp and context, and the page last, or where the request had it."""
+    for _ in range(5):
+        sim.state.create_order()
+    link = client._call("GET", "/orders", params={"per_page": 2, "dates_are_gmt": "true",
+                                                  "status": "pending,processing"}).headers["Link"]
+    url = link.split(">;")[0].lstrip("<")
+    names = [name for name, _ in parse_qsl(urlsplit(url).query)]
+    assert names[:2] == ["per_page", "dates_are_gmt"] and "dates_are_gmt=1&" in url
+    assert len(names) == 13 and all(n.startswith("oauth_") for n in names[2:-5])
+    assert names[-5:] == ["status[0]", "status[1]", "dp", "context", "page"] and url.endswith("&page=2")
+    middle = client._call("GET", "/orders", params={"page": 2, "per_page": 2}).headers["Link"]
+    assert [urlsplit(u).query.split("&")[0] for u in re.findall(r"<([^>]*)>", middle)] == ["page=1", "page=3"]
+    # A single page carries the API root instead.
+    assert client._call("GET", "/orders").headers["Link"] == f'<{sim.url}/wp-json/>; rel="https://api.w.org/"'
+
+
+def test_fields_keeps_only_what_is_asked(sim: ShopSimulator, client: WooCommerceClient) -> None:
+    order_id = sim.state.create_order()["id"]
+    [row] = client._call("GET", "/orders", params={"_fields": "id,billing.city,line_items.sku"}).json()
+    # WordPress filters inside objects, not inside lists.
+    assert row == {"id": order_id, "billing": {"city": "Łódź"}, "line_items": []}
+    one = client._call("GET", f"/orders/{order_id}", params={"_fields": "status,_links"}).json()
+    assert list(one) == ["status", "_links"]
+
+
+def test_a_refused_status_is_named_by_its_place_in_the_list(sim: ShopSimulator) -> None:
+    answer = requests.get(sim.url + "/wp-json/wc/v3/orders", params={"status": "pending,ready-for-pickup"},
+                          auth=shop_auth(sim.url, KEY, SECRET), timeout=5)
+    assert answer.status_code == 400 and answer.headers["Allow"] == "GET, POST"
+    detail = answer.json()["data"]["details"]["status"]
+    assert detail["code"] == "rest_not_in_enum" and detail["message"].startswith("status[1] is not one of any, trash,")
+    assert answer.json()["data"]["params"]["status"] == detail["message"]
 
 
 def test_keyset_walk_reads_an_order_saved_while_paging_and_skips_none(

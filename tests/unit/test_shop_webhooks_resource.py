@@ -100,7 +100,14 @@ def test_list_filters_by_status_and_pages(shop: ShopSimulator, client: WooCommer
     first = signed_get(shop, "/webhooks", per_page=2, orderby="id", order="asc")
     assert (first.headers["X-WP-Total"], first.headers["X-WP-TotalPages"]) == ("3", "2")
     assert 'rel="next"' in first.headers["Link"] and "page=2" in first.headers["Link"]
-    assert "oauth_" not in first.headers["Link"]
+    # As WooCommerce does, the link repeats the request's parameters, its oauth_* ones too: followed
+    # as it is, it carries the first request's signature and nonce, and is refused.
+    assert "oauth_nonce=" in first.headers["Link"]
+    following = requests.get(first.headers["Link"].split(">;")[0].lstrip("<"), timeout=5)
+    assert following.status_code == 401
+    assert following.json()["code"] == "woocommerce_rest_authentication_error"
+    again = requests.get(first.url, timeout=5)
+    assert again.status_code == 401 and again.json()["message"] == "Invalid nonce - nonce has already been used."
     assert signed_get(shop, "/webhooks", status="sleeping").status_code == 400
 
 
