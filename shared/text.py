@@ -85,12 +85,16 @@ def mask(value: Any) -> str:
     return f"{text[0]}***{text[-1]}"
 
 
+def is_phone_number(text: str) -> bool:
+    """A run of digits and separators (as found by a caller's pattern) that counts as a phone number:
+    as many digits as a phone number has, and not a date or a time."""
+    digits = sum(c.isdigit() for c in text)
+    return PHONE_MIN_DIGITS <= digits <= PHONE_MAX_DIGITS and not _DATE_OR_TIME.search(text)
+
+
 def _phone(match: re.Match[str]) -> str:
     found = match.group(0)
-    digits = sum(c.isdigit() for c in found)
-    if not PHONE_MIN_DIGITS <= digits <= PHONE_MAX_DIGITS or _DATE_OR_TIME.search(found):
-        return found
-    return "[phone]"
+    return "[phone]" if is_phone_number(found) else found
 
 
 def mask_free_text(text: str) -> str:
