@@ -7,6 +7,8 @@ through one of these before it is stored, sent or printed:
   (and nothing that is not valid UTF-8, such as a lone surrogate);
 - `xml_safe`: XML 1.0 cannot carry most control characters at all, not even
   escaped, so a document holding one does not parse;
+- `printable`: a terminal obeys the escape sequences in what it prints, and a
+  page shows text after a bidirectional override reversed;
 - `mask_free_text`: an error text quoting a body can carry an e-mail, a phone
   number or a URL with credentials; they are masked wherever they appear;
 - `stored_reason`: the two above, for an error text about to be stored.
@@ -58,6 +60,19 @@ def xml_safe(text: str) -> str:
 def bounded(text: str, limit: int) -> str:
     """At most `limit` characters (a cut, not an error: for text a receiver would refuse whole)."""
     return text if len(text) <= limit else text[:limit]
+
+
+# --- printing: a terminal table, a web page --------------------------------------------------
+
+# C0 and C1 controls but tab and line ends (an ESC starts a terminal's escape sequence), the
+# bidirectional embeddings, overrides and isolates (they reorder what is shown after them), and
+# lone surrogates (neither a UTF-8 terminal nor a page can show one).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` without what would act on a terminal or a page instead of being shown."""
+    return _UNPRINTABLE.sub("", text)
 
 
 # --- masking --------------------------------------------------------------------------------
