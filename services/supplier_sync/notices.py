@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from shared.rewix.fitting import Shortened
 
 FITTED = "fitted"
-# A fitted text longer than this is told by its length only (the customer note, a long street).
-QUOTED_UP_TO = 120
+# A fitted text longer than this is told by its length only: the customer note, which the owner
+# has on the order anyway. Every address text fits under it, quoted as the supplier received it.
+QUOTED_UP_TO = 200
 
 
 def fitted_note(shortened: Sequence[Shortened]) -> str:

@@ -96,7 +96,7 @@ def test_a_long_phone_and_street_are_sent_fitted_and_the_owner_gets_one_note(wor
     world.sync.wait_until(lambda: world.fitted_notes(order_id), what="the note on the shop order")
     [note] = world.fitted_notes(order_id)
     assert 'phone from 72 to 15 characters ("+39 333 1234567")' in note
-    assert f"street from 230 to {len(street)} characters" in note
+    assert f'street from 230 to {len(street)} characters ("{street}")' in note
     assert [n["customer_note"] for n in world.shop.state.notes(order_id)] == [False]  # private, and alone
 
     # The order changes in the shop after it was sent (a delivery more), the loop runs again: one note still.

@@ -169,5 +169,5 @@ def test_one_note_says_what_was_shortened_from_what_to_what_length() -> None:
     note = fitted_note([Shortened("phone", 72, 15, "+39 333 1234567"), Shortened("street", 230, 196, "Via …"),
                         Shortened("customer note", 5000, 2000, "n" * 2000)])
     assert "phone from 72 to 15 characters (\"+39 333 1234567\")" in note
-    assert "street from 230 to 196 characters" in note
+    assert 'street from 230 to 196 characters ("Via …")' in note
     assert "customer note from 5,000 to 2,000 characters" in note and "n" * 200 not in note
