@@ -94,7 +94,7 @@ def hide_url_credentials(text: str) -> str:
 
 def mask(value: Any) -> str:
     """Keep enough to recognise a value, never enough to read it: 'Zoë Müller' -> 'Z***r'."""
-    text = str(value)
+    text = printable(str(value))
     if len(text) <= 2:
         return "***"
     return f"{text[0]}***{text[-1]}"
