@@ -121,7 +121,7 @@ def test_a_lone_surrogate_is_answered_200_and_the_order_sent(world: World) -> No
                        shipping={"first_name": "Zo\udce9", "address_1": "Via Roma 1\ud83d"})
     body = json.dumps(order, ensure_ascii=True).encode("ascii")
     assert b"\\ud800" in body
-    answer = world.ingest.post(body, "order.created")
+    answer = world.ingest.post(body, "order.created", headers={"X-WC-Webhook-Source": world.shop.url + "/"})
     assert answer.status_code == 200, answer.text
     recipient = world.sent(5301)["recipient"]
     assert (recipient["notes"], recipient["recipient"], recipient["street_name"]) == (
