@@ -5,8 +5,9 @@ structlog's contextvars. Secrets never reach a line: known secret fields are
 replaced, and customers' personal data (names, e-mails, phones, street
 addresses) is masked wherever it appears under a known key. Every other text,
 tracebacks included, goes through shared.text.mask_free_text (e-mails, phone
-numbers and URL credentials), and so do the standard library's log records
-and uncaught exceptions.
+numbers and URL credentials) and loses what a terminal would obey (control
+characters), and so do the standard library's log records and uncaught
+exceptions.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from shared.text import hide_url_credentials, mask, mask_free_text
+from shared.text import hide_url_credentials, mask, mask_free_text, printable
 
 __all__ = ["bind_ids", "bound_ids", "clear_ids", "configure_logging", "get_logger", "hide_url_credentials", "mask"]
 
@@ -52,8 +53,9 @@ def _scrub(value: Any, key: str = "") -> Any:
     if lowered in PERSONAL_KEYS and value not in (None, ""):
         return mask(value)
     if isinstance(value, str):
-        # Free text (an error quoting a body, an exception's message, a traceback).
-        return mask_free_text(value)
+        # Free text (an error quoting a body, an exception's message, a traceback), which a
+        # console shows as it is: nothing in it may move the cursor or recolour the screen.
+        return printable(mask_free_text(value))
     if isinstance(value, BaseException):
         return mask_free_text(repr(value))
     return value
@@ -68,7 +70,7 @@ class MaskingFormatter(logging.Formatter):
     """For the standard library's records (gunicorn, SQLAlchemy, urllib3): the whole line masked."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_free_text(super().format(record))
+        return printable(mask_free_text(super().format(record)))
 
 
 def _print_masked_traceback(header: str, exc_type: Any, exc: BaseException | None, tb: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.messages import MAX_EVENT_LINES, OrderLineMessage, ShopRecipient, SupplierLine, new_message_id
 from shared.product_map import LineRef
+from shared.text import storable
 from shared.vocabulary import ORDER_TOPICS, ShopStatus
 
 
@@ -25,17 +26,16 @@ MAX_SUPPLIER_LINES = MAX_EVENT_LINES
 # A date further ahead is a broken or hostile shop: it would freeze the order (no
 # real update is ever newer) and move the catch-up watermark past every real change.
 MAX_FUTURE = timedelta(days=1)
-# The note is for the supplier's warehouse; longer is cut, not refused.
-MAX_CUSTOMER_NOTE = 2000
-# What the tables take (shared/db/models.py: shop_orders.number and supplier_orders.key
-# are String(100), shop_orders.status String(50)); longer is a 400 naming the field.
+# What the tables take (shared/db/models.py): shop_orders.status is String(50), and a longer
+# status is a 400 naming it (statuses are WooCommerce's, never typed by a customer);
+# shop_orders.number is String(100), and a longer number is cut (MAX_NUMBER).
+# Every other text is taken as the shop stored it: what the supplier takes of each
+# is fitted when the order is sent (shared/rewix/fitting.py), never refused here.
 MAX_NUMBER = 100
 MAX_STATUS = 50
-# What the supplier's dropshipping order takes of each recipient field (shared/rewix/xml.py).
-RECIPIENT_LIMITS = {
-    "first_name": 100, "last_name": 100, "company": 200, "phone": 50, "address_1": 200, "address_2": 200,
-    "postcode": 20, "city": 100, "state": 100, "country": 2,
-}
+# Marks a number cut for storage: it is not the shop's number any more, and not a
+# safe supplier key either, so the key falls back to `order-{id}` (services/supplier_sync/keys.py).
+CUT_MARK = "\u2026"
 
 # What a WooCommerce REST error code looks like, so a problem text never echoes free text.
 _ERROR_CODE = re.compile(r"[a-z0-9_.-]{1,100}")
@@ -72,22 +72,22 @@ def _int(value: Any, where: str, *, minimum: int = 0, maximum: int = MAX_ID) -> 
     return value
 
 
-def _str(value: Any, where: str, *, required: bool = False, limit: int | None = None) -> str:
+def _str(value: Any, where: str, *, required: bool = False) -> str:
+    """A text field as it can be stored: without NUL and lone surrogates, which JSON can carry
+    but neither UTF-8 nor a PostgreSQL text column can. Odd text is cleaned, never refused."""
     if value is None and not required:
         return ""
     if not isinstance(value, str):
         raise InvalidOrder(f"{where} must be a string")
-    if limit is not None and len(value) > limit:
-        raise InvalidOrder(f"{where} is longer than {limit} characters")
-    # JSON can carry lone surrogates and NULs; neither survives the message's
-    # UTF-8 encoding or a PostgreSQL text column, and WooCommerce sends neither.
-    if "\x00" in value:
-        raise InvalidOrder(f"{where} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidOrder(f"{where} is not valid Unicode") from None
-    return value
+    return storable(value)
+
+
+def _number(value: Any, order_id: int) -> str:
+    """The order's number, cut for its column (marked as cut) when it is longer."""
+    number = _str(value, "number") or str(order_id)
+    if len(number) > MAX_NUMBER:
+        return number[: MAX_NUMBER - len(CUT_MARK)] + CUT_MARK
+    return number
 
 
 def not_in_future(moment: datetime, now: datetime | None = None, where: str = "date_modified_gmt") -> datetime:
@@ -99,9 +99,10 @@ def not_in_future(moment: datetime, now: datetime | None = None, where: str = "d
 
 def parse_gmt(value: Any, where: str = "date_modified_gmt") -> datetime:
     """WooCommerce's *_gmt dates: ISO-8601 without an offset, meaning UTC."""
-    text = _str(value, where, required=True)
+    if not isinstance(value, str):
+        raise InvalidOrder(f"{where} must be a string")
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidOrder(f"{where} is not an ISO-8601 date-time") from None
     if parsed.tzinfo is None:
@@ -126,31 +127,46 @@ def _order_id(body: Any) -> int:
     return _int(body["id"], "id", minimum=1)
 
 
-def recipient_of(order: Mapping[str, Any]) -> ShopRecipient:
-    shipping = order.get("shipping") or {}
-    billing = order.get("billing") or {}
-    if not isinstance(shipping, dict) or not isinstance(billing, dict):
+ADDRESS_FIELDS = ("first_name", "last_name", "company", "address_1", "address_2", "postcode", "city", "state",
+                  "country", "phone")
+
+
+def _address_block(order: Mapping[str, Any], block: str) -> dict[str, str]:
+    value = order.get(block) or {}
+    if not isinstance(value, dict):
         raise InvalidOrder("shipping and billing must be objects")
+    return {field: _str(value.get(field), f"{block}.{field}").strip() for field in ADDRESS_FIELDS}
 
-    def pick(field: str) -> str:
-        # Fall back to billing where the shipping address is empty (no shipping address given).
-        limit = RECIPIENT_LIMITS[field]
-        value = _str(shipping.get(field), f"shipping.{field}", limit=limit) or _str(
-            billing.get(field), f"billing.{field}", limit=limit
-        )
-        return value.strip()
 
-    name = " ".join(p for p in (pick("first_name"), pick("last_name")) if p)
+def has_address(block: Mapping[str, str]) -> bool:
+    """A block a parcel can be sent to: a street, or at least a city and its postcode."""
+    return bool(block["address_1"] or (block["city"] and block["postcode"]))
+
+
+def recipient_of(order: Mapping[str, Any]) -> ShopRecipient:
+    """Who receives the parcel: the shipping address whole when it has one, else the billing address whole.
+
+    Never a mix of the two, field by field: a gift's empty `address_2` or
+    `company` filled from the buyer's, or the buyer's state put on the
+    recipient's city, sends the parcel to an address nobody wrote. The phone
+    is the shipping phone, else the billing phone, since a courier needs one
+    whichever address is used (WooCommerce 9 has a shipping phone, older shops
+    only a billing one). The e-mail, billing's, is not carried: the supplier's
+    order has no field for it (docs/rewix-api.md §4.3).
+    """
+    shipping = _address_block(order, "shipping")
+    billing = _address_block(order, "billing")
+    chosen = shipping if has_address(shipping) else billing
     return ShopRecipient(
-        name=name,
-        company=pick("company"),
-        phone=pick("phone"),
-        address_1=pick("address_1"),
-        address_2=pick("address_2"),
-        postcode=pick("postcode"),
-        city=pick("city"),
-        state=pick("state"),
-        country=pick("country"),
+        name=" ".join(p for p in (chosen["first_name"], chosen["last_name"]) if p),
+        company=chosen["company"],
+        phone=shipping["phone"] or billing["phone"],
+        address_1=chosen["address_1"],
+        address_2=chosen["address_2"],
+        postcode=chosen["postcode"],
+        city=chosen["city"],
+        state=chosen["state"],
+        country=chosen["country"],
     )
 
 
@@ -163,10 +179,13 @@ def convert(
     the note and the line ids (shared/messages.py), so the bytes published
     grow linearly with the lines.
 
-    Refuses (InvalidOrder, a 400 at ingest) what the database or the supplier
-    could not take, before anything is published: over MAX_SUPPLIER_LINES
-    supplier lines, a date more than MAX_FUTURE ahead of `now`, a text field
-    longer than its column.
+    Refuses (InvalidOrder, a 400 at ingest), before anything is published,
+    only what is not an order or could never be one: a body of the wrong
+    shape, over MAX_SUPPLIER_LINES supplier lines, a date that is not one or
+    lies more than MAX_FUTURE ahead of `now`, a status longer than its column.
+    Text is never a reason to refuse an order: it is cleaned for storage, a
+    number too long for its column is cut, and what the supplier cannot take
+    is fitted when the order is sent.
     """
     if topic not in ORDER_TOPICS:
         raise ValueError(f"not an order topic: {topic}")
@@ -178,11 +197,13 @@ def convert(
         )
         return Conversion(order_id, [release], has_supplier_lines=False)
 
-    status = _str(body.get("status"), "status", required=True, limit=MAX_STATUS)
+    status = _str(body.get("status"), "status", required=True)
+    if len(status) > MAX_STATUS:
+        raise InvalidOrder(f"status is longer than {MAX_STATUS} characters")
     if status in IGNORED_STATUSES:
         return Conversion(order_id, [], has_supplier_lines=False, ignored=f"status {status}")
     modified = not_in_future(parse_gmt(body.get("date_modified_gmt")), now)
-    number = _str(body.get("number"), "number", limit=MAX_NUMBER) or str(order_id)
+    number = _number(body.get("number"), order_id)
     items = body.get("line_items") if body.get("line_items") is not None else []
     if not isinstance(items, list):
         raise InvalidOrder("line_items must be an array")
@@ -231,7 +252,8 @@ def convert(
     head = dict(
         supplier_line_ids=[line.line_id for line in lines],
         recipient=recipient_of(body),
-        customer_note=_str(body.get("customer_note"), "customer_note")[:MAX_CUSTOMER_NOTE],
+        # Whole: what the supplier takes of it is fitted when the order is sent, and the owner told.
+        customer_note=_str(body.get("customer_note"), "customer_note"),
     )
     unmatched = tuple(dict.fromkeys(ref for _, ref, _ in refs if ref not in stock_ids))
     if not lines:

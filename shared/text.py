@@ -7,6 +7,8 @@ through one of these before it is stored, sent or printed:
   (and nothing that is not valid UTF-8, such as a lone surrogate);
 - `xml_safe`: XML 1.0 cannot carry most control characters at all, not even
   escaped, so a document holding one does not parse;
+- `printable`: a terminal obeys the escape sequences in what it prints, and a
+  page shows text after a bidirectional override reversed;
 - `mask_free_text`: an error text quoting a body can carry an e-mail, a phone
   number or a URL with credentials; they are masked wherever they appear;
 - `stored_reason`: the two above, for an error text about to be stored.
@@ -60,6 +62,19 @@ def bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
+# --- printing: a terminal table, a web page --------------------------------------------------
+
+# C0 and C1 controls but tab and line ends (an ESC starts a terminal's escape sequence), the
+# bidirectional embeddings, overrides and isolates (they reorder what is shown after them), and
+# lone surrogates (neither a UTF-8 terminal nor a page can show one).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` without what would act on a terminal or a page instead of being shown."""
+    return _UNPRINTABLE.sub("", text)
+
+
 # --- masking --------------------------------------------------------------------------------
 
 # scheme://user:password@host anywhere in a string (an error text, a URL under any key).
@@ -79,18 +94,22 @@ def hide_url_credentials(text: str) -> str:
 
 def mask(value: Any) -> str:
     """Keep enough to recognise a value, never enough to read it: 'Zoë Müller' -> 'Z***r'."""
-    text = str(value)
+    text = printable(str(value))
     if len(text) <= 2:
         return "***"
     return f"{text[0]}***{text[-1]}"
 
 
+def is_phone_number(text: str) -> bool:
+    """A run of digits and separators (as found by a caller's pattern) that counts as a phone number:
+    as many digits as a phone number has, and not a date or a time."""
+    digits = sum(c.isdigit() for c in text)
+    return PHONE_MIN_DIGITS <= digits <= PHONE_MAX_DIGITS and not _DATE_OR_TIME.search(text)
+
+
 def _phone(match: re.Match[str]) -> str:
     found = match.group(0)
-    digits = sum(c.isdigit() for c in found)
-    if not PHONE_MIN_DIGITS <= digits <= PHONE_MAX_DIGITS or _DATE_OR_TIME.search(found):
-        return found
-    return "[phone]"
+    return "[phone]" if is_phone_number(found) else found
 
 
 def mask_free_text(text: str) -> str:

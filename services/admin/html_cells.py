@@ -5,8 +5,10 @@ orders tables have thousands of cells, and a macro call per cell was most of
 the page's time. Each table's columns are turned once into one small function
 per column (its opening tag worked out ahead when the column has no CSS of its
 own), and a table without per-row actions gets all its rows from one call.
-Every value is escaped here exactly as the templates escape (html.escape,
-quotes included); only the tags are ours.
+Every value is escaped here as the templates escape (html.escape, quotes
+included), less what a page would obey rather than show (shared/text.py
+`printable`: control characters, bidirectional overrides); only the tags are
+ours.
 """
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ from typing import Any
 from markupsafe import Markup
 
 from services.admin.columns import Column, Row, Table, no_css
+from shared.text import printable
 
-_escape = html.escape
+
+def _escape(text: str, quote: bool = True) -> str:
+    return html.escape(printable(text), quote=quote)
 
 
 def _e(value: Any) -> str:

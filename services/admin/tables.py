@@ -6,19 +6,21 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.text import printable
+
 MAX_CELL = 60
 ELLIPSIS = "…"
 
 
 def cell_text(value: Any) -> str:
-    """How one value shows in a table: None as a dash, times in UTC, one line only."""
+    """How one value shows in a table: None as a dash, times in UTC, one line only, nothing a terminal obeys."""
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
         return format_time(value)
-    return " ".join(str(value).split())
+    return printable(" ".join(str(value).split()))
 
 
 def format_time(moment: datetime | None) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import account_pause, order_problems, retry
+from shared import account_pause, order_notices, order_problems, retry
 from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.db.models import OrderLine
@@ -34,10 +34,10 @@ from shared.reservations import repository
 from shared.reservations.model import LineKey
 from shared.rewix import GrowingOrder, RewixClient
 from shared.vocabulary import LineState
-from services.supplier_sync import keys, plan, problems, recording, store
+from services.supplier_sync import keys, notices, plan, problems, recording, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
-from services.supplier_sync.sending import send_once
+from services.supplier_sync.sending import recipient_for_supplier, send_once
 
 log = get_logger(__name__)
 
@@ -286,14 +286,15 @@ class OrderLineHandler:
                 # The key is frozen (committed) before any request: keys.py says why.
                 with session_scope(self.database_url) as key_session:
                     frozen = keys.freeze(key_session, order.order_id, order.number)
+                # Texts longer than the supplier takes are fitted, the same way at every attempt.
+                fitted = recipient_for_supplier(order.recipient, order.customer_note)
                 try:
                     status = send_once(
                         self.client,
                         key=frozen.key,
                         sent_before=frozen.sent_before,
                         mark_sending=lambda: self._mark_sending(order.order_id),
-                        recipient=order.recipient,
-                        note=order.customer_note,
+                        recipient=fitted.recipient,
                         items=send.items,
                     )
                 except ExternalError as exc:
@@ -308,6 +309,13 @@ class OrderLineHandler:
                 else:
                     store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status)
                     result.orders[order.order_id] = Sent(status.order_id or None, status.status)
+                    if fitted.shortened:
+                        # Once per order, with the send it describes: the owner reads what was cut.
+                        order_notices.tell_once(session, order.order_id, notices.FITTED,
+                                                notices.fitted_note(fitted.shortened))
+                        # Which texts and their lengths only: the values are the customer's.
+                        log.info("sent with shortened fields", key=frozen.key,
+                                 shortened=[f"{s.field}: {s.before} -> {s.after}" for s in fitted.shortened])
                 after_send = plan.lines_after_send(send, result.orders[order.order_id])
                 result.lines.update(after_send)
                 repository.save(session, lines=after_send)

@@ -17,15 +17,18 @@ from typing import Any
 
 from shared.errors import AmbiguousLookup, TransientError
 from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient, SupplierOrderStatus
+from shared.rewix.fitting import FittedRecipient, fit_recipient
 from shared.logging import get_logger
 from shared.observability.metrics import SUPPLIER_ORDERS_SENT
 
 log = get_logger(__name__)
 
 
-def recipient_for_supplier(recipient: dict[str, Any] | None, note: str) -> Recipient:
+def recipient_for_supplier(recipient: dict[str, Any] | None, note: str) -> FittedRecipient:
+    """The recorded recipient (shared.messages.ShopRecipient) and note in the supplier's fields,
+    fitted to what the supplier takes (shared/rewix/fitting.py), with what was shortened."""
     r = recipient or {}
-    return Recipient(
+    return fit_recipient(Recipient(
         name=r.get("name") or r.get("company") or "",
         careof=r.get("company", "") if r.get("name") else "",
         phone=r.get("phone", ""),
@@ -36,7 +39,7 @@ def recipient_for_supplier(recipient: dict[str, Any] | None, note: str) -> Recip
         province=r.get("state", ""),
         countrycode=r.get("country", ""),
         notes=note,
-    )
+    ))
 
 
 def send_once(
@@ -45,8 +48,7 @@ def send_once(
     key: str,
     sent_before: bool,
     mark_sending: Callable[[], None],
-    recipient: dict[str, Any] | None,
-    note: str,
+    recipient: Recipient,
     items: dict[int, int],
 ) -> SupplierOrderStatus:
     """Make sure an order exists at the supplier under `key`; return what it says of it.
@@ -63,7 +65,7 @@ def send_once(
     order = DropshippingOrder(
         key=key,
         date=datetime.now(timezone.utc),
-        recipient=recipient_for_supplier(recipient, note),
+        recipient=recipient,
         items=dict(sorted(items.items())),
     )
     mark_sending()

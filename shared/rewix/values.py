@@ -116,6 +116,11 @@ class Recipient:
     province: str = ""
     notes: str = ""
 
+    @property
+    def street(self) -> str:
+        """The whole street as the supplier's one `street_name` holds it (docs/rewix-api.md §4.3)."""
+        return " ".join(part.strip() for part in (self.address_1, self.address_2) if part.strip())
+
 
 @dataclass(frozen=True)
 class DropshippingOrder:

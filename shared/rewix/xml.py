@@ -107,22 +107,34 @@ def parse_lock_response(body: bytes | str) -> GrowingOrder:
 
 # --- dropshipping order (§4) ------------------------------------------------
 
-# What the platform takes of each text of a dropshipping order (a guess, docs/rewix-api.md §10:
-# the platform stores them in bounded columns and refuses the whole order when one is
-# longer). Ingest refuses longer recipient fields (shared/order_events.py); here they are
-# cut, so an order recorded before the limits existed is still sent. The note is cut at
-# 2,000 characters, as the operator contract promises the shop.
+# What the platform takes of each text of a dropshipping order: a guess (docs/rewix-api.md §10),
+# kept here and nowhere else. The platform keeps each text in one column of its order and
+# refuses the whole order when one is longer. 200 is the guess for a name or an address line,
+# and the recipient (first and last name joined) and the street (address_1 and address_2
+# joined, §4.3) are one column each. A recipient is fitted to these before it is sent
+# (shared/rewix/fitting.py: cut on a word boundary, a phone down to its number, the owner
+# told); `_text` cuts whatever is still longer as a last resort, so nothing sent is refused
+# for its length. The country code has no limit here: it is never cut (a cut code names
+# another country), so one that is not a code reaches the supplier as it is and is refused.
 TEXT_LIMITS = {
-    "key": 100, "recipient": 201, "careof": 200, "notes": 2000, "street_name": 401, "zip": 20,
-    "city": 100, "province": 100, "countrycode": 2, "number": 50,
+    "key": 100, "recipient": 200, "careof": 200, "notes": 2000, "street_name": 200, "zip": 20,
+    "city": 100, "province": 100, "number": 50,
 }
+
+
+def wire_text(value: str | int) -> str:
+    """`value` as the supplier reads it: without what XML 1.0 cannot carry, line ends as LF.
+
+    A parser turns every CR and CRLF into LF (XML 1.0 §2.11): what is measured
+    against a limit is what the supplier will read.
+    """
+    return xml_safe(str(value)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _text(parent: ET.Element, tag: str, value: str | int) -> ET.Element:
     """A child element holding `value` as XML 1.0 can carry it, cut to what the supplier takes."""
     child = ET.SubElement(parent, tag)
-    # A parser turns every CR and CRLF into LF (XML 1.0 §2.11): send what the supplier will read.
-    text = xml_safe(str(value)).replace("\r\n", "\n").replace("\r", "\n")
+    text = wire_text(value)
     limit = TEXT_LIMITS.get(tag)
     child.text = bounded(text, limit) if limit is not None else text
     return child
@@ -151,12 +163,12 @@ def build_dropshipping_order(order: DropshippingOrder) -> bytes:
     _text(details, "notes", r.notes)
     address = ET.SubElement(details, "address")
     _text(address, "street_type", "")
-    _text(address, "street_name", " ".join(part.strip() for part in (r.address_1, r.address_2) if part.strip()))
+    _text(address, "street_name", r.street)
     _text(address, "address_number", "")
     _text(address, "zip", r.postcode)
     _text(address, "city", r.city)
     _text(address, "province", r.province)
-    _text(address, "countrycode", r.countrycode.strip().upper())
+    _text(address, "countrycode", wire_text(r.countrycode).strip().upper())
     phone = ET.SubElement(details, "phone")
     _text(phone, "prefix", "")
     _text(phone, "number", r.phone)

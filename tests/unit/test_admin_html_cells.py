@@ -9,15 +9,18 @@ from markupsafe import Markup
 
 from services.admin import columns, html_cells
 from services.admin.columns import Column, Piece, Table
+from shared.text import printable
 
 EVIL = '<script>alert("x")</script> & \'q\''
+# What a customer can type into a field the page shows: an escape sequence, a NUL, a bidi override.
+ODD_TEXT = "Zo\x1b[2Jë\x00 \u202eMüller\x07\t#1001"
 WHEN = datetime(2026, 11, 26, 9, 0, 5, tzinfo=timezone.utc)
 
 
 def reference_cell(column: Column, row: dict) -> str:
     """A cell as the first version wrote it, value by value: what the fast renderer must match."""
     def e(value: object) -> str:
-        return html.escape("" if value is None else str(value), quote=True)
+        return html.escape(printable("" if value is None else str(value)), quote=True)
 
     value = column.cell(row)
     classes = " ".join(c for c in ("num" if column.numeric else "", column.css(row) or "") if c)
@@ -37,7 +40,7 @@ def reference_cell(column: Column, row: dict) -> str:
     return f"{opening}{inner}</td>"
 
 
-VALUES = [None, "", "plain", EVIL, 0, 7, -3, True, False, 2.5, [], [Piece(EVIL)],
+VALUES = [None, "", "plain", EVIL, ODD_TEXT, [Piece(ODD_TEXT, None, ODD_TEXT)], 0, 7, -3, True, False, 2.5, [], [Piece(EVIL)],
           [Piece("a", "https://x/?a=1&b=2"), Piece("b", None, EVIL), Piece('"c"', "https://x/\"", "n")]]
 ODD = Table("odd", "Odd", "", "", tuple(
     Column(f"c{i}", lambda r, v=v: v, numeric=i % 2 == 0, stacked=i % 3 == 0,
@@ -71,6 +74,16 @@ def test_the_operator_tables_render_as_the_reference_does() -> None:
         assert html_cells.row_cells(table, row) == expected
         opening = f'<tr data-id="{row["id"]}">' if "id" in row else "<tr>"
         assert html_cells.table_rows(table, [row, row]) == f"{opening}{expected}</tr>\n" * 2
+
+
+def test_a_page_writes_nothing_it_would_obey_instead_of_showing() -> None:
+    order = {"order_id": 12, "number": ODD_TEXT, "status": "pending", "deleted": False, "url": "https://shop/?p=12",
+             "lines": [], "sync_status": None, "supplier_order_id": None, "supplier_status_name": None,
+             "cancelled_in_shop": False, "tracking_code": None, "carrier_name": None, "tracking_url": None,
+             "last_synced_at": None, "last_error": None}
+    cells = html_cells.row_cells(columns.ORDERS, order)
+    assert "Zo[2Jë Müller\t#1001" in cells
+    assert not any(char in cells for char in "\x1b\x00\x07\u202e")
 
 
 def test_rows_are_markup_and_an_id_is_escaped_too() -> None:

@@ -19,6 +19,14 @@ def test_table_aligns_columns_and_shows_missing_values_as_dashes() -> None:
     ]
 
 
+def test_a_table_prints_nothing_a_terminal_would_obey() -> None:
+    # An order number or a SKU as a customer or a plugin may have typed it: an escape sequence
+    # that clears the screen, a bell, a NUL, a right-to-left override, a lone surrogate.
+    out = tables.render(["Number", "SKU"], [["Zo\x1b[2Jë\x07\x00\u202e#1001", "JKT\ud800-M\tred"]])
+    assert out.splitlines()[2] == "Zo[2Jë#1001  JKT-M red"
+    out.encode("utf-8")  # a UTF-8 terminal can print every character of it
+
+
 def test_table_cuts_long_cells_but_the_free_last_one() -> None:
     long = "x" * 100
     cut = tables.render(["A", "B"], [[long, long]], max_cell=10)

@@ -249,7 +249,17 @@ def test_console_format_masks_too(log_stream: Captured) -> None:
     assert "zoe.muller" not in text and "tok-123" not in text and "812" in text
 
 
-@pytest.mark.parametrize(("value", "masked"), [("Zoë Müller", "Z***r"), ("ab", "***"), ("", "***"), (12345, "1***5")])
+def test_a_console_line_carries_nothing_a_terminal_would_obey(log_stream: Captured) -> None:
+    log_stream.configure("console")
+    get_logger("test").warning("supplier refused", reason="HTTP 400: bad\x1b[2J recipient\x07\u202e", name="\x1b[31mZoë",
+                               order_id=812)
+    text = log_stream.getvalue()
+    assert "\x1b[2J" not in text and "\x07" not in text and "\u202e" not in text and "\x1b[31m" not in text
+    assert "bad[2J recipient" in text
+
+
+@pytest.mark.parametrize(("value", "masked"), [("Zoë Müller", "Z***r"), ("ab", "***"), ("", "***"), (12345, "1***5"),
+                                               ("\x1b[31mZoë\x07", "[***ë")])
 def test_mask_keeps_only_the_ends(value: object, masked: str) -> None:
     assert mask(value) == masked
 

@@ -9,6 +9,7 @@ import pytest
 from shared import account_pause, retry
 from shared.account_pause import probe_delays, wait_until_accepted
 from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
+from shared.order_events import convert
 from shared.reservations.model import HeldLine, Lock, Snapshot, TrackedLine
 from services.supplier_sync import plan
 from services.supplier_sync.keys import choose_key, fallback_key, is_safe_key
@@ -34,6 +35,16 @@ def test_an_unsafe_number_gets_the_fallback(number: str | None) -> None:
 
 def test_fallbacks_of_different_orders_differ() -> None:
     assert choose_key("..", 1) != choose_key("..", 2)
+
+
+def test_a_number_cut_for_its_column_is_never_the_key() -> None:
+    """A number over 100 characters is stored cut and marked (shared/order_events.py): two orders whose
+    numbers begin alike must not share a key, and no key is longer than its column."""
+    [head, *_] = convert({"id": 2**63 - 1, "number": "9" * 150, "status": "pending",
+                          "date_modified_gmt": "2026-11-26T09:30:00", "line_items": []}, "order.updated", lambda _: {}).messages
+    assert len(head.order_number) == 100
+    assert choose_key(head.order_number, head.order_id) == f"order-{2**63 - 1}"
+    assert len(fallback_key(2**63 - 1)) <= 100
 
 
 # --- which set failures isolate a model --------------------------------------------------------------
