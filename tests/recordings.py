@@ -89,6 +89,14 @@ def deliveries() -> tuple[Delivery, ...]:
     return tuple(found)
 
 
+def delivery_of(topic: str, order_id: int) -> Delivery:
+    """The first recorded delivery of `topic` for the order."""
+    for delivery in deliveries():
+        if delivery.topic == topic and not delivery.is_ping and delivery.json().get("id") == order_id:
+            return delivery
+    raise LookupError(f"no recorded {topic} delivery of order {order_id}")
+
+
 @cache
 def rest_answers() -> tuple[RestAnswer, ...]:
     found = []

@@ -3,12 +3,10 @@ a requests session that records what the shop client asked, a sent order recorde
 and the traffic recorded from a real WooCommerce 9.2.5 shop."""
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -179,35 +177,3 @@ def record_sent_order(connection: Connection, shop_order_id: int, key: str, supp
              " VALUES (:shop, :key, :sid, :status, false, false) RETURNING id"),
         {"shop": shop_order_id, "key": key, "sid": supplier_order_id, "status": status},
     ).scalar_one()
-
-
-# -- traffic recorded from a real WooCommerce 9.2.5 shop -----------------------------------------------
-
-# Kept read-only beside the repository (shared/fixtures/woocommerce-9.2.5/, its README says what
-# happened, in order), not in it: the tests read it from there.
-RECORDED_SHOP = Path("shared") / "fixtures" / "woocommerce-9.2.5"
-# The recorded shop's site, its home_url('/'), which WooCommerce sends as X-WC-Webhook-Source.
-RECORDED_SHOP_URL = "http://127.0.0.1:8090"
-
-
-def recorded_shop_file(name: str) -> Path:
-    """A file of the recorded traffic, found in the first folder above the repository that holds it."""
-    root = Path(__file__).resolve().parents[1]
-    for folder in root.parents:
-        candidate = folder / RECORDED_SHOP / name
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{RECORDED_SHOP / name} is in no folder above {root}: the recorded WooCommerce "
-                            "traffic belongs beside the repository")
-
-
-def recorded_delivery(topic: str, order_id: int) -> dict[str, Any]:
-    """The first recorded webhook delivery of `topic` for the order: `headers`, `secret` and `body` (the exact text)."""
-    with recorded_shop_file("webhooks.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            delivery = json.loads(line)
-            if delivery["headers"].get("X-WC-Webhook-Topic") != topic:
-                continue
-            if json.loads(delivery["body"]).get("id") == order_id:
-                return delivery
-    raise LookupError(f"no recorded {topic} delivery of order {order_id}")

@@ -15,7 +15,7 @@ from shared.db import session_scope
 from shared.product_map import import_product_map
 from tests.integration.sync_harness import SyncHarness
 from tests.integration.test_ingest_http import Ingest
-from tests.support import RECORDED_SHOP_URL, recorded_delivery
+from tests.recordings import RECORDED_SITE, delivery_of
 
 GIFT_ORDER = 158
 SNEAKER = (138, 0)  # the gift order's one line: product 138, no variation
@@ -26,16 +26,16 @@ BUYER = ("Marco", "Neri", "Viale Europa", "Scala B", "int. 7", "Torino", "10121"
 
 
 def test_the_recorded_gift_order_is_sent_to_its_recipient_with_nothing_of_the_buyers_address(db, broker):
-    delivery = recorded_delivery("order.created", GIFT_ORDER)
+    delivery = delivery_of("order.created", GIFT_ORDER)
     with session_scope(db) as session:
         import_product_map(session, [(*SNEAKER, STOCK_ID)])
     sync = SyncHarness(broker, db)
     # The shop is the recorded one: its site is what the delivery names as its source.
-    ingest = Ingest(AMQP_URL=broker, DATABASE_URL=db, WC_WEBHOOK_SECRET=delivery["secret"], WC_URL=RECORDED_SHOP_URL)
+    ingest = Ingest(AMQP_URL=broker, DATABASE_URL=db, WC_WEBHOOK_SECRET=delivery.secret, WC_URL=RECORDED_SITE)
     try:
         # As WooCommerce sent it: the same bytes, the same headers (the connection's own aside).
-        headers = {k: v for k, v in delivery["headers"].items() if k not in ("Host", "Content-Length")}
-        answer = requests.post(ingest.url + "/webhooks/woocommerce", data=delivery["body"].encode("utf-8"),
+        headers = {k: v for k, v in delivery.headers.items() if k not in ("Host", "Content-Length")}
+        answer = requests.post(ingest.url + "/webhooks/woocommerce", data=delivery.body,
                                headers=headers, timeout=15)
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "published"
