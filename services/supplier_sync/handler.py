@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import account_pause, order_problems, retry
+from shared import account_pause, order_problems, retry, waiting_orders
 from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.db.models import OrderLine
@@ -290,6 +290,9 @@ class OrderLineHandler:
                     result.orders[order.order_id] = outcome
                 else:
                     store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status)
+                    # An order that waited for its product map says so once, now that it is sent.
+                    if waiting_orders.tell_if_picked_up(session, order.order_id):
+                        log.info("order sent once its product was mapped", key=frozen.key)
                     result.orders[order.order_id] = Sent(status.order_id or None, status.status)
                 after_send = plan.lines_after_send(send, result.orders[order.order_id])
                 result.lines.update(after_send)
