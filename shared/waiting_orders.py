@@ -218,8 +218,11 @@ def prepare_pick_up(session: Session, order_id: int, status: str, matched: Seque
 
     A paid order is marked, so its send says, once, that it waited for the map.
     One sent to the supplier already (its supplier lines went without the one
-    mapped now) cannot take the line any more: the owner is told so at once.
+    mapped now) cannot take the line any more: the owner is told so at once,
+    unless the shop order has ended meanwhile.
     """
+    if status not in HOLDING_STATUSES:
+        return "nothing"
     sent = session.scalar(select(SupplierOrder.id).where(SupplierOrder.shop_order_id == order_id))
     if sent is not None:
         products = ", ".join(describe(r) for r in matched)
