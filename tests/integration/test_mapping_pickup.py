@@ -37,8 +37,8 @@ SNEAKER, BAG, SCARF = 1001, 1003, 1005  # stock ids of the supplier simulator's 
 SNEAKER_LINE = {"product_id": 2101, "variation_id": 2104, "quantity": 1, "sku": "SNK-42", "name": "Sneaker - 42",
                 "price": "89.90"}
 BAG_LINE = {"product_id": 2205, "variation_id": 0, "quantity": 1, "sku": "BAG-07", "name": "Bag", "price": "49.00"}
-# Its SKU is the barcode of a model the supplier sells (sync_harness.py: "80" + stock_id), not stored yet.
-SCARF_LINE = {"product_id": 2300, "variation_id": 0, "quantity": 1, "sku": f"80{SCARF}", "name": "Scarf",
+# Its SKU is the code of a model the supplier sells (sync_harness.py: "M" + stock_id), not stored here yet.
+SCARF_LINE = {"product_id": 2300, "variation_id": 0, "quantity": 1, "sku": f"M{SCARF}", "name": "Scarf",
               "price": "25.00"}
 MUG_LINE = {"product_id": 9100, "variation_id": 0, "quantity": 1, "sku": "MUG-OWN", "name": "The shop's mug",
             "price": "9.00"}
@@ -242,7 +242,7 @@ def test_a_catalog_sync_that_brings_the_sku_picks_the_order_up(world: World) -> 
     assert set(world.waiting()) == {order["id"]}
     result = run(["catalog", "sync"], world.env())
     assert result.exit_code == 0, result.output
-    world.sync.wait_until(lambda: world.sync.locks() == {SCARF: 2}, what="the scarf locked by its barcode")
+    world.sync.wait_until(lambda: world.sync.locks() == {SCARF: 2}, what="the scarf locked by its code")
     assert world.waiting() == {}
 
 
