@@ -26,6 +26,7 @@ from sqlalchemy import text
 from devstack import waiting
 from devstack.processes import free_port
 from devstack.stack import DevStack
+from shared import own_products
 from shared.db import session_scope
 from shared.product_map import import_product_map
 from shared.vocabulary import LineState, ShopStatus
@@ -136,8 +137,10 @@ class Feeder:
         self.supplier.seed_catalog(products=PRODUCTS, availability=AVAILABILITY)
         with session_scope(self.endpoints.database_url) as session:
             count = import_product_map(session, product_map_rows())
-        self.progress(f"seeded the supplier catalog ({PRODUCTS * len(SIZES)} models, {AVAILABILITY} units each) "
-                      f"and the product map ({count} shop variations)")
+            # The gift wrap is the shop's own (`rewix-sync products own`): its orders wait for no product map.
+            own_products.add(session, own_products.Mark(sku=OWN_LINE["sku"]))
+        self.progress(f"seeded the supplier catalog ({PRODUCTS * len(SIZES)} models, {AVAILABILITY} units each), "
+                      f"the product map ({count} shop variations) and the shop's own gift wrap")
 
     def sync_catalog(self) -> None:
         from services.admin.catalog import sync

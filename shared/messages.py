@@ -80,7 +80,10 @@ class OrderLineMessage(_Message):
 
     schema_version: Literal[1, 2] = ORDER_LINE_SCHEMA_VERSION
     kind: Literal["order_line"] = "order_line"
-    source: Literal["webhook", "catchup", "backfill", "verification", "confirmation", "reconcile"] = "webhook"
+    # "mapping": an open order sent down the normal path once a mapping made its lines match
+    # (services/status_poller/mapping_pickup.py).
+    source: Literal["webhook", "catchup", "backfill", "verification", "confirmation", "reconcile",
+                    "mapping"] = "webhook"
     topic: str
     order_id: int
     order_number: str = ""

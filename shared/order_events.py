@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.messages import MAX_EVENT_LINES, OrderLineMessage, ShopRecipient, SupplierLine, new_message_id
-from shared.product_map import LineRef
+from shared.product_map import OWN, LineRef, Resolution
 from shared.text import storable
 from shared.vocabulary import ORDER_TOPICS, ShopStatus
 
@@ -40,7 +40,8 @@ CUT_MARK = "\u2026"
 # What a WooCommerce REST error code looks like, so a problem text never echoes free text.
 _ERROR_CODE = re.compile(r"[a-z0-9_.-]{1,100}")
 
-Resolver = Callable[[list[LineRef]], Mapping[LineRef, int]]
+# A stock_id per supplier line, OWN for the shop's own products (shared/own_products.py); a line missing matched nothing.
+Resolver = Callable[[list[LineRef]], Mapping[LineRef, Resolution]]
 
 
 class InvalidOrder(ValueError):
@@ -53,7 +54,8 @@ class Conversion:
     messages: list[OrderLineMessage]
     has_supplier_lines: bool
     ignored: str | None = None  # why nothing is to be done, when nothing is
-    # The order's lines that matched no supplier model (the shop's own products, or a gap in the map).
+    # The order's lines that matched no supplier model (a gap in the map, or the shop's own products
+    # not marked as such): what `products unmatched` lists and an open order waits on.
     unmatched: tuple[LineRef, ...] = ()
 
 
@@ -224,7 +226,8 @@ def convert(
     if len({line_id for line_id, _, _ in refs}) != len(refs):
         raise InvalidOrder("line_items ids must be unique")
 
-    stock_ids = resolve([ref for _, ref, _ in refs]) if refs else {}
+    resolved = resolve([ref for _, ref, _ in refs]) if refs else {}
+    stock_ids = {ref: found for ref, found in resolved.items() if found is not OWN}
     lines = [
         SupplierLine(
             line_id=line_id,
@@ -255,7 +258,7 @@ def convert(
         # Whole: what the supplier takes of it is fitted when the order is sent, and the owner told.
         customer_note=_str(body.get("customer_note"), "customer_note"),
     )
-    unmatched = tuple(dict.fromkeys(ref for _, ref, _ in refs if ref not in stock_ids))
+    unmatched = tuple(dict.fromkeys(ref for _, ref, _ in refs if ref not in resolved))
     if not lines:
         return Conversion(order_id, [OrderLineMessage(**event, **head)], has_supplier_lines=False, unmatched=unmatched)
     first, *rest = lines

@@ -1,10 +1,11 @@
 """The one path every order event takes to RabbitMQ: webhooks, catch-up, verification and backfill.
 
 Converts the order, records the lines that matched no supplier model
-(shared/unmatched_lines.py), skips what costs the supplier nothing (an order
-that never had a supplier line), remembers orders that had one (so losing the
-last one still releases it), and publishes with confirms. It returns only once
-RabbitMQ has confirmed every message.
+(shared/unmatched_lines.py) and, while the order is open, that it waits for
+a product map (shared/waiting_orders.py), skips what costs the supplier
+nothing (an order that never had a supplier line), remembers orders that had
+one (so losing the last one still releases it), and publishes with confirms.
+It returns only once RabbitMQ has confirmed every message.
 
 The newest `date_modified_gmt` seen of every order is kept (order_versions),
 also of one without supplier lines, and an event older than it is refused:
@@ -16,8 +17,8 @@ topic header is not signed.
 The database costs one statement per event in the usual case: line
 resolutions come from a ProductLookupCache (shared/product_lookup.py), and
 one autocommit statement, prepared once per connection, both remembers the
-order and reads the product lookup version that tells whether those
-resolutions still hold.
+order (and its wait for a product map, or that it waits no more) and reads
+the product lookup version that tells whether those resolutions still hold.
 """
 from __future__ import annotations
 
@@ -29,12 +30,30 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from shared import topology, unmatched_lines
+from shared import topology, unmatched_lines, waiting_orders
 from shared.amqp import Outgoing, Publisher
 from shared.grouped_publisher import GroupedPublisher
 from shared.db import get_autocommit_engine
 from shared.order_events import Conversion, convert
 from shared.product_lookup import ProductLookupCache
+
+# The open orders waiting for a product map (shared/waiting_orders.py), kept in the same round trip:
+# $5 NULL leaves the wait as it is; lines in $5 make the order wait on them (unless an event newer
+# than this one was seen); no lines forget it (unless it waits on a newer state than this one).
+WAIT_FOR_A_MAP = """, waits AS (
+        INSERT INTO waiting_orders AS w (order_id, number, status, date_modified_gmt, lines, lookup_version)
+        SELECT $1, $5->>'number', $5->>'status', $4, $5->'lines', $3 FROM version
+        WHERE version.value = $3 AND jsonb_array_length($5->'lines') > 0
+          AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.latest_modified_gmt > $4)
+        ON CONFLICT (order_id) DO UPDATE
+        SET number = EXCLUDED.number, status = EXCLUDED.status, date_modified_gmt = EXCLUDED.date_modified_gmt,
+            lines = EXCLUDED.lines, lookup_version = EXCLUDED.lookup_version, checked_at = now()
+        WHERE w.date_modified_gmt <= EXCLUDED.date_modified_gmt
+    ), waits_no_more AS (
+        DELETE FROM waiting_orders w USING version
+        WHERE w.order_id = $1 AND version.value = $3 AND jsonb_array_length($5->'lines') = 0
+          AND ($4 IS NULL OR w.date_modified_gmt <= $4)
+    )"""
 
 # Remembers what this event tells of the order and reads what is known of it, in one round trip:
 # its newest date_modified_gmt and whether it ever had a supplier line (only when the lines
@@ -45,10 +64,11 @@ from shared.product_lookup import ProductLookupCache
 # same instant could then both be dropped.) `last_value + is_called` grows by one with
 # every nextval, from 1 on.
 # A prepared statement of each connection (PostgreSQL parses and plans it once):
-# $1 order id, $2 it has supplier lines, $3 the lookup version resolved at, $4 its date_modified_gmt.
+# $1 order id, $2 it has supplier lines, $3 the lookup version resolved at, $4 its date_modified_gmt,
+# $5 its wait for a product map (shared/waiting_orders.py, `wait_of`).
 REMEMBER_STATEMENT = "ingest_remember"
 PREPARE_REMEMBER = f"""
-    PREPARE {REMEMBER_STATEMENT} (bigint, boolean, bigint, timestamptz) AS
+    PREPARE {REMEMBER_STATEMENT} (bigint, boolean, bigint, timestamptz, jsonb) AS
     WITH version AS (
         SELECT last_value + is_called::int AS value FROM product_lookup_version
     ), seen AS (
@@ -58,10 +78,10 @@ PREPARE_REMEMBER = f"""
         SET latest_modified_gmt = GREATEST(v.latest_modified_gmt, EXCLUDED.latest_modified_gmt),
             had_supplier_line = v.had_supplier_line OR EXCLUDED.had_supplier_line
         RETURNING latest_modified_gmt, had_supplier_line
-    )
+    ){WAIT_FOR_A_MAP}
     SELECT version.value, seen.had_supplier_line, seen.latest_modified_gmt FROM version, seen
 """
-REMEMBER = f"EXECUTE {REMEMBER_STATEMENT} (%(order_id)s, %(remember)s, %(version)s, %(modified)s)"
+REMEMBER = f"EXECUTE {REMEMBER_STATEMENT} (%(order_id)s, %(remember)s, %(version)s, %(modified)s, %(wait)s)"
 # Topics whose webhook cannot be taken at its word: the signature does not cover the
 # topic header, so a signed body replayed under one of these must change nothing until
 # the shop confirms it.
@@ -114,10 +134,11 @@ class OrderIntake:
                 self._record_unmatched(connection, conversion)
                 return conversion
             modified = conversion.messages[0].date_modified_gmt
+            unconfirmed = topic in UNCONFIRMED_TOPICS and source == "webhook"
             current, known, latest = remember(
                 connection,
                 {"order_id": conversion.order_id, "remember": conversion.has_supplier_lines, "version": version,
-                 "modified": modified},
+                 "modified": modified, "wait": waiting_orders.wait_of(conversion, unconfirmed=unconfirmed, source=source)},
             )
             if current != version:
                 # The map or the catalog changed (or this is the first event): resolve again.
@@ -131,7 +152,7 @@ class OrderIntake:
             if not known:
                 # Never had a supplier line: nothing to lock, nothing to release.
                 return Conversion(conversion.order_id, [], False, ignored="no supplier line")
-            if topic in UNCONFIRMED_TOPICS and source == "webhook":
+            if unconfirmed:
                 return to_confirm(conversion, topic)
             return conversion
         raise LookupKeptChanging("the product map changed during every try")

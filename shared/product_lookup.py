@@ -2,12 +2,13 @@
 
 Resolving a line (shared/product_map.py) is a query per order event, and
 the product map changes only when someone imports one. The resolutions are
-kept here (misses too: a shop product that is no supplier model) under the
-product lookup version, a number the database moves whenever product_map or
-catalog_models is written (migration 0004_product_lookup_version). The
-caller reads that number in the statement it runs for the order anyway
-(shared/order_intake.py) and resets the cache when it moved, so an import is
-seen by the next order event, with no extra round trip.
+kept here (misses too: a shop product that is no supplier model, marked as
+the shop's own or not) under the product lookup version, a number the
+database moves whenever product_map, catalog_models or own_products is
+written (migrations 0004 and 0012). The caller reads that number in the
+statement it runs for the order anyway (shared/order_intake.py) and resets
+the cache when it moved, so an import is seen by the next order event, with
+no extra round trip.
 
 Thread-safe: one instance serves every thread of a process.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.product_map import LineRef, ProductResolver
+from shared.product_map import LineRef, ProductResolver, Resolution
 
 # More distinct shop products than this and the cache starts again empty:
 # memory stays bounded whatever the shop sells.
@@ -31,15 +32,15 @@ class ProductLookupCache:
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._version: int | None = None  # None: not known yet, nothing is trusted
-        self._entries: dict[LineRef, int | None] = {}
+        self._entries: dict[LineRef, Resolution | None] = {}
 
     @property
     def version(self) -> int | None:
         return self._version
 
-    def lookup(self, refs: Iterable[LineRef]) -> tuple[dict[LineRef, int | None], list[LineRef]]:
+    def lookup(self, refs: Iterable[LineRef]) -> tuple[dict[LineRef, Resolution | None], list[LineRef]]:
         """(what is known, what must be asked) for these lines."""
-        known: dict[LineRef, int | None] = {}
+        known: dict[LineRef, Resolution | None] = {}
         missing: list[LineRef] = []
         with self._lock:
             for ref in refs:
@@ -49,7 +50,7 @@ class ProductLookupCache:
                     missing.append(ref)
         return known, missing
 
-    def store(self, found: dict[LineRef, int | None], version: int | None) -> None:
+    def store(self, found: dict[LineRef, Resolution | None], version: int | None) -> None:
         """Keep what was asked while the cache stood at `version`; dropped if it has moved since."""
         with self._lock:
             if version is None or version != self._version:
@@ -68,7 +69,7 @@ class ProductLookupCache:
     def resolver(self, connection: Any):
         """A resolver for shared.order_events.convert: the cache first, then one query for the rest."""
 
-        def resolve(refs: list[LineRef]) -> dict[LineRef, int]:
+        def resolve(refs: list[LineRef]) -> dict[LineRef, Resolution]:
             version = self._version
             known, missing = self.lookup(refs)
             if missing:
@@ -76,6 +77,6 @@ class ProductLookupCache:
                 found = {ref: asked.get(ref) for ref in missing}
                 self.store(found, version)
                 known.update(found)
-            return {ref: stock_id for ref, stock_id in known.items() if stock_id is not None}
+            return {ref: found for ref, found in known.items() if found is not None}
 
         return resolve

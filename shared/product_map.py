@@ -3,6 +3,10 @@
 A line is a supplier line when its (product_id, variation_id) is in the
 product map, or else when its SKU equals a model `code` or `barcode` in the
 stored supplier catalog (docs/interfaces.md, "Which order lines belong to the supplier").
+A product the owner marked as the shop's own (shared/own_products.py) sits
+between the two: an explicit map entry still wins over the mark (the owner
+mapped it on purpose), but a SKU match does not (the shop's own mug keeps
+its SKU when the supplier one day sells a model with that code).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db.models import CatalogModel, ProductMapping
+from shared.own_products import own_refs
 
 CSV_HEADER = ["wc_product_id", "wc_variation_id", "stock_id"]
 MAX_ID = 2**63 - 1  # the columns are BIGINT
@@ -28,13 +33,28 @@ class LineRef:
     sku: str
 
 
+class Own:
+    """What a line of the shop's own product resolves to: no supplier model, and nothing to wait for."""
+
+    def __repr__(self) -> str:
+        return "OWN"
+
+
+OWN = Own()  # the one instance: compare with `is`
+Resolution = int | Own  # a stock_id, or OWN
+
+
 class ProductResolver:
-    """Resolves order lines to stock_ids with one query per kind of lookup."""
+    """Resolves order lines to stock_ids (or OWN) with one query per kind of lookup.
+
+    A line missing from the answer matched nothing: a supplier product
+    missing from the map, or the shop's own product not marked yet.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def resolve(self, lines: Iterable[LineRef]) -> dict[LineRef, int]:
+    def resolve(self, lines: Iterable[LineRef]) -> dict[LineRef, Resolution]:
         lines = list(lines)
         if not lines:
             return {}
@@ -48,7 +68,11 @@ class ProductResolver:
             ).scalars()
             if (row.wc_product_id, row.wc_variation_id) in pairs
         }
-        result = {l: mapped[(l.product_id, l.variation_id)] for l in lines if (l.product_id, l.variation_id) in mapped}
+        result: dict[LineRef, Resolution] = {
+            l: mapped[(l.product_id, l.variation_id)] for l in lines if (l.product_id, l.variation_id) in mapped
+        }
+        for l in own_refs(self.session, [l for l in lines if l not in result]):
+            result[l] = OWN
         skus = {l.sku for l in lines if l not in result and l.sku}
         if skus:
             rows = self.session.execute(

@@ -4,7 +4,8 @@ An order line whose product is in neither the product map nor the catalog is
 left alone (docs/interfaces.md, "Which order lines belong to the supplier"). That is
 right for the shop's own products and wrong for a supplier product missing
 from the map; only a person can tell which, so each such product or variation
-is remembered with its SKU and when it was first and last seen.
+is remembered with its SKU and when it was first and last seen, until it is
+mapped or marked as the shop's own (shared/own_products.py).
 
 Cheap on the hot path: one statement per order event, and only when a line did
 not match; a product seen again within a minute is not written again.
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.own_products import MARKS_UNMATCHED_ROW
 from shared.product_map import LineRef, best_candidates, sku_candidates
 
 MAX_SKU = 200  # the column's width
@@ -50,12 +52,17 @@ def record(session: Session, order_id: int, refs: Iterable[LineRef]) -> None:
 
 
 LIST_SQL = text(
-    """
-    SELECT u.product_id, u.variation_id, u.sku, u.last_order_id, u.first_seen_at, u.last_seen_at
+    f"""
+    SELECT u.product_id, u.variation_id, u.sku, u.last_order_id, u.first_seen_at, u.last_seen_at,
+           (SELECT count(*) FROM waiting_orders w
+            WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(w.lines) AS e(line)
+                          WHERE (e.line->>0)::bigint = u.product_id AND (e.line->>1)::bigint = u.variation_id)
+           ) AS waiting_orders
     FROM unmatched_lines u
     WHERE NOT EXISTS (
         SELECT 1 FROM product_map m WHERE m.wc_product_id = u.product_id AND m.wc_variation_id = u.variation_id
     )
+      AND NOT {MARKS_UNMATCHED_ROW}
     ORDER BY u.last_seen_at DESC, u.product_id, u.variation_id
     """
 )
@@ -64,8 +71,10 @@ LIST_SQL = text(
 def unmatched(session: Session) -> list[dict[str, Any]]:
     """What still matches nothing, most recently seen first, each saying why it matched nothing.
 
-    A product mapped since is left out; one whose SKU now matches one catalog
-    model is left out too (its next order line will match).
+    A product mapped since is left out, and so is one marked as the shop's own
+    (`products own`); one whose SKU now matches one catalog model is left out
+    too (its next order line will match). `waiting_orders` counts the open
+    orders waiting for it (shared/waiting_orders.py).
     """
     rows = [dict(r) for r in session.execute(LIST_SQL).mappings()]
     skus = {r["sku"] for r in rows if r["sku"]}

@@ -7,7 +7,9 @@ webhook, so whatever it needs of the supplier converges on its latest state.
 One thing differs from a webhook: an order found already paid is locked but
 not sent unless the owner asked for it (`send_paid`): it is held
 (shared/send_holds.py), because the owner may have placed it at the supplier
-by hand. `plan` says per order what a run would do, for `--dry-run`.
+by hand. So is a paid one whose products are not mapped yet: it waits for
+the product map (shared/waiting_orders.py), and the hold keeps it unsent
+once they are. `plan` says per order what a run would do, for `--dry-run`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from shared import send_holds
 from shared.db import session_scope
 from shared.db.models import OrderVersion, ShopOrder, SupplierOrder
-from shared.order_events import InvalidOrder, convert
+from shared.order_events import Conversion, InvalidOrder, convert
 from shared.order_intake import OrderIntake
 from shared.product_map import ProductResolver
 from shared.shop import WooCommerceClient
@@ -65,6 +67,9 @@ ON_ITS_WAY = "lock and send: in the records already, on its way to the supplier"
 SENT_ALREADY = "nothing to send: sent to the supplier already"
 RELEASE = "release what it holds"
 NOTHING = "nothing"
+WAITS_AND_HOLD = "nothing yet, waits for a product map; hold: paid already, not sent without --send-paid once mapped"
+WAITS_HELD = "nothing yet, waits for a product map; stays held: not sent without --send-paid once mapped"
+WAITS_THEN_SEND = "nothing yet, waits for a product map; sent once mapped"
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,15 @@ def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
 
     if conversion.ignored:
         return result(f"{NOTHING}: {conversion.ignored}")
+    if _paid_and_waiting_for_a_map(session, conversion, status):
+        # Nothing to lock yet; once its product is mapped, the pickup sends it unless it is held
+        # (shared/waiting_orders.py): the same choice as for a paid order with supplier lines.
+        held = conversion.order_id in send_holds.held_since(session, [conversion.order_id])
+        if send_paid:
+            return result(WAITS_THEN_SEND, lift=held)
+        return result(WAITS_HELD if held else WAITS_AND_HOLD, hold=not held)
     if not conversion.has_supplier_lines:
-        seen = session.get(OrderVersion, conversion.order_id)
-        known = seen is not None and seen.had_supplier_line
-        return result(RELEASE if known else f"{NOTHING}: no supplier line")
+        return result(RELEASE if _had_supplier_line(session, conversion.order_id) else f"{NOTHING}: no supplier line")
     if status not in HOLDING_STATUSES:
         return result(RELEASE if status != ShopStatus.COMPLETED else f"{NOTHING}: completed")
     if status != READY_TO_SEND:
@@ -121,6 +131,18 @@ def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
         # must not stop it from being sent.
         return result(ON_ITS_WAY)
     return result(LOCK_AND_HOLD, hold=True)
+
+
+def _paid_and_waiting_for_a_map(session: Session, conversion: Conversion, status: str) -> bool:
+    """A paid order the records never had, whose lines all match nothing yet: it will wait for a product map."""
+    return (status == READY_TO_SEND and not conversion.has_supplier_lines and bool(conversion.unmatched)
+            and not _had_supplier_line(session, conversion.order_id))
+
+
+def _had_supplier_line(session: Session, order_id: int) -> bool:
+    """Did ingest ever see this order with a supplier line? (shared/order_intake.py keeps it.)"""
+    seen = session.get(OrderVersion, order_id)
+    return seen is not None and seen.had_supplier_line
 
 
 def plan_all(database_url: str, orders: Iterator[dict[str, Any]], *, send_paid: bool,

@@ -11,6 +11,7 @@ import click
 
 from services.admin.commands import backfill, catalog, db, demo, dlq, products, reconcile, status, tables, web, webhooks
 from services.admin.commands import product_matching  # noqa: F401 (adds match, export, unmatched to products)
+from services.admin.commands import own_products  # noqa: F401 (adds own to products)
 from services.admin.commands.context import Context
 
 

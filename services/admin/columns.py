@@ -212,8 +212,8 @@ def waiting(letters: list[Row]) -> list[Row]:
 UNMATCHED = Table(
     anchor="unmatched",
     title="Unmatched products",
-    intro="Shop products seen in orders that matched no supplier model: the shop's own, or missing from the "
-          "product map (their orders are not reserved at the supplier).",
+    intro="Shop products seen in orders that matched no supplier model, missing from the product map (their "
+          "open orders wait for it) or the shop's own not marked yet (`rewix-sync products own`).",
     empty="No order line went unmatched.",
     columns=(
         Column("Product", lambda r: r["product_id"], numeric=True),
@@ -222,6 +222,7 @@ UNMATCHED = Table(
         Column("First seen", lambda r: format_time(r["first_seen_at"])),
         Column("Last seen", lambda r: format_time(r["last_seen_at"])),
         Column("Last order", lambda r: r["last_order_id"], numeric=True),
+        Column("Orders waiting", lambda r: r["waiting_orders"], numeric=True),
         Column("Why", lambda r: r["reason"]),
     ),
     free_last=True,

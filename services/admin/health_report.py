@@ -3,7 +3,8 @@
 Each row says how one part stands: the services (database, RabbitMQ, ingest,
 the workers as consumers of their queues), the supplier account, the shop and
 its webhooks, the last catch-up and verification, and what waits (dead
-letters, short lines, paid orders not sent). A row is `ok`, `warning` (worth
+letters, short lines, paid orders not sent, open orders waiting for a
+product map). A row is `ok`, `warning` (worth
 knowing, nothing to do yet), `attention` (a person must act) or `off` (turned
 off by configuration). The network checks run side by side, each with a short
 timeout, so the screen comes back within a few seconds even when everything
@@ -27,6 +28,8 @@ from shared.settings import Settings
 from shared.shop_checks import OVERDUE_INTERVALS, CheckRecord, read_checks
 from shared.site_records import WHAT_TO_DO, LearnedSite, Refused, accepted_by_settings, read_learned_site, \
     recent_refusals
+from shared.waiting_orders import Summary as WaitSummary
+from shared.waiting_orders import summary as waiting_summary
 from shared.webhook_records import WebhookRecord
 from shared.webhook_records import read_records as read_webhook_records
 
@@ -256,6 +259,20 @@ def _backlog_rows(backlog: Backlog) -> list[Row]:
     return rows
 
 
+def _waiting_for_map_row(waiting: WaitSummary, now: datetime) -> Row:
+    """Open orders with lines that matched nothing: only a person can map the product or mark it the shop's own."""
+    if not waiting.orders:
+        return Row("product map", OK, "no open order waits for a product map")
+    oldest = f"#{waiting.oldest_number}" + (
+        f" for {ago((now - waiting.oldest_since).total_seconds())}" if waiting.oldest_since else "")
+    many = waiting.orders != 1
+    return Row("product map", ATTENTION,
+               f"{waiting.orders} open order{'s' if many else ''} {'wait' if many else 'waits'} for a product map "
+               f"(lines that match no supplier model), the oldest {oldest}: `rewix-sync products unmatched` lists "
+               "the products; map them (`products import`, `products match --import`) or mark the shop's own "
+               "(`products own`), and the orders go on by themselves")
+
+
 def _records(settings: Settings) -> list[Row]:
     now = datetime.now(timezone.utc)
     backlog = read_backlog(settings.database_url, settings.amqp_url)
@@ -264,6 +281,7 @@ def _records(settings: Settings) -> list[Row]:
         webhooks = read_webhook_records(connection)
         learned = read_learned_site(connection)
         refused = recent_refusals(connection, accepted_by_settings(settings, learned), now)
+        waiting = waiting_summary(connection)
     rows = [
         _with_last_reactivation(_webhooks_row(settings, checks.get(WEBHOOK_CHECK), now), webhooks),
         sources_row(settings, learned, refused, checks.get(SITE_CHECK), now),
@@ -271,7 +289,7 @@ def _records(settings: Settings) -> list[Row]:
         _check_row("verification", checks.get(VERIFICATION),
                    getattr(settings, "shop_verify_interval_seconds", 900.0), now),
     ]
-    return rows + _backlog_rows(backlog)
+    return rows + _backlog_rows(backlog) + [_waiting_for_map_row(waiting, now)]
 
 
 # --- all of it ---------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ WooCommerce REST API and matches each SKU the way order lines are matched
 (shared/product_map.py): a model's barcode first, else its code when exactly
 one model has it. A code that several models share (typically one per size)
 is ambiguous and maps nothing: such a product needs its variations' SKUs set to
-the models' barcodes, or rows written by hand. Pure but for `shop_items`, which
-pages through the shop.
+the models' barcodes, or rows written by hand. A product marked as the shop's
+own (`rewix-sync products own`, shared/own_products.py) is never matched by
+its SKU. Pure but for `shop_items`, which pages through the shop.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.own_products import Mark
 from shared.product_map import best_candidates, sku_candidates
 from shared.shop import WooCommerceClient
 
@@ -49,19 +51,24 @@ class MatchReport:
     matched: list[Match] = field(default_factory=list)
     unmatched: list[ShopItem] = field(default_factory=list)  # no SKU, or a SKU the catalog does not know
     ambiguous: list[tuple[ShopItem, list[CatalogEntry]]] = field(default_factory=list)
+    own: list[ShopItem] = field(default_factory=list)  # marked as the shop's own: never matched
 
     def rows(self) -> list[tuple[int, int, int]]:
         """The product map rows, as `products import` takes them."""
         return [(m.item.product_id, m.item.variation_id, m.stock_id) for m in self.matched]
 
 
-def match(items: Iterable[ShopItem], catalog: Iterable[CatalogEntry]) -> MatchReport:
+def match(items: Iterable[ShopItem], catalog: Iterable[CatalogEntry], own: Iterable[Mark] = ()) -> MatchReport:
     items = list(items)
+    own = list(own)
     models = {m.stock_id: m for m in catalog}
     skus = {i.sku for i in items if i.sku}
     by_sku = sku_candidates(skus, ((m.stock_id, m.code, m.barcode) for m in models.values()))
     report = MatchReport()
     for item in items:
+        if any(mark.matches(item) for mark in own):
+            report.own.append(item)
+            continue
         if item.sku not in by_sku:
             report.unmatched.append(item)
             continue

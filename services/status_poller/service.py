@@ -1,5 +1,6 @@
 """Wires the status poller's loops: polling (main thread), the applier, the shop catch-up, verification,
-the webhook check and the site check."""
+the webhook check, the site check, the problem notes and the pickup of orders that waited for a
+product map."""
 from __future__ import annotations
 
 import threading
@@ -16,6 +17,7 @@ from shared.shop import WooCommerceClient
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.catchup import ShopCatchUp
+from services.status_poller.mapping_pickup import MappingPickup
 from services.status_poller.poller import StatusPoller
 from services.status_poller.problem_notes import ProblemNotes
 from services.status_poller.site_check import SiteCheck
@@ -60,6 +62,10 @@ def run(settings: Settings, stop: threading.Event) -> None:
     # supplier_sync finds the problems; this process, which already writes to the shop once each, tells them.
     problem_notes = ProblemNotes(settings.database_url, shop_client(settings))
     threads.append(threading.Thread(target=problem_notes.run, args=(stop,), name="problem-notes", daemon=True))
+    # Open orders that waited for a product map go down the normal path once a mapping makes them match.
+    pickup_publisher = Publisher(settings.amqp_url)
+    pickup = MappingPickup(settings.database_url, shop_client(settings), OrderIntake(settings.database_url, pickup_publisher))
+    threads.append(threading.Thread(target=pickup.run, args=(stop,), name="mapping-pickup", daemon=True))
     catchup_publisher = None
     if settings.shop_catchup_interval_seconds > 0:
         catchup_publisher = Publisher(settings.amqp_url)
@@ -101,7 +107,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         publisher.close()
-        for extra in (catchup_publisher, verify_publisher):
+        for extra in (catchup_publisher, verify_publisher, pickup_publisher):
             if extra is not None:
                 extra.close()
         rewix.close()

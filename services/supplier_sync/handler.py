@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import account_pause, order_notices, order_problems, retry
+from shared import account_pause, order_notices, order_problems, retry, waiting_orders
 from shared.consumer import Delivery
 from shared.db import session_scope
 from shared.db.models import OrderLine
@@ -308,6 +308,9 @@ class OrderLineHandler:
                     result.orders[order.order_id] = outcome
                 else:
                     store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status)
+                    # An order that waited for its product map says so once, now that it is sent.
+                    if waiting_orders.tell_if_picked_up(session, order.order_id):
+                        log.info("order sent once its product was mapped", key=frozen.key)
                     result.orders[order.order_id] = Sent(status.order_id or None, status.status)
                     if fitted.shortened:
                         # Once per order, with the send it describes: the owner reads what was cut.

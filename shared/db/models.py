@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text,
+    BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -62,6 +62,66 @@ class UnmatchedLine(Base):
     last_order_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OwnProduct(Base):
+    """A shop product the owner marked as the shop's own (`rewix-sync products own`): never the supplier's.
+
+    A product with every variation (`variation_id` None), one variation of it,
+    or a SKU (shared/own_products.py). An explicit product map entry still
+    wins over it; a SKU match to the catalog does not.
+    """
+
+    __tablename__ = "own_products"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    product_id: Mapped[int | None] = mapped_column(BigInteger)
+    variation_id: Mapped[int | None] = mapped_column(BigInteger)
+    sku: Mapped[str | None] = mapped_column(String(200))
+    marked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("product_id", "variation_id", "sku", name="uq_own_products_mark",
+                         postgresql_nulls_not_distinct=True),
+        CheckConstraint("(product_id IS NULL) <> (sku IS NULL)", name="ck_own_products_one_kind"),
+        CheckConstraint("variation_id IS NULL OR product_id IS NOT NULL", name="ck_own_products_variation"),
+        Index("ix_own_products_sku", "sku", postgresql_where=text("sku IS NOT NULL")),
+    )
+
+
+class WaitingOrder(Base):
+    """An open shop order with lines that matched nothing: it waits for a product map (or the owner's mark).
+
+    ingest writes and forgets the row in the statement it runs for every order
+    event (shared/order_intake.py); status_poller's pickup loop sends the order
+    down the normal path once a mapping makes one of its `lines` match
+    (services/status_poller/mapping_pickup.py); `rewix-sync status` shows them.
+    """
+
+    __tablename__ = "waiting_orders"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    number: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    date_modified_gmt: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The lines that matched nothing, [[product_id, variation_id, sku], ...] (shared/waiting_orders.py).
+    lines: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+    # The product lookup version the lines were resolved at: a newer one may make them match.
+    lookup_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    # When the shop last told us of this order (an event, or the pickup loop's look).
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class MappingPickup(Base):
+    """A paid order sent down the normal path once its product was mapped: its send tells the owner once.
+
+    Written by the pickup loop before it submits the order; supplier_sync
+    takes it when the dropshipping order is recorded and asks for the order
+    notice "sent once its product was mapped" (shared/waiting_orders.py).
+    """
+
+    __tablename__ = "mapping_pickups"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    picked_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class SendHold(Base):

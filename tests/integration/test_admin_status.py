@@ -68,6 +68,7 @@ def test_status_is_quiet_while_all_is_well_and_points_at_what_needs_a_person(sys
         "database": "ok", "RabbitMQ": "ok", "supplier_sync": "ok", "status_poller": "ok", "ingest": "ok",
         "supplier account": "ok", "shop": "ok", "webhooks": "off", "webhook sources": "ok", "catch-up": "ok",
         "verification": verification, "dead letters": "ok", "short lines": "ok", "orders to send": "ok",
+        "product map": "ok",
     }
     # status_poller's site check has read where the shop says it is: deliveries from there are accepted.
     rows = wait_until(lambda: (r := status(env)[1]) and "(the shop's home)" in r["webhook sources"]["text"] and r,
@@ -91,6 +92,10 @@ def test_status_is_quiet_while_all_is_well_and_points_at_what_needs_a_person(sys
     with engine.begin() as connection:
         connection.execute(text("UPDATE order_lines SET updated_at = :old"), {"old": old})
         connection.execute(text("UPDATE shop_orders SET updated_at = :old"), {"old": old})
+        # An open order whose only line matched nothing, as ingest remembers it (shared/waiting_orders.py).
+        connection.execute(text("INSERT INTO waiting_orders (order_id, number, status, date_modified_gmt, lines,"
+                                " lookup_version, since) VALUES (503, '503', 'pending', :old, '[[9100, 0, \"MUG\"]]',"
+                                " 1, :old)"), {"old": old})
     engine.dispose()
     SimulatorControl(system["rewix"].url).faults(status_window={"status": 401, "seconds": 60})
     system["processes"][1].stop()  # supplier_sync
@@ -101,6 +106,9 @@ def test_status_is_quiet_while_all_is_well_and_points_at_what_needs_a_person(sys
     assert rows["dead letters"]["state"] == "attention" and rows["dead letters"]["text"].startswith("1 waiting")
     assert rows["short lines"]["state"] == "attention" and "oldest for 20 min" in rows["short lines"]["text"]
     assert rows["orders to send"]["state"] == "attention" and rows["orders to send"]["text"].startswith("1 paid")
+    assert rows["product map"]["state"] == "attention"
+    assert rows["product map"]["text"].startswith("1 open order waits for a product map")
+    assert "the oldest #503 for 20 min" in rows["product map"]["text"]
     assert rows["supplier account"]["state"] == "attention" and "refused (HTTP 401)" in rows["supplier account"]["text"]
     assert "nothing consumes rewix.order_lines" in rows["supplier_sync"]["text"]
     assert rows["status_poller"]["state"] == "ok"

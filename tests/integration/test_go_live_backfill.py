@@ -21,6 +21,7 @@ from tests.integration.test_admin_views import cli_env, run
 KEY, SECRET = "ck_golive_test", "cs_golive_test"
 LINE = {"product_id": 2101, "variation_id": 2104, "quantity": 2, "sku": "SNK-42", "price": "89.90"}
 OWN = {"product_id": 3307, "variation_id": 0, "quantity": 1, "sku": "TEE-0001", "price": "19.50"}
+UNMAPPED = {"product_id": 2205, "variation_id": 0, "quantity": 1, "sku": "BAG-07", "price": "49.00"}
 SINCE = "2026-11-26T09:00:00Z"
 AT = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 
@@ -51,6 +52,8 @@ def test_dry_run_prints_the_plan_per_order_and_sends_nothing(db: str, broker: st
     pending = shop.state.create_order(status="pending", lines=[LINE], date_created_gmt=AT)
     paid = shop.state.create_order(status="processing", lines=[LINE, OWN], date_created_gmt=AT + timedelta(minutes=1))
     own = shop.state.create_order(status="processing", lines=[OWN], date_created_gmt=AT + timedelta(minutes=2))
+    unmapped = shop.state.create_order(status="processing", lines=[UNMAPPED], date_created_gmt=AT + timedelta(minutes=3))
+    assert run(["products", "own", "TEE-0001"], env_for(db, broker, shop.url)).exit_code == 0
 
     result = run(["backfill", "--since", SINCE, "--dry-run"], env_for(db, broker, shop.url))
     assert result.exit_code == 0, result.output
@@ -58,7 +61,10 @@ def test_dry_run_prints_the_plan_per_order_and_sends_nothing(db: str, broker: st
     assert f"#{pending['number']} pending: 100001 x2 -> lock" in lines
     assert f"#{paid['number']} processing: 100001 x2 -> lock, hold: paid already, not sent without --send-paid" in lines
     assert f"#{own['number']} processing: no supplier line -> nothing: no supplier line" in lines
-    assert lines[-1].startswith("dry run: 3 orders modified since 2026-11-26T09:00:00+00:00; would ")
+    # Paid, its product not mapped yet: it waits for the map, and the hold keeps it unsent once mapped.
+    assert (f"#{unmapped['number']} processing: no supplier line -> nothing yet, waits for a product map; "
+            "hold: paid already, not sent without --send-paid once mapped") in lines
+    assert lines[-1].startswith("dry run: 4 orders modified since 2026-11-26T09:00:00+00:00; would ")
     assert lines[-1].endswith("nothing was locked or sent")
     with_send = run(["backfill", "--since", SINCE, "--dry-run", "--send-paid"], env_for(db, broker, shop.url))
     assert f"#{paid['number']} processing: 100001 x2 -> lock and send" in with_send.output.splitlines()

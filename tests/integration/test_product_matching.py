@@ -167,3 +167,18 @@ def test_an_order_line_that_matched_nothing_shows_in_products_unmatched_and_on_t
     assert run(["products", "import", str(by_hand)], env).exit_code == 0
     listed = json.loads(run(["products", "unmatched", "--json"], env).stdout)
     assert [(r["product_id"], r["variation_id"]) for r in listed] == [(products["mug"]["id"], 0)]
+
+
+def test_products_match_leaves_out_what_the_owner_marked_as_the_shop_s_own(db: str, broker: str, shops: Shops) -> None:
+    env = shops.env(db, broker)
+    products = load_products(shops)
+    assert run(["catalog", "sync"], env).exit_code == 0
+    tee = products["tee"]
+    # The shop's own tee, whose SKU happens to be a supplier model's code: the mark wins over the SKU.
+    assert run(["products", "own", str(tee["id"])], env).exit_code == 0
+    result = run(["products", "match", "--import"], env)
+    assert result.exit_code == 0, result.output
+    assert (f"own: product {tee['id']} variation 0 'Tee red M': marked as the shop's own "
+            "(`rewix-sync products own`), not matched") in result.stderr.splitlines()
+    assert "imported 1 product mappings" in result.stderr
+    assert f"{tee['id']},0," not in run(["products", "export"], env).stdout

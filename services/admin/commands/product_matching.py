@@ -34,6 +34,7 @@ def products_match(ctx: Context, output: Path | None, do_import: bool) -> None:
     from services.admin import product_matching as pm
     from services.admin.catalog_listing import catalog_rows
     from services.admin.clients import shop_client
+    from shared import own_products
     from shared.db import session_scope
     from shared.product_map import CSV_HEADER, import_product_map
 
@@ -41,10 +42,11 @@ def products_match(ctx: Context, output: Path | None, do_import: bool) -> None:
     with session_scope(settings.database_url) as session:
         catalog = [pm.CatalogEntry(r["stock_id"], r["code"], r["barcode"], r["name"], r["size"])
                    for r in catalog_rows(session)]
+        own = own_products.marks(session)
     if not catalog:
         raise Failure("the supplier catalog is empty: run rewix-sync catalog sync first")
     items = list(pm.shop_items(shop_client(settings)))
-    report = pm.match(items, catalog)
+    report = pm.match(items, catalog, own)
     rows = report.rows()
     text = ",".join(CSV_HEADER) + "\n" + "".join(f"{p},{v},{s}\n" for p, v, s in rows)
     if output is not None:
@@ -59,6 +61,9 @@ def products_match(ctx: Context, output: Path | None, do_import: bool) -> None:
     for item in report.unmatched:
         why = f"SKU {item.sku}: no catalog model has this code or barcode" if item.sku else "no SKU"
         click.echo(f"unmatched: {_label(item)}: {why}", file=err)
+    for item in report.own:
+        click.echo(f"own: {_label(item)}: marked as the shop's own (`rewix-sync products own`), not matched",
+                   file=err)
     for item, models in report.ambiguous:
         shared = ", ".join(f"{m.stock_id}" + (f" ({m.size})" if m.size else "") for m in models)
         click.echo(f"ambiguous: {_label(item)}: SKU {item.sku} is the code of stock_ids {shared}; set the SKU to "
