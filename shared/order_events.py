@@ -57,6 +57,9 @@ class Conversion:
     # The order's lines that matched no supplier model (a gap in the map, or the shop's own products
     # not marked as such): what `products unmatched` lists and an open order waits on.
     unmatched: tuple[LineRef, ...] = ()
+    # The order lists refunds whose quantities were not given (only GET /orders/{id}/refunds has them):
+    # its messages carry the lines' full quantities, and must not be published as they are.
+    refunds_unread: bool = False
 
 
 def _int(value: Any, where: str, *, minimum: int = 0, maximum: int = MAX_ID) -> int:
@@ -172,8 +175,50 @@ def recipient_of(order: Mapping[str, Any]) -> ShopRecipient:
     )
 
 
+def refund_ids(body: Any) -> list[int]:
+    """The ids of the refunds an order resource lists (`refunds`: id, reason, total)."""
+    refunds = body.get("refunds") if isinstance(body, dict) else None
+    if refunds is None:
+        return []
+    if not isinstance(refunds, list) or not all(isinstance(r, dict) for r in refunds):
+        raise InvalidOrder("refunds must be an array of objects")
+    return [_int(r.get("id"), f"refunds[{index}].id", minimum=1) for index, r in enumerate(refunds)]
+
+
+def refunded_quantities(refunds: Any) -> dict[int, int]:
+    """line item id -> units refunded, from GET /orders/{id}/refunds.
+
+    WooCommerce keeps a line's quantity after a refund; each refund lists its
+    own line items with a negative `quantity` and, in their `meta_data`, the
+    order line they refund (`_refunded_item_id`). A refund of an amount only
+    has no line items and refunds no unit.
+    """
+    if not isinstance(refunds, list):
+        raise InvalidOrder("the refunds of an order must be an array")
+    refunded: dict[int, int] = {}
+    for index, refund in enumerate(refunds):
+        items = refund.get("line_items") if isinstance(refund, dict) else None
+        if not isinstance(items, list):
+            raise InvalidOrder(f"refunds[{index}].line_items must be an array")
+        for position, item in enumerate(items):
+            where = f"refunds[{index}].line_items[{position}]"
+            meta = item.get("meta_data") if isinstance(item, dict) else None
+            refunded_item = next((m.get("value") for m in meta or () if isinstance(m, dict)
+                                  and m.get("key") == "_refunded_item_id"), None)
+            if refunded_item is None:
+                continue  # not a refund of an order line (a fee, say): no unit to give back
+            line_id = _int(refunded_item, f"{where}._refunded_item_id", minimum=1)
+            units = item.get("quantity")
+            # WooCommerce stores refunded units negative; a string or a positive number is not a refund.
+            if isinstance(units, bool) or not isinstance(units, int) or not -MAX_QUANTITY <= units <= 0:
+                raise InvalidOrder(f"{where}.quantity must be a negative integer")
+            refunded[line_id] = refunded.get(line_id, 0) - units
+    return refunded
+
+
 def convert(
-    body: Any, topic: str, resolve: Resolver, source: str = "webhook", now: datetime | None = None
+    body: Any, topic: str, resolve: Resolver, source: str = "webhook", now: datetime | None = None,
+    refunded: Mapping[int, int] | None = None,
 ) -> Conversion:
     """One message per supplier line; one line-less message for an order left with none.
 
@@ -188,6 +233,12 @@ def convert(
     Text is never a reason to refuse an order: it is cleaned for storage, a
     number too long for its column is cut, and what the supplier cannot take
     is fitted when the order is sent.
+
+    A line's quantity is what is still to be delivered: the quantity less what
+    `refunded` (line item id -> units, `refunded_quantities`) gives back; a line
+    refunded whole needs nothing. An order that lists refunds, converted
+    without `refunded`, says so (`refunds_unread`): its quantities are not
+    known yet.
     """
     if topic not in ORDER_TOPICS:
         raise ValueError(f"not an order topic: {topic}")
@@ -225,6 +276,9 @@ def convert(
         refs.append((line_id, ref, quantity))
     if len({line_id for line_id, _, _ in refs}) != len(refs):
         raise InvalidOrder("line_items ids must be unique")
+    refunds_unread = bool(refund_ids(body)) and refunded is None
+    if refunded:
+        refs = [(line_id, ref, max(0, quantity - refunded.get(line_id, 0))) for line_id, ref, quantity in refs]
 
     resolved = resolve([ref for _, ref, _ in refs]) if refs else {}
     stock_ids = {ref: found for ref, found in resolved.items() if found is not OWN}
@@ -264,4 +318,4 @@ def convert(
     first, *rest = lines
     messages = [OrderLineMessage(line=first, **event, **head)]
     messages += [OrderLineMessage(line=line, head=False, **event) for line in rest]
-    return Conversion(order_id, messages, has_supplier_lines=True, unmatched=unmatched)
+    return Conversion(order_id, messages, has_supplier_lines=True, unmatched=unmatched, refunds_unread=refunds_unread)

@@ -22,7 +22,7 @@ the product lookup version that tells whether those resolutions still hold.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import psycopg2.errors
@@ -34,8 +34,11 @@ from shared import topology, unmatched_lines, waiting_orders
 from shared.amqp import Outgoing, Publisher
 from shared.grouped_publisher import GroupedPublisher
 from shared.db import get_autocommit_engine
-from shared.order_events import Conversion, convert
+from shared.order_events import Conversion, convert, refund_ids, refunded_quantities
 from shared.product_lookup import ProductLookupCache
+
+if TYPE_CHECKING:  # ingest never asks the shop: it does not load the client
+    from shared.shop import WooCommerceClient
 
 # The open orders waiting for a product map (shared/waiting_orders.py), kept in the same round trip:
 # $5 NULL leaves the wait as it is; lines in $5 make the order wait on them (unless an event newer
@@ -97,15 +100,19 @@ class LookupKeptChanging(RuntimeError):
 
 
 class OrderIntake:
-    def __init__(self, database_url: str, publisher: Publisher | GroupedPublisher, lookups: ProductLookupCache | None = None) -> None:
+    def __init__(self, database_url: str, publisher: Publisher | GroupedPublisher, lookups: ProductLookupCache | None = None,
+                 shop: WooCommerceClient | None = None) -> None:
         self.database_url = database_url
         self.publisher = publisher
         # Shared by every thread of a process when the caller passes one.
         self.lookups = lookups if lookups is not None else ProductLookupCache()
+        # Where the refunded quantities of an order that lists refunds are read; without a shop
+        # (ingest) such an order goes to supplier_sync to be read from the shop (`to_confirm`).
+        self.shop = shop
 
     def submit(self, body: Any, topic: str, source: str = "webhook") -> Conversion:
-        """Publish what the order event needs; raises InvalidOrder or BrokerUnavailable."""
-        conversion = self._convert_and_remember(body, topic, source)
+        """Publish what the order event needs; raises InvalidOrder, BrokerUnavailable or the shop's ExternalError."""
+        conversion = self._convert_and_remember(body, topic, source, self._refunded(body, topic))
         if conversion.messages:
             # Remembered before publishing: a message only exists for a known order.
             # All of the order's messages go out at once and are confirmed together.
@@ -114,22 +121,28 @@ class OrderIntake:
             )
         return conversion
 
-    def _convert_and_remember(self, body: Any, topic: str, source: str) -> Conversion:
+    def _refunded(self, body: Any, topic: str) -> dict[int, int] | None:
+        """Units refunded per line item, asked of the shop outside any database connection."""
+        if self.shop is None or topic == "order.deleted":
+            return None
+        return read_refunds(self.shop, body)
+
+    def _convert_and_remember(self, body: Any, topic: str, source: str, refunded: dict[int, int] | None) -> Conversion:
         engine = get_autocommit_engine(self.database_url)
         for attempt in (1, 2):
             try:
                 with engine.connect() as connection:
-                    return self._in(connection, body, topic, source)
+                    return self._in(connection, body, topic, source, refunded)
             except DBAPIError as exc:
                 # A connection PostgreSQL dropped since its last use (no ping on checkout): one fresh try.
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
         raise AssertionError("unreachable")
 
-    def _in(self, connection: Connection, body: Any, topic: str, source: str) -> Conversion:
+    def _in(self, connection: Connection, body: Any, topic: str, source: str, refunded: dict[int, int] | None) -> Conversion:
         for _ in range(MAX_VERSION_CHANGES):
             version = self.lookups.version
-            conversion = convert(body, topic, self.lookups.resolver(connection), source)
+            conversion = convert(body, topic, self.lookups.resolver(connection), source, refunded=refunded)
             if not conversion.messages:
                 self._record_unmatched(connection, conversion)
                 return conversion
@@ -154,6 +167,9 @@ class OrderIntake:
                 return Conversion(conversion.order_id, [], False, ignored="no supplier line")
             if unconfirmed:
                 return to_confirm(conversion, topic)
+            if conversion.refunds_unread:
+                # Only the shop knows how many units its refunds gave back: supplier_sync asks it.
+                return to_confirm(conversion, "order.updated")
             return conversion
         raise LookupKeptChanging("the product map changed during every try")
 
@@ -161,6 +177,13 @@ class OrderIntake:
     def _record_unmatched(connection: Connection, conversion: Conversion) -> None:
         if conversion.unmatched:
             unmatched_lines.record(Session(bind=connection), conversion.order_id, conversion.unmatched)
+
+
+def read_refunds(shop: "WooCommerceClient", body: Any) -> dict[int, int] | None:
+    """line item id -> units refunded when the order lists refunds (asked of the shop), else None."""
+    if not refund_ids(body):
+        return None
+    return refunded_quantities(shop.list_refunds(int(body["id"])))
 
 
 def remember(connection: Connection, parameters: dict[str, Any]) -> tuple[int, bool, Any]:
@@ -191,7 +214,8 @@ def remember(connection: Connection, parameters: dict[str, Any]) -> tuple[int, b
 
 
 def to_confirm(conversion: Conversion, topic: str) -> Conversion:
-    """One message asking supplier_sync to confirm the delete or restore with the shop first."""
+    """One message asking supplier_sync to read the order from the shop first: a delete or restore the
+    webhook claimed, or an order whose refunds only the shop can say (services/supplier_sync/confirm.py)."""
     first = conversion.messages[0]
     claim = first.model_copy(update={"topic": topic, "line": None, "confirm": True})
     return Conversion(conversion.order_id, [claim], conversion.has_supplier_lines, unmatched=conversion.unmatched)

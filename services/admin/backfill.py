@@ -13,7 +13,7 @@ once they are. `plan` says per order what a run would do, for `--dry-run`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -88,9 +88,13 @@ class OrderPlan:
         return f"{label} {self.status or '-'}: {lines} -> {self.action}"
 
 
-def plan(session: Session, order: Any, *, send_paid: bool) -> OrderPlan:
-    """What submitting this order would do; reads the database, writes nothing. Raises InvalidOrder."""
-    conversion = convert(order, "order.updated", ProductResolver(session).resolve, "backfill")
+def plan(session: Session, order: Any, *, send_paid: bool, refunded: Mapping[int, int] | None = None) -> OrderPlan:
+    """What submitting this order would do; reads the database, writes nothing. Raises InvalidOrder.
+
+    `refunded`: the units its refunds gave back (shared/order_intake.py, `read_refunds`), so the
+    quantities said are what is still to be delivered.
+    """
+    conversion = convert(order, "order.updated", ProductResolver(session).resolve, "backfill", refunded=refunded)
     status = str(order.get("status") or "")
     number = str(order.get("number") or conversion.order_id)
     lines: dict[int, int] = {}
@@ -146,12 +150,13 @@ def _had_supplier_line(session: Session, order_id: int) -> bool:
 
 
 def plan_all(database_url: str, orders: Iterator[dict[str, Any]], *, send_paid: bool,
-             on_plan: Callable[[OrderPlan | str], None]) -> None:
+             on_plan: Callable[[OrderPlan | str], None],
+             refunds_of: Callable[[Any], Mapping[int, int] | None] = lambda order: None) -> None:
     """`--dry-run`: the plan of each order (or why it would be skipped), nothing written or sent."""
     with session_scope(database_url) as session:
         for order in orders:
             try:
-                on_plan(plan(session, order, send_paid=send_paid))
+                on_plan(plan(session, order, send_paid=send_paid, refunded=refunds_of(order)))
             except InvalidOrder as exc:
                 on_plan(f"order {order.get('id') if isinstance(order, dict) else '?'}: skipped, {exc}")
             session.rollback()  # a dry run leaves nothing behind

@@ -64,21 +64,25 @@ def run(settings: Settings, stop: threading.Event) -> None:
     threads.append(threading.Thread(target=problem_notes.run, args=(stop,), name="problem-notes", daemon=True))
     # Open orders that waited for a product map go down the normal path once a mapping makes them match.
     pickup_publisher = Publisher(settings.amqp_url)
-    pickup = MappingPickup(settings.database_url, shop_client(settings), OrderIntake(settings.database_url, pickup_publisher))
+    pickup_shop = shop_client(settings)
+    pickup = MappingPickup(settings.database_url, pickup_shop,
+                           OrderIntake(settings.database_url, pickup_publisher, shop=pickup_shop))
     threads.append(threading.Thread(target=pickup.run, args=(stop,), name="mapping-pickup", daemon=True))
     catchup_publisher = None
     if settings.shop_catchup_interval_seconds > 0:
         catchup_publisher = Publisher(settings.amqp_url)
+        catchup_shop = shop_client(settings)
         catchup = ShopCatchUp(
-            settings.database_url, shop_client(settings), OrderIntake(settings.database_url, catchup_publisher),
+            settings.database_url, catchup_shop, OrderIntake(settings.database_url, catchup_publisher, shop=catchup_shop),
             settings.shop_catchup_interval_seconds, go_live_at=settings.shop_go_live_at,
         )
         threads.append(threading.Thread(target=catchup.run, args=(stop,), name="shop-catchup", daemon=True))
     verify_publisher = None
     if settings.shop_verify_interval_seconds > 0:
         verify_publisher = Publisher(settings.amqp_url)
+        verify_shop = shop_client(settings)
         sweep = VerificationSweep(
-            settings.database_url, shop_client(settings), OrderIntake(settings.database_url, verify_publisher),
+            settings.database_url, verify_shop, OrderIntake(settings.database_url, verify_publisher, shop=verify_shop),
             settings.shop_verify_interval_seconds,
         )
         threads.append(threading.Thread(target=sweep.run, args=(stop,), name="shop-verification", daemon=True))

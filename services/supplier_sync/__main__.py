@@ -53,7 +53,7 @@ def shop_confirmation(settings: Settings) -> ShopConfirmation:
         return ShopConfirmation(None, None)
     shop = WooCommerceClient(settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"),
                              timeout=SHOP_TIMEOUT)
-    return ShopConfirmation(shop, OrderIntake(settings.database_url, Publisher(settings.amqp_url)))
+    return ShopConfirmation(shop, OrderIntake(settings.database_url, Publisher(settings.amqp_url), shop=shop))
 
 
 if __name__ == "__main__":

@@ -191,9 +191,10 @@ class OrderLineHandler:
         self._find_orders_sent_before_a_crash(session, order_ids - {p.order_id for p in paid}, result)
         for supplier_order in store.flag_cancelled_after_sending(session, order_ids):
             log.warning(
-                "shop order cancelled after it was sent to the supplier",
+                "shop order given up or changed after it was sent to the supplier: a person must act",
                 order_id=supplier_order.shop_order_id,
                 supplier_order_id=supplier_order.supplier_order_id,
+                reason=supplier_order.last_error,
             )
         self._hold_up_orders_of_failed_models(session, order_ids, result)
         self._record_problems(session, result.lines)
@@ -307,7 +308,8 @@ class OrderLineHandler:
                         log.warning("dropshipping order not sent yet", key=frozen.key, error=exc.reason[:200])
                     result.orders[order.order_id] = outcome
                 else:
-                    store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status)
+                    store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status,
+                                                send.items)
                     # An order that waited for its product map says so once, now that it is sent.
                     if waiting_orders.tell_if_picked_up(session, order.order_id):
                         log.info("order sent once its product was mapped", key=frozen.key)

@@ -188,16 +188,18 @@ def orders_to_send(paid: Iterable[PaidOrder], states: Mapping[LineKey, tuple[str
     """Paid orders whose every supplier line is recorded, of their latest state, and locked.
 
     `states` are the lines' new states; a line not in it keeps its stored state.
+    A line with nothing left to deliver (refunded whole) is neither waited for
+    nor sent; an order left with no such line needs nothing of the supplier.
     """
     sends = []
     for order in paid:
-        lines = order.lines
-        if not lines or {l.line_id for l in lines} != set(order.supplier_line_ids):
+        if not order.lines or {l.line_id for l in order.lines} != set(order.supplier_line_ids):
             continue  # some lines of this state have not arrived yet
-        if any(
-            l.version != order.date_modified_gmt
-            or states.get((order.order_id, l.line_id), (l.state, None))[0] != LineState.LOCKED
-            for l in lines
+        if any(l.version != order.date_modified_gmt for l in order.lines):
+            continue  # some lines are of an older state
+        lines = tuple(l for l in order.lines if l.quantity > 0)
+        if not lines or any(
+            states.get((order.order_id, l.line_id), (l.state, None))[0] != LineState.LOCKED for l in lines
         ):
             continue
         items: dict[int, int] = {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -267,7 +267,9 @@ def paid_orders(session: Session, order_ids: Iterable[int]) -> list[PaidOrder]:
     ]
 
 
-def record_supplier_order(session: Session, shop_order_id: int, key: str, supplier_order_id: int | None, status: int) -> None:
+def record_supplier_order(session: Session, shop_order_id: int, key: str, supplier_order_id: int | None, status: int,
+                          items: Mapping[int, int] | None = None) -> None:
+    """The supplier order of a shop order; `items` (stock_id -> units) when it is known what it was sent with."""
     session.execute(
         insert(SupplierOrder)
         .values(
@@ -276,6 +278,7 @@ def record_supplier_order(session: Session, shop_order_id: int, key: str, suppli
             supplier_order_id=supplier_order_id,
             status=status,
             next_poll_at=now(),
+            items={str(stock_id): units for stock_id, units in sorted(items.items())} if items is not None else None,
         )
         .on_conflict_do_nothing(index_elements=[SupplierOrder.shop_order_id])
     )
@@ -308,26 +311,52 @@ def line_ids(session: Session, order_id: int) -> list[int]:
 
 
 def flag_cancelled_after_sending(session: Session, order_ids: Iterable[int]) -> list[SupplierOrder]:
-    """Supplier orders whose shop order is now released: an operator must act on them."""
+    """Supplier orders whose shop order gave up on them after they were sent: an operator must act on them.
+
+    Given up: cancelled, refunded, failed or trashed; or changed: wanting other
+    units than it was sent with (a partial refund, an edit), so the supplier
+    would ship what the customer no longer pays for, or not what was added.
+    """
     ids = sorted(set(order_ids))
     if not ids:
         return []
-    flagged = session.scalars(
-        select(SupplierOrder)
+    rows = session.execute(
+        select(SupplierOrder, ShopOrder.deleted, ShopOrder.status)
         .join(ShopOrder, ShopOrder.id == SupplierOrder.shop_order_id)
-        .where(
-            SupplierOrder.shop_order_id.in_(ids),
-            ~SupplierOrder.cancelled_in_shop,
-            ShopOrder.deleted | ShopOrder.status.in_(sorted(map(str, GIVEN_UP_STATUSES))),
-        )
+        .where(SupplierOrder.shop_order_id.in_(ids), ~SupplierOrder.cancelled_in_shop)
     ).all()
-    for supplier_order in flagged:
+    if not rows:
+        return []
+    wanted: dict[tuple[int, int], int] = {}
+    for order_id, stock_id, units in session.execute(
+        select(OrderLine.order_id, OrderLine.stock_id, func.sum(OrderLine.quantity))
+        .where(OrderLine.order_id.in_([r[0].shop_order_id for r in rows]), ~OrderLine.removed)
+        .group_by(OrderLine.order_id, OrderLine.stock_id)
+    ):
+        wanted[(order_id, stock_id)] = int(units)
+    flagged = []
+    for supplier_order, deleted, status in rows:
+        sent_as = supplier_order.supplier_order_id or supplier_order.key
+        if deleted or status in GIVEN_UP_STATUSES:
+            why = f"the shop order was {'trashed' if deleted else status} after supplier order {sent_as} was sent"
+            fix = "cancel it on the supplier's platform"
+        else:
+            if supplier_order.items is None:
+                continue  # sent before what it was sent with was kept: judged by its status only
+            sent = {int(stock_id): units for stock_id, units in supplier_order.items.items()}
+            changed = {stock_id: wanted.get((supplier_order.shop_order_id, stock_id), 0) - sent.get(stock_id, 0)
+                       for stock_id in sorted(set(sent) | {s for o, s in wanted if o == supplier_order.shop_order_id})}
+            changed = {stock_id: delta for stock_id, delta in changed.items() if delta}
+            if not changed:
+                continue
+            which = ", ".join(f"{-delta} of stock_id {stock_id} no longer wanted" if delta < 0
+                              else f"{delta} more of stock_id {stock_id} wanted" for stock_id, delta in changed.items())
+            why = f"the shop order changed after supplier order {sent_as} was sent (refunded or edited): {which}"
+            fix = "change or cancel it on the supplier's platform"
         supplier_order.cancelled_in_shop = True
-        supplier_order.last_error = (
-            f"the shop order was cancelled after supplier order {supplier_order.supplier_order_id or supplier_order.key}"
-            " was sent: cancel it on the supplier's platform"
-        )
-    return list(flagged)
+        supplier_order.last_error = f"{why}: {fix}"
+        flagged.append(supplier_order)
+    return flagged
 
 
 def note_order_sync(session: Session, order_ids: Iterable[int], error: str | None) -> None:

@@ -223,7 +223,10 @@ class SupplierOrder(Base):
     tracking_url: Mapped[str | None] = mapped_column(Text)
     carrier_name: Mapped[str | None] = mapped_column(Text)
     final: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    # Set when the shop order was cancelled after this was sent: an operator must act.
+    # stock_id (as text) -> units it was sent with; None for orders sent before this was kept.
+    items: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    # Set when the shop order was cancelled, refunded or trashed after this was sent, or now wants
+    # fewer units than were sent: an operator must act.
     cancelled_in_shop: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     next_poll_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,8 +1,9 @@
 """The reservation rules, as plain data and functions. No I/O.
 
-A line is *held* while it is still in its order, the order is in one of the
-HOLDING_STATUSES, not deleted, and not yet turned into a supplier order
-(`repository.load` selects exactly those). Per stock_id the supplier must hold
+A line is *held* while it is still in its order with units to deliver (a
+line refunded whole needs none), the order is in one of the HOLDING_STATUSES,
+not deleted, and not yet turned into a supplier order (`repository.load`
+selects exactly those). Per stock_id the supplier must hold
 the sum of its held lines; the units it did lock cover the lines oldest order
 first, the rest are short. A line that is no longer held is released.
 """
@@ -59,6 +60,7 @@ class TrackedLine:
     order_status: str
     deleted: bool
     sent: bool  # its order was turned into a supplier order
+    quantity: int = 1  # what is still to be delivered (a line refunded whole: 0)
 
     @property
     def key(self) -> LineKey:
@@ -66,8 +68,9 @@ class TrackedLine:
 
 
 def releases(line: TrackedLine) -> bool:
-    """Is a line not held any more: removed from its order, or its order deleted or out of the holding statuses?"""
-    return line.removed or line.deleted or line.order_status not in HOLDING_STATUSES
+    """Is a line not held any more: removed from its order, refunded whole, or its order deleted or out of
+    the holding statuses?"""
+    return line.removed or line.quantity == 0 or line.deleted or line.order_status not in HOLDING_STATUSES
 
 
 def allocate(locked: int, lines: Iterable[HeldLine]) -> tuple[set[LineKey], set[LineKey]]:

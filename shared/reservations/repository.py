@@ -34,7 +34,7 @@ _HELD_LINES = """
 # Lines of these models whose state may change. Settled lines of orders outside
 # the batch are left out, so the cost does not grow with the history of a model.
 _TRACKED_LINES = """
-    SELECT l.order_id, l.line_id, l.removed, o.status, o.deleted, s.id IS NOT NULL
+    SELECT l.order_id, l.line_id, l.removed, o.status, o.deleted, s.id IS NOT NULL, l.quantity
     FROM order_lines l JOIN shop_orders o ON o.id = l.order_id
     LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
     WHERE l.stock_id IN :ids

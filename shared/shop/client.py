@@ -146,6 +146,10 @@ class WooCommerceClient:
                 return None
             raise
 
+    def list_refunds(self, order_id: int) -> list[dict[str, Any]]:
+        """GET /orders/{id}/refunds, every page: the refunds with their line items (quantities negative)."""
+        return list(self._pages(f"/orders/{int(order_id)}/refunds", 100))
+
     def list_orders_page(
         self, statuses: Sequence[str], page: int, per_page: int = 100
     ) -> tuple[list[dict[str, Any]], int, int]:

@@ -118,6 +118,18 @@ class ShopState:
             self._on_event("order.created", order_id)
             return snapshot(order)
 
+    def load_order(self, order: dict[str, Any], refunds: list[dict[str, Any]] = ()) -> dict[str, Any]:
+        """An order resource as a real shop answered it (its id, lines, dates and refunds kept), and its
+        refunds as GET /orders/{id}/refunds listed them (newest first). Fires no webhook: the shop had it."""
+        with self._lock:
+            order_id = int(order["id"])
+            self._orders[order_id] = json.loads(json.dumps(order))
+            self._refunds[order_id] = json.loads(json.dumps(list(reversed(refunds))))
+            self._notes.setdefault(order_id, [])
+            highest = max([order_id, *(int(refund["id"]) for refund in refunds)])
+            self._next_order_id = max(self._next_order_id, highest + 1)
+            return snapshot(self._orders[order_id])
+
     def admin_edit(self, order_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """An edit on the order screen: status, replaced lines, quantities by line id, addresses, note."""
         with self._lock:

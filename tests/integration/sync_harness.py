@@ -12,7 +12,10 @@ from shared.amqp import Publisher
 from shared.consumer import BatchConsumer
 from shared.db import normalise_url
 from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
+from shared.order_intake import OrderIntake
 from shared.rewix import RewixClient
+from shared.shop import WooCommerceClient
+from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
 from simulators.rewix import start_in_thread
 from simulators.rewix.control import SimulatorControl
@@ -65,14 +68,18 @@ def deleted_message(order_id: int) -> OrderLineMessage:
 
 class SyncHarness:
     def __init__(self, amqp_url: str, database_url: str, *, workers: int = 1, stock_ids=range(1001, 1011), availability=100,
-                 max_batch: int = 100):
+                 max_batch: int = 100, shop: WooCommerceClient | None = None):
+        """`shop`: the shop supplier_sync asks what a webhook cannot say (deletes, restores, refunds,
+        contradicting states: services/supplier_sync/confirm.py); without one those wait."""
         self.amqp_url, self.database_url = amqp_url, database_url
+        self.shop = shop
         self.sim = start_in_thread(api_key=API_KEY, password=PASSWORD)
         self.control = SimulatorControl(self.sim.url)
         self.control.seed_catalog(
             [{"stock_id": s, "product_id": s, "code": f"M{s}", "barcode": f"80{s}", "availability": availability} for s in stock_ids]
         )
         self.publisher = Publisher(amqp_url)
+        self.confirm_publishers: list[Publisher] = []
         self.stop = threading.Event()
         self.threads = []
         self.max_batch = max_batch
@@ -83,8 +90,14 @@ class SyncHarness:
         """More supplier_sync workers (workers=0 at first: what is published waits to be taken as one batch)."""
         for _ in range(workers):
             client = RewixClient(self.sim.url, API_KEY, PASSWORD, timeout=5)
+            confirm = ShopConfirmation(None, None)
+            if self.shop is not None:
+                # The worker's own publisher: a Publisher belongs to one thread.
+                self.confirm_publishers.append(Publisher(self.amqp_url))
+                confirm = ShopConfirmation(self.shop, OrderIntake(self.database_url, self.confirm_publishers[-1],
+                                                                  shop=self.shop))
             consumer = BatchConsumer(
-                self.amqp_url, topology.ORDER_LINES, OrderLineHandler(self.database_url, client),
+                self.amqp_url, topology.ORDER_LINES, OrderLineHandler(self.database_url, client, confirm),
                 retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{len(self.threads)}", max_batch=self.max_batch,
             )
             thread = threading.Thread(target=consumer.run, daemon=True)
@@ -118,6 +131,8 @@ class SyncHarness:
         for thread in self.threads:
             thread.join(timeout=10)
         self.publisher.close()
+        for publisher in self.confirm_publishers:
+            publisher.close()
         self.control.close()
         self.sim.stop()
         self.engine.dispose()

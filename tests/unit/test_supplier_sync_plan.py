@@ -146,6 +146,14 @@ def test_a_paid_order_waits_for_lines_not_recorded_yet_or_of_an_older_state():
     assert plan.orders_to_send([missing, older], {}) == []
 
 
+def test_a_line_refunded_whole_is_neither_waited_for_nor_sent():
+    order = paid(1, PaidLine(10, STOCK, 2, T0, "locked"), PaidLine(11, 1002, 0, T0, "released"))
+    [send] = plan.orders_to_send([order], {(1, 11): (LineState.RELEASED, None)})
+    assert send.items == {STOCK: 2} and send.line_keys == [(1, 10)]
+    # Every line refunded whole: the supplier is asked for nothing.
+    assert plan.orders_to_send([paid(2, PaidLine(20, STOCK, 0, T0, "released"))], {}) == []
+
+
 def test_lines_of_a_sent_order_are_sent_and_its_models_converge_again():
     order = paid(1, PaidLine(10, STOCK, 2, T0, "locked"))
     [send] = plan.orders_to_send([order], {})

@@ -32,7 +32,7 @@ def backfill(ctx: Context, since: str | None, order_ids: tuple[int, ...], send_p
     from services.admin.clients import shop_client
     from shared.amqp import BrokerUnavailable, Publisher
     from shared.db import ping
-    from shared.order_intake import OrderIntake
+    from shared.order_intake import OrderIntake, read_refunds
 
     if bool(since) == bool(order_ids):
         raise Failure("give either --since ISO8601 or one or more --order ID")
@@ -61,13 +61,14 @@ def backfill(ctx: Context, since: str | None, order_ids: tuple[int, ...], send_p
             click.echo(plan.describe())
             counts[plan.action] = counts.get(plan.action, 0) + 1
 
-        bf.plan_all(settings.database_url, orders_iter, send_paid=send_paid, on_plan=show)
+        bf.plan_all(settings.database_url, orders_iter, send_paid=send_paid, on_plan=show,
+                    refunds_of=lambda order: read_refunds(shop, order))
         summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "no order"
         click.echo(f"dry run: {total} {label}; would {summary}; nothing was locked or sent")
         return
     publisher = Publisher(settings.amqp_url)
     publisher.ping()
-    intake = OrderIntake(settings.database_url, publisher)
+    intake = OrderIntake(settings.database_url, publisher, shop=shop)
     summary = bf.Summary()
     try:
         with click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"), show_pos=True) as bar:
