@@ -3,7 +3,8 @@
 Each row says how one part stands: the services (database, RabbitMQ, ingest,
 the workers as consumers of their queues), the supplier account, the shop and
 its webhooks, the last catch-up and verification, and what waits (dead
-letters, short lines, paid orders not sent). A row is `ok`, `warning` (worth
+letters, short lines, paid orders not sent, sent orders the shop gave up
+afterwards that a person must handle at the supplier). A row is `ok`, `warning` (worth
 knowing, nothing to do yet), `attention` (a person must act) or `off` (turned
 off by configuration). The network checks run side by side, each with a short
 timeout, so the screen comes back within a few seconds even when everything
@@ -27,6 +28,8 @@ from shared.settings import Settings
 from shared.shop_checks import OVERDUE_INTERVALS, CheckRecord, read_checks
 from shared.webhook_records import WebhookRecord
 from shared.webhook_records import read_records as read_webhook_records
+from services.admin import handled_orders
+from services.admin.handled_orders import ToHandle
 
 OK, WARNING, ATTENTION, OFF = "ok", "warning", "attention", "off"
 TIMEOUT = 3.0
@@ -228,19 +231,43 @@ def _backlog_rows(backlog: Backlog) -> list[Row]:
     return rows
 
 
+# Sent orders given up in the shop named on the row; the rest are counted.
+TO_HANDLE_NAMED = 5
+
+
+def _to_handle_rows(to_handle: list[ToHandle], now: datetime) -> list[Row]:
+    """A sent order the shop cancelled, refunded or trashed afterwards: a person must act at the
+    supplier, whatever its status there, until `orders handled` records it (handled_orders.py)."""
+    if not to_handle:
+        return []
+
+    def one(order: ToHandle) -> str:
+        since = f", since {ago((now - order.since).total_seconds())}" if order.since else ""
+        return f"#{order.number} ({order.shop_status} in the shop, supplier order {order.supplier_order}{since})"
+
+    named = ", ".join(one(order) for order in to_handle[:TO_HANDLE_NAMED])
+    more = f" and {len(to_handle) - TO_HANDLE_NAMED} more (`rewix-sync orders --attention`)" \
+        if len(to_handle) > TO_HANDLE_NAMED else ""
+    return [Row("cancelled after sending", ATTENTION,
+                f"{len(to_handle)} sent order(s) given up in the shop afterwards: {named}{more}; cancel each "
+                "on the supplier's platform (or change it, for a partial refund), then "
+                "`rewix-sync orders handled NUMBER`")]
+
+
 def _records(settings: Settings) -> list[Row]:
     now = datetime.now(timezone.utc)
     backlog = read_backlog(settings.database_url, settings.amqp_url)
     with get_engine(settings.database_url).connect() as connection:
         checks = read_checks(connection)
         webhooks = read_webhook_records(connection)
+        to_handle = handled_orders.waiting(connection)
     rows = [
         _with_last_reactivation(_webhooks_row(settings, checks.get(WEBHOOK_CHECK), now), webhooks),
         _check_row("catch-up", checks.get(CATCHUP), settings.shop_catchup_interval_seconds, now),
         _check_row("verification", checks.get(VERIFICATION),
                    getattr(settings, "shop_verify_interval_seconds", 900.0), now),
     ]
-    return rows + _backlog_rows(backlog)
+    return rows + _backlog_rows(backlog) + _to_handle_rows(to_handle, now)
 
 
 # --- all of it ---------------------------------------------------------------------------------------
