@@ -67,6 +67,9 @@ class World:
                                  retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name="sync-rec")
         self.thread = threading.Thread(target=consumer.run, daemon=True)
         self.thread.start()
+        # reconcile --apply needs supplier_sync consuming: running, as on a live system.
+        wait_until(lambda: consumer_count(broker, topology.ORDER_LINES.name) == 1, timeout=20,
+                   what="supplier_sync consuming")
         self.env = cli_env(db, broker, REWIX_API_URL=self.rewix.url, REWIX_API_KEY=KEY, REWIX_API_PASSWORD=PASSWORD,
                            WC_URL=self.shop.url, WC_CONSUMER_KEY=CK, WC_CONSUMER_SECRET=CS)
 
