@@ -73,7 +73,7 @@ def orders(click_ctx: click.Context, as_json: bool, attention: bool, shop_status
     click.echo(columns.as_text(columns.ORDERS, rows))
 
 
-@orders.command()
+@orders.command(short_help="Record that a sent order the shop gave up afterwards was dealt with at the supplier.")
 @click.argument("number")
 @click.option("--note", metavar="TEXT", help="What was done at the supplier (kept with the record, at most 500 characters).")
 @pass_context
