@@ -17,7 +17,7 @@ from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import AMQPError, UnroutableError, NackError
+from pika.exceptions import AMQPChannelError, AMQPError, NackError, UnroutableError
 
 from shared import topology
 from shared.logging import get_logger
@@ -252,3 +252,23 @@ class Publisher:
                 connection.close()
             except Exception:  # closing a broken connection: nothing more to do
                 pass
+
+
+def consumer_count(url: str, queue: str, *, connect_timeout: float = 3.0) -> int:
+    """How many consumers RabbitMQ has on `queue` now (0 for a queue not declared yet); raises
+    BrokerUnavailable when RabbitMQ cannot be asked. A worker paused on a refused supplier
+    account has closed its connection, so it counts as none."""
+    try:
+        connection = connect(url, connect_timeout=connect_timeout)
+    except OSError as exc:
+        raise BrokerUnavailable(f"cannot connect to RabbitMQ: {exc!r}") from exc
+    try:
+        try:
+            return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
+        except AMQPChannelError:  # 404: no such queue, so nothing consumes it
+            return 0
+    finally:
+        try:
+            connection.close()
+        except Exception:  # closing a broken connection: nothing more to do
+            pass

@@ -20,6 +20,8 @@ SCHEMA_VERSION = 1
 ORDER_LINE_SCHEMA_VERSION = 2
 # What an order event may hold (shared/order_events.py refuses more at ingest).
 MAX_EVENT_LINES = 500
+# What one convergence request may name (a bigger request goes as several).
+MAX_CONVERGE_STOCK_IDS = 500
 
 
 def new_message_id() -> str:
@@ -115,6 +117,22 @@ class OrderLineMessage(_Message):
         return self
 
 
+class ConvergeMessage(_Message):
+    """Asks supplier_sync to set these models at the supplier to what the records need now.
+
+    It shares the order-lines queue (and so its retries and dead letters) with
+    OrderLineMessage, told apart by `kind`. supplier_sync adds the models to
+    the convergence of the batch that takes it, as if an order line had
+    touched them; `rewix-sync reconcile --apply` sends it after marking the
+    models' supplier state "not known", so they are set whatever
+    stock_locks said (services/admin/supplier_convergence.py).
+    """
+
+    kind: Literal["converge"] = "converge"
+    source: Literal["reconcile"] = "reconcile"
+    stock_ids: list[int] = Field(min_length=1, max_length=MAX_CONVERGE_STOCK_IDS)
+
+
 class StatusChangeMessage(_Message):
     """The supplier moved one of our orders to another status."""
 
@@ -144,6 +162,37 @@ def parse_order_line(body: bytes) -> OrderLineMessage:
         return OrderLineMessage.model_validate_json(body)
     except ValidationError as exc:
         raise UnparseableMessage(_first_error(exc)) from exc
+
+
+class _Kind(BaseModel):
+    """Only the `kind` of a message; a body naming none is an order line (every one names it)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str = "order_line"
+
+
+def parse_converge(body: bytes) -> ConvergeMessage:
+    try:
+        return ConvergeMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise UnparseableMessage(_first_error(exc)) from exc
+
+
+def parse_order_lines_message(body: bytes) -> OrderLineMessage | ConvergeMessage:
+    """A message of the order-lines queue, read as the kind it says it is.
+
+    Anything but a convergence request is read as an order line, so a body
+    that is not one fails with the order line's reason, as before the
+    request kind existed.
+    """
+    try:
+        kind = _Kind.model_validate_json(body).kind
+    except ValidationError:
+        kind = "order_line"
+    if kind == "converge":
+        return parse_converge(body)
+    return parse_order_line(body)
 
 
 def parse_status_change(body: bytes) -> StatusChangeMessage:

@@ -27,6 +27,7 @@ from shared.db.models import OrderVersion, ShopOrder, SupplierOrder
 from shared.order_events import Conversion, InvalidOrder, convert
 from shared.order_intake import OrderIntake
 from shared.product_map import ProductResolver
+from shared.reservations import repository
 from shared.shop import WooCommerceClient
 from shared.vocabulary import HOLDING_STATUSES, READY_TO_SEND, ShopStatus
 
@@ -66,6 +67,7 @@ STAYS_HELD = "lock, stays held: not sent without --send-paid"
 ON_ITS_WAY = "lock and send: in the records already, on its way to the supplier"
 SENT_ALREADY = "nothing to send: sent to the supplier already"
 RELEASE = "release what it holds"
+NOTHING_HELD = "nothing to release: the records hold nothing for it"
 NOTHING = "nothing"
 WAITS_AND_HOLD = "nothing yet, waits for a product map; hold: paid already, not sent without --send-paid once mapped"
 WAITS_HELD = "nothing yet, waits for a product map; stays held: not sent without --send-paid once mapped"
@@ -81,11 +83,13 @@ class OrderPlan:
     action: str
     hold: bool = False  # write a hold before submitting
     lift: bool = False  # lift a hold before submitting (--send-paid)
+    releases: tuple[tuple[int, int], ...] = ()  # (stock_id, quantity) the records hold, for RELEASE
 
     def describe(self) -> str:
         lines = ", ".join(f"{stock_id} x{quantity}" for stock_id, quantity in self.lines) or "no supplier line"
         label = f"#{self.number}" + ("" if self.number == str(self.order_id) else f" (id {self.order_id})")
-        return f"{label} {self.status or '-'}: {lines} -> {self.action}"
+        held = ", ".join(f"{stock_id} x{quantity}" for stock_id, quantity in self.releases)
+        return f"{label} {self.status or '-'}: {lines} -> {self.action}" + (f" ({held})" if held else "")
 
 
 def plan(session: Session, order: Any, *, send_paid: bool, refunded: Mapping[int, int] | None = None) -> OrderPlan:
@@ -106,6 +110,13 @@ def plan(session: Session, order: Any, *, send_paid: bool, refunded: Mapping[int
     def result(action: str, **flags: bool) -> OrderPlan:
         return OrderPlan(conversion.order_id, number, status, items, action, **flags)
 
+    def release() -> OrderPlan:
+        """What the records hold for it is released; say so only when they hold something."""
+        held = repository.held_by_order(session, conversion.order_id)
+        if not held:
+            return result(NOTHING_HELD)
+        return OrderPlan(conversion.order_id, number, status, items, RELEASE, releases=tuple(sorted(held.items())))
+
     if conversion.ignored:
         return result(f"{NOTHING}: {conversion.ignored}")
     if _paid_and_waiting_for_a_map(session, conversion, status):
@@ -116,9 +127,9 @@ def plan(session: Session, order: Any, *, send_paid: bool, refunded: Mapping[int
             return result(WAITS_THEN_SEND, lift=held)
         return result(WAITS_HELD if held else WAITS_AND_HOLD, hold=not held)
     if not conversion.has_supplier_lines:
-        return result(RELEASE if _had_supplier_line(session, conversion.order_id) else f"{NOTHING}: no supplier line")
+        return release() if _had_supplier_line(session, conversion.order_id) else result(f"{NOTHING}: no supplier line")
     if status not in HOLDING_STATUSES:
-        return result(RELEASE if status != ShopStatus.COMPLETED else f"{NOTHING}: completed")
+        return release() if status != ShopStatus.COMPLETED else result(f"{NOTHING}: completed")
     if status != READY_TO_SEND:
         return result(LOCK)
     sent = session.scalar(select(SupplierOrder.id).where(SupplierOrder.shop_order_id == conversion.order_id))
@@ -164,34 +175,47 @@ def plan_all(database_url: str, orders: Iterator[dict[str, Any]], *, send_paid: 
 
 def submit_all(intake: OrderIntake, orders: Iterator[dict[str, Any]], summary: Summary,
                on_order: Callable[[], None] = lambda: None, *, send_paid: bool = False) -> Summary:
-    """Submit each order as an order.updated event, counting into `summary`.
+    """Submit each order as an order.updated event, counting into `summary` (submit_one).
 
-    A paid order not yet sent is held first (or, with send_paid, its hold is
-    lifted), in its own committed transaction, so supplier_sync never sees the
-    order's messages without the owner's choice. A broker or shop failure stops
-    the run (raised); `summary` then tells how far it got.
+    A broker or shop failure stops the run (raised); `summary` then tells how far it got.
     """
     for order in orders:
-        summary.orders += 1
-        try:
-            with session_scope(intake.database_url) as session:
-                decided = plan(session, order, send_paid=send_paid)
-                if decided.hold:
-                    send_holds.hold(session, decided.order_id, "paid before the backfill ran; not sent without --send-paid")
-                    summary.held.append(decided.describe())
-                elif decided.lift and send_holds.release(session, decided.order_id):
-                    summary.released.append(decided.describe())
-            conversion = intake.submit(order, "order.updated", source="backfill")
-        except InvalidOrder as exc:
-            summary.skipped += 1
-            summary.invalid.append(f"order {order.get('id') if isinstance(order, dict) else '?'}: {exc}")
-        else:
-            if conversion.messages:
-                summary.published += len(conversion.messages)
-            else:
-                summary.skipped += 1
+        submit_one(intake, order, summary, send_paid=send_paid)
         on_order()
     return summary
+
+
+def submit_one(intake: OrderIntake, order: dict[str, Any], summary: Summary, *, send_paid: bool = False,
+               source: str = "backfill") -> Conversion | None:
+    """Submit one order as an order.updated event from `source`, counting into `summary`.
+
+    A paid order not yet sent that the records never saw is held first (or,
+    with send_paid, its hold is lifted), in its own committed transaction, so
+    supplier_sync never sees the order's messages without the owner's choice.
+    `rewix-sync reconcile --apply` brings orders to the shop's state through
+    here too, so no path sends what backfill holds. Returns what was
+    submitted, None for an order that cannot be read (counted as skipped).
+    """
+    summary.orders += 1
+    try:
+        with session_scope(intake.database_url) as session:
+            decided = plan(session, order, send_paid=send_paid)
+            if decided.hold:
+                send_holds.hold(session, decided.order_id,
+                                f"paid before the {source} found it; not sent without --send-paid")
+                summary.held.append(decided.describe())
+            elif decided.lift and send_holds.release(session, decided.order_id):
+                summary.released.append(decided.describe())
+        conversion = intake.submit(order, "order.updated", source=source)
+    except InvalidOrder as exc:
+        summary.skipped += 1
+        summary.invalid.append(f"order {order.get('id') if isinstance(order, dict) else '?'}: {exc}")
+        return None
+    if conversion.messages:
+        summary.published += len(conversion.messages)
+    else:
+        summary.skipped += 1
+    return conversion
 
 
 def orders_since(shop: WooCommerceClient, since: datetime) -> tuple[int, Iterator[dict[str, Any]]]:

@@ -137,7 +137,11 @@ def supplier_status_text(row: Row) -> str:
         return "not sent"
     text = row["supplier_status_name"]
     if row["cancelled_in_shop"]:
-        text += " (cancelled in shop!)"
+        if row.get("handled_at"):
+            text += f" (cancelled in shop, handled {format_time(row['handled_at'])} by {row['handled_by']}"
+            text += f": {row['handled_note']})" if row.get("handled_note") else ")"
+        else:
+            text += " (cancelled in shop!)"
     return text
 
 

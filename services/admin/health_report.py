@@ -4,7 +4,8 @@ Each row says how one part stands: the services (database, RabbitMQ, ingest,
 the workers as consumers of their queues), the supplier account, the shop and
 its webhooks, the last catch-up and verification, and what waits (dead
 letters, short lines, paid orders not sent, open orders waiting for a
-product map). A row is `ok`, `warning` (worth
+product map, sent orders the shop gave up afterwards that a person must
+handle at the supplier). A row is `ok`, `warning` (worth
 knowing, nothing to do yet), `attention` (a person must act) or `off` (turned
 off by configuration). The network checks run side by side, each with a short
 timeout, so the screen comes back within a few seconds even when everything
@@ -32,6 +33,8 @@ from shared.waiting_orders import Summary as WaitSummary
 from shared.waiting_orders import summary as waiting_summary
 from shared.webhook_records import WebhookRecord
 from shared.webhook_records import read_records as read_webhook_records
+from services.admin import handled_orders
+from services.admin.handled_orders import ToHandle
 
 OK, WARNING, ATTENTION, OFF = "ok", "warning", "attention", "off"
 TIMEOUT = 3.0
@@ -271,6 +274,27 @@ def _waiting_for_map_row(waiting: WaitSummary, now: datetime) -> Row:
                f"(lines that match no supplier model), the oldest {oldest}: `rewix-sync products unmatched` lists "
                "the products; map them (`products import`, `products match --import`) or mark the shop's own "
                "(`products own`), and the orders go on by themselves")
+# Sent orders given up in the shop named on the row; the rest are counted.
+TO_HANDLE_NAMED = 5
+
+
+def _to_handle_rows(to_handle: list[ToHandle], now: datetime) -> list[Row]:
+    """A sent order the shop cancelled, refunded or trashed afterwards: a person must act at the
+    supplier, whatever its status there, until `orders handled` records it (handled_orders.py)."""
+    if not to_handle:
+        return []
+
+    def one(order: ToHandle) -> str:
+        since = f", since {ago((now - order.since).total_seconds())}" if order.since else ""
+        return f"#{order.number} ({order.shop_status} in the shop, supplier order {order.supplier_order}{since})"
+
+    named = ", ".join(one(order) for order in to_handle[:TO_HANDLE_NAMED])
+    more = f" and {len(to_handle) - TO_HANDLE_NAMED} more (`rewix-sync orders --attention`)" \
+        if len(to_handle) > TO_HANDLE_NAMED else ""
+    return [Row("cancelled after sending", ATTENTION,
+                f"{len(to_handle)} sent order(s) given up in the shop afterwards: {named}{more}; cancel each "
+                "on the supplier's platform (or change it, for a partial refund), then "
+                "`rewix-sync orders handled NUMBER`")]
 
 
 def _records(settings: Settings) -> list[Row]:
@@ -282,6 +306,7 @@ def _records(settings: Settings) -> list[Row]:
         learned = read_learned_site(connection)
         refused = recent_refusals(connection, accepted_by_settings(settings, learned), now)
         waiting = waiting_summary(connection)
+        to_handle = handled_orders.waiting(connection)
     rows = [
         _with_last_reactivation(_webhooks_row(settings, checks.get(WEBHOOK_CHECK), now), webhooks),
         sources_row(settings, learned, refused, checks.get(SITE_CHECK), now),
@@ -289,7 +314,7 @@ def _records(settings: Settings) -> list[Row]:
         _check_row("verification", checks.get(VERIFICATION),
                    getattr(settings, "shop_verify_interval_seconds", 900.0), now),
     ]
-    return rows + _backlog_rows(backlog) + [_waiting_for_map_row(waiting, now)]
+    return rows + _backlog_rows(backlog) + [_waiting_for_map_row(waiting, now)] + _to_handle_rows(to_handle, now)
 
 
 # --- all of it ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ details of those rows (views.orders). Filters:
 
 - needs attention: an error on the order or a line, a line short, failed or
   dead-lettered, or a supplier order that failed, was cancelled at the
-  supplier or was cancelled in the shop after it was sent;
+  supplier or was cancelled in the shop after it was sent, until a person
+  records it handled (`rewix-sync orders handled`);
 - shop status: the order's WooCommerce status;
 - sync state: the order's most urgent line state, as the tables show it;
 - search: the shop's order number (or the order id), whole or its beginning.
@@ -40,7 +41,8 @@ _ATTENTION = f"""o.id IN (
     UNION SELECT order_id FROM order_lines
           WHERE NOT removed AND (sync_status IN ({_NEEDING_ATTENTION}) OR sync_error IS NOT NULL)
     UNION SELECT shop_order_id FROM supplier_orders
-          WHERE cancelled_in_shop OR last_error IS NOT NULL OR (final AND status <> {int(DISPATCHED)})
+          WHERE handled_at IS NULL
+            AND (cancelled_in_shop OR last_error IS NOT NULL OR (final AND status <> {int(DISPATCHED)}))
 )"""
 # The order has a line in the state, and none in a more urgent one (views.most_urgent).
 _SYNC_STATE = f"""o.id IN (SELECT order_id FROM order_lines WHERE NOT removed AND sync_status = :sync_state)

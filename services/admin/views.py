@@ -105,7 +105,8 @@ _ALL_LINES = text(f"SELECT {_LINE_COLUMNS} FROM order_lines ORDER BY order_id, l
 _LINES_OF_ORDERS = text(f"SELECT {_LINE_COLUMNS} FROM order_lines WHERE order_id = ANY(:ids) ORDER BY order_id, line_id")
 _ORDERS = text("""
     SELECT o.id, o.number, o.status, o.deleted, o.last_error, o.last_synced_at, s.shop_order_id AS sent,
-           s.supplier_order_id, s.key, s.status AS supplier_status, s.final, s.cancelled_in_shop, s.tracking_code,
+           s.supplier_order_id, s.key, s.status AS supplier_status, s.final, s.cancelled_in_shop,
+           s.cancelled_in_shop_at, s.handled_at, s.handled_by, s.handled_note, s.tracking_code,
            s.tracking_url, s.carrier_name, s.last_polled_at, s.last_error AS supplier_error
     FROM shop_orders o LEFT JOIN supplier_orders s ON s.shop_order_id = o.id
     WHERE o.id = ANY(:ids)
@@ -169,6 +170,11 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
                 "supplier_status_name": status_name(sent.supplier_status) if sent else None,
                 "final": sent.final if sent else False,
                 "cancelled_in_shop": sent.cancelled_in_shop if sent else False,
+                # Given up in the shop after sending: since when, and the person who handled it at the supplier.
+                "cancelled_in_shop_at": sent.cancelled_in_shop_at if sent else None,
+                "handled_at": sent.handled_at if sent else None,
+                "handled_by": sent.handled_by if sent else None,
+                "handled_note": sent.handled_note if sent else None,
                 "tracking_code": sent.tracking_code if sent else None,
                 "tracking_url": sent.tracking_url if sent else None,
                 "carrier_name": sent.carrier_name if sent else None,

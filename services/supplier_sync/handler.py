@@ -10,7 +10,10 @@ the sent models converge once more. One batch costs one `orders/sold` call
 for all the stock_ids whose totals changed (plus one after sending paid
 orders), however many lines it holds. A model the supplier refuses is
 isolated by splitting the call, so it fails alone; a transient failure sends
-the batch to the wait queues.
+the batch to the wait queues. A convergence request on the same queue
+(shared/messages.py, ConvergeMessage: `rewix-sync reconcile --apply` sends
+it) adds its models to the batch's convergence: supplier_sync is the one
+writer of the growing order.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from shared.db.models import OrderLine
 from shared.errors import ExternalError
 from shared.logging import bound_ids, get_logger
 from shared.observability.metrics import UNITS_SHORT
-from shared.messages import OrderLineMessage, parse_order_line
+from shared.messages import ConvergeMessage, OrderLineMessage, parse_order_line, parse_order_lines_message
 from shared.reservations import repository
 from shared.reservations.model import LineKey
 from shared.rewix import GrowingOrder, RewixClient
@@ -52,13 +55,19 @@ class OrderLineHandler:
     def __call__(self, batch: Sequence[Delivery]) -> list[retry.Outcome]:
         outcomes: list[retry.Outcome | None] = [None] * len(batch)
         messages: list[tuple[int, OrderLineMessage]] = []
+        requests: list[tuple[int, ConvergeMessage]] = []
         for index, delivery in enumerate(batch):
             try:
-                message = parse_order_line(delivery.body)
+                message = parse_order_lines_message(delivery.body)
             except ValueError as exc:
                 outcomes[index] = retry.outcome_of(exc, "unparseable message")
                 continue
-            if message.confirm:
+            if isinstance(message, ConvergeMessage):
+                # Its models join this batch's convergence, as if an order line had touched them.
+                log.info("convergence asked", message_id=message.message_id, source=message.source,
+                         models=len(message.stock_ids))
+                requests.append((index, message))
+            elif message.confirm:
                 outcomes[index] = self.confirm(message)
             else:
                 messages.append((index, message))
@@ -74,7 +83,8 @@ class OrderLineHandler:
             outcomes[messages[position][0]] = refusal
         self._ask_shop(messages, recorded, outcomes)
         try:
-            convergence = self.converge(set(recorded.stock_ids), set(recorded.order_ids))
+            asked = {stock_id for _, request in requests for stock_id in request.stock_ids}
+            convergence = self.converge(set(recorded.stock_ids) | asked, set(recorded.order_ids))
         except ExternalError as exc:
             failure = retry.outcome_of(exc, "supplier")
             if isinstance(failure, retry.DeadLetter):
@@ -87,6 +97,8 @@ class OrderLineHandler:
         for position, (index, message) in enumerate(messages):
             if position not in recorded.refused and position not in recorded.ask_shop:
                 outcomes[index] = plan.message_outcome(message, convergence)
+        for index, request in requests:
+            outcomes[index] = plan.models_outcome(request.stock_ids, convergence)
         return [o or retry.Ack() for o in outcomes]
 
     def _ask_shop(self, messages: list[tuple[int, OrderLineMessage]], recorded: store.Recorded,

@@ -230,6 +230,24 @@ def order_errors(order_ids: Iterable[int], convergence: Convergence) -> dict[int
     return {o: refused[o].reason[:500] if o in refused else None for o in sorted(set(order_ids))}
 
 
+def models_outcome(stock_ids: Iterable[int], convergence: Convergence) -> retry.Outcome:
+    """What the consumer does with a convergence request (shared/messages.py, ConvergeMessage).
+
+    Like a line's message: a model that failed with a 5xx sends it to wait on
+    the schedule (first, so that model is set again; a refused one is then
+    refused again), a model the supplier refused dead-letters it with the reason.
+    """
+    answers = [(stock_id, convergence.stock.get(stock_id)) for stock_id in sorted(set(stock_ids))]
+    for stock_id, answer in answers:
+        if isinstance(answer, retry.RetryLater):
+            return retry.RetryLater(f"supplier failed on stock_id {stock_id}: {answer.reason}", answer.status,
+                                    answer.retry_after)
+    for stock_id, answer in answers:
+        if isinstance(answer, retry.DeadLetter):
+            return retry.DeadLetter(f"supplier refused stock_id {stock_id}: {answer.reason}", answer.status)
+    return retry.Ack()
+
+
 def message_outcome(message: OrderLineMessage, convergence: Convergence) -> retry.Outcome:
     """What the consumer does with one message once its batch converged."""
     if message.line is not None:

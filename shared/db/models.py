@@ -228,6 +228,12 @@ class SupplierOrder(Base):
     # Set when the shop order was cancelled, refunded or trashed after this was sent, or now wants
     # fewer units than were sent: an operator must act.
     cancelled_in_shop: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # When the flag was set (a trigger, migration 0013, whoever sets it).
+    cancelled_in_shop_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # `rewix-sync orders handled`: a person dealt with it at the supplier.
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_by: Mapped[str | None] = mapped_column(Text)
+    handled_note: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     next_poll_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -237,7 +243,7 @@ class SupplierOrder(Base):
     __table_args__ = (
         Index("ix_supplier_orders_due", "final", "next_poll_at"),
         Index("ix_supplier_orders_attention", "shop_order_id", postgresql_where=text(
-            "cancelled_in_shop OR last_error IS NOT NULL OR (final AND status <> 3)")),
+            "handled_at IS NULL AND (cancelled_in_shop OR last_error IS NOT NULL OR (final AND status <> 3))")),
     )
 
 

@@ -92,6 +92,18 @@ def change_marker(session: Session) -> int:
     return int(session.execute(text("SELECT last_value FROM reservation_changes")).scalar_one())
 
 
+def held_by_order(session: Session, order_id: int) -> dict[int, int]:
+    """stock_id -> units the records hold for this one order (nothing once released, sent or given up)."""
+    held: dict[int, int] = {}
+    rows = session.execute(
+        text(_HELD_LINES + " AND l.order_id = :order_id").bindparams(bindparam("holding", expanding=True)),
+        {"holding": sorted(map(str, HOLDING_STATUSES)), "order_id": order_id},
+    )
+    for row in rows:
+        held[row.stock_id] = held.get(row.stock_id, 0) + row.quantity
+    return held
+
+
 def _held_rows(session: Session, ids: list[int] | None) -> Any:
     sql = _HELD_LINES
     params: dict[str, Any] = {"holding": sorted(map(str, HOLDING_STATUSES))}

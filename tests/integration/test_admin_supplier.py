@@ -1,6 +1,11 @@
-"""`rewix-sync reconcile` and `rewix-sync catalog sync` against the supplier simulator."""
+"""`rewix-sync reconcile` and `rewix-sync catalog sync` against the supplier simulator.
+
+`reconcile --apply` has supplier_sync set the supplier: its consumer runs on a
+thread here (`sync`), on the real broker and database, as in the other tests.
+"""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -10,12 +15,17 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
 from services.admin.cli import main
+from services.supplier_sync.handler import OrderLineHandler
+from shared import topology
+from shared.consumer import BatchConsumer
 from shared.db import normalise_url, session_scope
 from shared.db.models import CatalogModel, StockLock, SyncState
 from shared.rewix import RewixClient
 from simulators.rewix import start_in_thread
 from simulators.rewix.control import SimulatorControl
+from tests.conftest import TEST_RETRY_DELAYS, queue_depth
 from tests.integration.test_admin_views import add_order, cli_env, run
+from tests.support import wait_until
 
 KEY, PASSWORD = "admin-test-key", "admin-test-password"
 
@@ -38,8 +48,32 @@ def supplier() -> Iterator[tuple[str, SimulatorControl, RewixClient]]:
     server.stop()
 
 
-def env_for(db: str, url: str, **extra: str) -> dict[str, str]:
-    return cli_env(db, REWIX_API_URL=url, REWIX_API_KEY=KEY, REWIX_API_PASSWORD=PASSWORD, **extra)
+@pytest.fixture
+def sync(db: str, broker: str, supplier) -> Iterator[str]:
+    """supplier_sync's consumer against the same supplier; yields the broker's URL."""
+    url, _, _ = supplier
+    stop = threading.Event()
+    client = RewixClient(url, KEY, PASSWORD, timeout=5)
+    consumer = BatchConsumer(broker, topology.ORDER_LINES, OrderLineHandler(db, client),
+                             retry_delays=TEST_RETRY_DELAYS, stop=stop, name="sync-admin")
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    wait_until(lambda: consumers(broker) == 1, timeout=20, what="supplier_sync consuming")
+    yield broker
+    stop.set()
+    thread.join(timeout=10)
+    client.close()
+
+
+def consumers(broker: str) -> int:
+    from shared.amqp import consumer_count
+
+    return consumer_count(broker, topology.ORDER_LINES.name)
+
+
+def env_for(db: str, url: str, broker: str | None = None, **extra: str) -> dict[str, str]:
+    args = (db, broker) if broker else (db,)
+    return cli_env(*args, REWIX_API_URL=url, REWIX_API_KEY=KEY, REWIX_API_PASSWORD=PASSWORD, **extra)
 
 
 def seed_orders(db: str) -> None:
@@ -68,11 +102,11 @@ def test_reconcile_reports_every_difference_and_exits_1(db: str, supplier) -> No
     assert client.get_growing_order().locked(100001) == 1  # looking changes nothing
 
 
-def test_reconcile_apply_sets_the_supplier_and_records_what_it_holds(db: str, supplier) -> None:
+def test_reconcile_apply_sets_the_supplier_and_records_what_it_holds(db: str, supplier, sync: str) -> None:
     url, _, client = supplier
     seed_orders(db)
     client.modify_growing_order(set={100001: 1, 100003: 2, 100004: 5})
-    result = run(["reconcile", "--apply"], env_for(db, url))
+    result = run(["reconcile", "--apply"], env_for(db, url, sync))
     # 100005 has no stock at the supplier: it cannot be locked, so a difference remains.
     assert result.exit_code == 1, result.output
     assert "set 3 model(s) at the supplier: 100001=3, 100003=0, 100005=1" in result.output
@@ -85,12 +119,12 @@ def test_reconcile_apply_sets_the_supplier_and_records_what_it_holds(db: str, su
 
     with session_scope(db) as s:  # the order that needed the missing model is cancelled
         s.execute(text("UPDATE shop_orders SET status = 'cancelled' WHERE id = 2004"))
-    result = run(["reconcile", "--apply"], env_for(db, url))
+    result = run(["reconcile", "--apply"], env_for(db, url, sync))
     assert result.exit_code == 0, result.output
     assert "the supplier holds exactly what the open orders need" in result.output
 
 
-def test_reconcile_waits_for_supplier_syncs_lock_on_the_stock_id(db: str, supplier) -> None:
+def test_reconcile_waits_for_supplier_syncs_lock_on_the_stock_id(db: str, supplier, sync: str) -> None:
     url, _, client = supplier
     seed_orders(db)
     client.modify_growing_order(set={100001: 3, 100004: 5, 100005: 0})
@@ -102,7 +136,8 @@ def test_reconcile_waits_for_supplier_syncs_lock_on_the_stock_id(db: str, suppli
     transaction = holder.begin()
     holder.execute(text("SELECT pg_advisory_xact_lock(100001)"))
     outcome: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: outcome.setdefault("result", run(["reconcile", "--apply"], env_for(db, url))))
+    worker = threading.Thread(
+        target=lambda: outcome.setdefault("result", run(["reconcile", "--apply"], env_for(db, url, sync))))
     worker.start()
     time.sleep(1.0)
     assert worker.is_alive(), "reconcile --apply did not wait for the advisory lock"
@@ -113,6 +148,24 @@ def test_reconcile_waits_for_supplier_syncs_lock_on_the_stock_id(db: str, suppli
     worker.join(timeout=30)
     assert outcome["result"].exit_code == 0, outcome["result"].output
     assert client.get_growing_order().locked(100001) == 5
+
+
+def test_reconcile_apply_without_supplier_sync_changes_nothing_and_exits_1(db: str, supplier, broker: str) -> None:
+    url, _, client = supplier
+    seed_orders(db)
+    client.modify_growing_order(set={100001: 1, 100003: 2, 100004: 5})
+    result = run(["reconcile", "--apply"], env_for(db, url, broker))
+    assert result.exit_code == 1, result.output
+    assert "supplier_sync is not running (nothing consumes rewix.order_lines)" in result.output
+    assert {s: m.locked for s, m in client.get_growing_order().models.items() if m.locked} == \
+        {100001: 1, 100003: 2, 100004: 5}
+    with session_scope(db) as s:
+        assert s.scalars(select(StockLock)).all() == []  # nothing marked either
+    assert queue_depth(broker, topology.ORDER_LINES.name) == 0
+    as_json = run(["reconcile", "--apply", "--json"], env_for(db, url, broker))
+    report = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1 and report["ok"] is False and report["error"].startswith("supplier_sync is not")
+    assert {d["stock_id"] for d in report["differences"]} == {100001, 100003, 100005}
 
 
 def test_reconcile_when_all_agree(db: str, supplier) -> None:

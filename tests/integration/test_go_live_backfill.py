@@ -10,13 +10,13 @@ from sqlalchemy import create_engine, text
 from shared import topology
 from shared.amqp import Publisher
 from shared.db import normalise_url, session_scope
-from shared.db.models import ProductMapping
+from shared.db.models import OrderVersion, ProductMapping
 from shared.observability.backlog import read_backlog
 from shared.order_intake import OrderIntake
 from simulators.shop import start_in_thread
 from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_admin_views import cli_env, run
+from tests.integration.test_admin_views import add_order, cli_env, run
 
 KEY, SECRET = "ck_golive_test", "cs_golive_test"
 LINE = {"product_id": 2101, "variation_id": 2104, "quantity": 2, "sku": "SNK-42", "price": "89.90"}
@@ -155,3 +155,30 @@ def test_a_paid_order_already_in_the_records_is_not_held(db: str, broker: str, s
     finally:
         harness.close()
     drain(broker, topology.ORDER_LINES.name)
+
+
+def test_dry_run_says_release_only_for_orders_the_records_hold_something_for(db: str, broker: str, shop) -> None:
+    with session_scope(db) as s:
+        s.add(ProductMapping(wc_product_id=2101, wc_variation_id=2104, stock_id=100001))
+    holding = shop.state.create_order(status="pending", lines=[LINE], date_created_gmt=AT)
+    released = shop.state.create_order(status="pending", lines=[LINE], date_created_gmt=AT)
+    never_seen = shop.state.create_order(status="cancelled", lines=[LINE], date_created_gmt=AT)
+    with session_scope(db) as s:
+        # The records hold 2 for the first; the second was released already (its cancel was recorded).
+        add_order(s, holding["id"], "pending", [(1, 100001, 2)])
+        add_order(s, released["id"], "cancelled", [(1, 100001, 2)], sync_status="released")
+        s.add_all([OrderVersion(order_id=holding["id"], had_supplier_line=True),
+                   OrderVersion(order_id=released["id"], had_supplier_line=True)])
+    for order in (holding, released):
+        shop.state.admin_edit(order["id"], {"status": "cancelled"})  # no webhook reached the system
+
+    result = run(["backfill", "--since", SINCE, "--dry-run"], env_for(db, broker, shop.url))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"#{holding['number']} cancelled: 100001 x2 -> release what it holds (100001 x2)" in lines
+    assert f"#{released['number']} cancelled: 100001 x2 -> nothing to release: the records hold nothing for it" in lines
+    assert f"#{never_seen['number']} cancelled: 100001 x2 -> nothing to release: the records hold nothing for it" \
+        in lines
+    assert lines[-1].startswith("dry run: 3 orders modified since")
+    assert "1 release what it holds" in lines[-1] and "2 nothing to release" in lines[-1]
+    assert queue_depth(broker, topology.ORDER_LINES.name) == 0

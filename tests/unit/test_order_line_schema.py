@@ -7,7 +7,10 @@ from datetime import datetime, timezone
 import pytest
 
 from services.supplier_sync.store import order_state
-from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine, UnparseableMessage, parse_order_line
+from shared.messages import (
+    MAX_CONVERGE_STOCK_IDS, ConvergeMessage, OrderLineMessage, ShopRecipient, SupplierLine, UnparseableMessage,
+    parse_order_line, parse_order_lines_message,
+)
 
 DATE = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 LATER = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
@@ -81,3 +84,29 @@ def test_a_line_of_a_newer_state_before_its_head_leaves_the_line_ids_unknown() -
 def test_a_version_1_message_of_more_than_500_lines_is_still_read_for_a_replay() -> None:
     message = parse_order_line(version_1_body(supplier_line_ids=list(range(1, 602))))
     assert len(message.supplier_line_ids) == 601
+
+
+def test_a_convergence_request_is_read_by_its_kind_and_an_order_line_as_before() -> None:
+    request = ConvergeMessage(stock_ids=[1001, 1002])
+    assert (request.kind, request.schema_version, request.source) == ("converge", 1, "reconcile")
+    assert parse_order_lines_message(request.to_bytes()) == request
+    line = parse_order_lines_message(version_1_body())
+    assert isinstance(line, OrderLineMessage) and line.order_id == 812
+    # A body without a kind is an order line, so it fails with an order line's reason.
+    with pytest.raises(UnparseableMessage, match="topic"):
+        parse_order_lines_message(b'{"order_id": 1}')
+    with pytest.raises(UnparseableMessage):
+        parse_order_lines_message(b"not json")
+
+
+@pytest.mark.parametrize("body, problem", [
+    ({"kind": "converge", "stock_ids": []}, "stock_ids"),
+    ({"kind": "converge", "stock_ids": list(range(MAX_CONVERGE_STOCK_IDS + 1))}, "stock_ids"),
+    ({"kind": "converge", "stock_ids": ["x"]}, "stock_ids"),
+    ({"kind": "converge", "stock_ids": [1], "schema_version": 2}, "schema_version"),
+    ({"kind": "converge", "stock_ids": [1], "order_id": 5}, "order_id"),
+    ({"kind": "something_else", "stock_ids": [1]}, "kind"),
+])
+def test_a_convergence_request_out_of_its_schema_is_unparseable(body: dict, problem: str) -> None:
+    with pytest.raises(UnparseableMessage, match=problem):
+        parse_order_lines_message(json.dumps(body).encode())

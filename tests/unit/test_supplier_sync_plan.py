@@ -189,3 +189,18 @@ def test_message_outcomes():
     assert plan.message_outcome(message(4), result) == retry.RetryLater("supplier locked 0 of 1 for stock_id 1001")
     assert plan.message_outcome(message(5, "pending"), result) == retry.Ack()
     assert plan.message_outcome(message(6), result) == retry.Ack()
+
+
+def test_a_convergence_request_is_acked_once_its_models_are_set():
+    convergence = Convergence(stock={1001: Locked(0), 1002: Locked(3)})
+    assert plan.models_outcome([1001, 1002], convergence) == retry.Ack()
+
+
+def test_a_convergence_request_waits_for_a_model_that_failed_with_a_5xx_before_any_refusal_dead_letters_it():
+    failing = retry.RetryLater("HTTP 503", 503)
+    refused = retry.DeadLetter("stock_id 1003 is not orderable", 400)
+    outcome = plan.models_outcome([1003, 1002, 1001], Convergence(stock={1001: Locked(1), 1002: failing, 1003: refused}))
+    assert isinstance(outcome, retry.RetryLater) and outcome.reason == "supplier failed on stock_id 1002: HTTP 503"
+    outcome = plan.models_outcome([1001, 1003], Convergence(stock={1001: Locked(1), 1003: refused}))
+    assert isinstance(outcome, retry.DeadLetter)
+    assert outcome.reason == "supplier refused stock_id 1003: stock_id 1003 is not orderable" and outcome.status == 400

@@ -1,7 +1,7 @@
 """order_versions says whether an order ever had a supplier line; known_orders goes
 
 Revision ID: 0015_order_versions_lines
-Revises: 0012_waiting_orders
+Revises: 0013_sent_orders_handled
 Create Date: 2026-12-07 00:30:00
 
 ingest read "has this order ever had a supplier line" from known_orders in
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_order_versions_lines"
-down_revision = "0012_waiting_orders"
+down_revision = "0013_sent_orders_handled"
 branch_labels = None
 depends_on = None
 
