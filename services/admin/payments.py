@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -280,7 +279,6 @@ class PaymentReport:
     alert_after: float  # seconds
     payment_url: str | None = None
     notes: list[str] = field(default_factory=list)
-    checked_at: datetime | None = None
 
     @property
     def ready_to_pay(self) -> bool:
