@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     shop_go_live_at: datetime | None = None
     # On Dispatched, a note the customer sees (and is e-mailed) with the carrier, code and link.
     shop_customer_tracking_note: bool = True
+    # Paying the supplier (`rewix-sync pay`): where the dropshipper pays its Booked orders, how long
+    # one may wait for payment before it needs a person (minutes, decimals allowed), and whether each
+    # dropshipping order asks the supplier to confirm it at once from the account's e-credit.
+    supplier_payment_url: str | None = None
+    supplier_payment_alert_minutes: float = Field(1440.0, gt=0)
+    supplier_auto_confirm: bool = False
+
     # Comma-separated in the environment (5,30,120), not JSON.
     sync_retry_delays: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600]
 

@@ -1,4 +1,4 @@
-"""The supplier catalog, stored locally: stock_id, product, code, barcode, availability per model.
+"""The supplier catalog, stored locally: stock_id, product, code, barcode, availability and price per model.
 
 Downloads only what changed since the stored `lastUpdate`; when the supplier
 says that is too long ago (412) it downloads the whole catalog instead.
@@ -47,7 +47,7 @@ def sync(database_url: str, client: RewixClient) -> CatalogSync:
         rows = [
             {"stock_id": m.stock_id, "product_id": m.product_id, "code": m.code[:200], "barcode": m.barcode[:200],
              "name": m.name[:300], "size": m.size[:100],
-             "availability": m.availability, "updated_at": now}
+             "availability": m.availability, "price": m.price, "currency": m.currency, "updated_at": now}
             for m in models.values()
         ]
         for start in range(0, len(rows), CHUNK):
@@ -56,7 +56,7 @@ def sync(database_url: str, client: RewixClient) -> CatalogSync:
                 stmt.on_conflict_do_update(
                     index_elements=[CatalogModel.stock_id],
                     set_={k: stmt.excluded[k] for k in ("product_id", "code", "barcode", "name", "size", "availability",
-                                                    "updated_at")},
+                                                    "price", "currency", "updated_at")},
                 )
             )
         if catalog.last_update:

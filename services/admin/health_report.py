@@ -317,6 +317,13 @@ def _records(settings: Settings) -> list[Row]:
     return rows + _backlog_rows(backlog) + [_waiting_for_map_row(waiting, now)] + _to_handle_rows(to_handle, now)
 
 
+def _payments(settings: Settings) -> list[Row]:
+    """Supplier orders waiting for payment (imported here: that module builds on this one's rows)."""
+    from services.admin.payment_health import payment_rows
+
+    return payment_rows(settings)
+
+
 # --- all of it ---------------------------------------------------------------------------------------
 
 # (what it is called when it cannot even be asked, how to ask)
@@ -327,6 +334,7 @@ PARTS: tuple[tuple[str, Callable[[Settings], list[Row]]], ...] = (
     ("supplier account", _supplier),
     ("shop", _shop),
     ("records", _records),
+    ("payments", _payments),
 )
 
 

@@ -29,6 +29,8 @@ from werkzeug.exceptions import HTTPException
 
 from services.admin import columns, dead_letters, html_cells, order_filters, page_cache, views
 from services.admin.health_report import HealthPanel
+from services.admin import payment_tables
+from services.admin.payment_panel import PaymentPanel
 from services.admin.web_sessions import LoginThrottle, Sessions, derived, same
 from shared.amqp import BrokerUnavailable
 from shared import unmatched_lines
@@ -119,6 +121,7 @@ def create_app(settings: Settings) -> Flask:
     wc_url = settings.wc_url
     storage = settings.wc_order_storage
     health = HealthPanel(settings)
+    payment_panel = PaymentPanel(settings)
     # The page's own metrics (GET /metrics, open like /healthz): the process, and how long the page takes.
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -282,6 +285,7 @@ def create_app(settings: Settings) -> Flask:
         return page(200, "overview.html", title="Rewix sync", notices=notices, errors=errors,
                     reservations=reservations, orders=orders, unmatched=unmatched, letters=letters, show_all=show_all,
                     csrf=_derived(token, "csrf"), tables=columns, health=health.current(),
+                    payments=payment_panel.current(), payment_tables=payment_tables,
                     wanted=wanted, statuses=order_filters.SHOP_STATUSES, sync_states=order_filters.SYNC_STATES,
                     page_link=lambda n: "/?" + urlencode(pagination_query(wanted, n)) + "#orders")
 

@@ -1,6 +1,6 @@
 """Wires the status poller's loops: polling (main thread), the applier, the shop catch-up, verification,
-the webhook check, the site check, the problem notes and the pickup of orders that waited for a
-product map."""
+the webhook check, the site check, the problem notes, the pickup of orders that waited for a
+product map and the watch on supplier orders waiting for payment."""
 from __future__ import annotations
 
 import threading
@@ -18,6 +18,7 @@ from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.catchup import ShopCatchUp
 from services.status_poller.mapping_pickup import MappingPickup
+from services.status_poller.payment_watch import PaymentWatch
 from services.status_poller.poller import StatusPoller
 from services.status_poller.problem_notes import ProblemNotes
 from services.status_poller.site_check import SiteCheck
@@ -94,6 +95,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
                              settings.shop_webhook_check_interval_seconds,
                              on_reactivated=catchup.wake.set if catchup_publisher is not None else None)
         threads.append(threading.Thread(target=watch.run, args=(stop,), name="shop-webhook-check", daemon=True))
+    # Supplier orders waiting too long for the dropshipper's payment: counted, and one note each.
+    payment_watch = PaymentWatch(settings.database_url, settings.supplier_payment_alert_minutes)
+    threads.append(threading.Thread(target=payment_watch.run, args=(stop,), name="payment-watch", daemon=True))
     for thread in threads:
         thread.start()
 

@@ -27,7 +27,9 @@ def main() -> None:
     wait_for_dependencies(settings, stop)
     client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
     confirmation = shop_confirmation(settings)
-    handler = OrderLineHandler(settings.database_url, client, confirmation)
+    handler = OrderLineHandler(settings.database_url, client, confirmation, auto_confirm=settings.supplier_auto_confirm)
+    if settings.supplier_auto_confirm:
+        log.info("dropshipping orders ask the supplier to confirm them at once (SUPPLIER_AUTO_CONFIRM)")
     consumer = BatchConsumer(
         settings.amqp_url,
         topology.ORDER_LINES,

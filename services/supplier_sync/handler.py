@@ -46,9 +46,12 @@ log = get_logger(__name__)
 
 
 class OrderLineHandler:
-    def __init__(self, database_url: str, client: RewixClient, confirm: ShopConfirmation | None = None) -> None:
+    def __init__(self, database_url: str, client: RewixClient, confirm: ShopConfirmation | None = None, *,
+                 auto_confirm: bool = False) -> None:
         self.database_url = database_url
         self.client = client
+        # SUPPLIER_AUTO_CONFIRM: each dropshipping order asks the supplier to confirm it at once.
+        self.auto_confirm = auto_confirm
         # Deletes and restores a webhook claimed are asked of the shop first (confirm.py).
         self.confirm = confirm or ShopConfirmation(None, None)
 
@@ -309,6 +312,7 @@ class OrderLineHandler:
                         mark_sending=lambda: self._mark_sending(order.order_id),
                         recipient=fitted.recipient,
                         items=send.items,
+                        auto_confirm=self.auto_confirm,
                     )
                 except ExternalError as exc:
                     outcome = retry.outcome_of(exc)

@@ -50,12 +50,15 @@ def send_once(
     mark_sending: Callable[[], None],
     recipient: Recipient,
     items: dict[int, int],
+    auto_confirm: bool = False,
 ) -> SupplierOrderStatus:
     """Make sure an order exists at the supplier under `key`; return what it says of it.
 
     `sent_before`: a POST under this key may have reached the supplier, so
     look first. `mark_sending` records (committed) that a POST is about to
-    go. Raises TransientError / PermanentError / AccountRefused when it could not.
+    go. `auto_confirm` asks the supplier to confirm the order at once
+    (SUPPLIER_AUTO_CONFIRM); whether it did shows in the status it answers.
+    Raises TransientError / PermanentError / AccountRefused when it could not.
     """
     if sent_before:
         existing = _look_up(client, key)
@@ -67,6 +70,7 @@ def send_once(
         date=datetime.now(timezone.utc),
         recipient=recipient,
         items=dict(sorted(items.items())),
+        auto_confirm=auto_confirm,
     )
     mark_sending()
     try:

@@ -8,10 +8,12 @@ answered last, so unchanged totals cost no call.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text,
+    BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint,
+    func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -45,6 +47,9 @@ class CatalogModel(Base):
     name: Mapped[str] = mapped_column(String(300), nullable=False, default="", server_default="")
     size: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
     availability: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # What the dropshipper pays for one unit before VAT, when the export gives it (`rewix-sync pay` sums it).
+    price: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
+    currency: Mapped[str] = mapped_column(String(3), nullable=False, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
 

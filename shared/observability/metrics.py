@@ -14,7 +14,7 @@ Who sets what:
 - supplier_sync: units short, supplier orders sent;
 - status_poller: polls, status changes applied and their lag, the shop checks
   (catch-up, verification, webhook check, site check) through `SHOP_CHECKS`, webhooks
-  re-activated and missing;
+  re-activated and missing, the supplier orders waiting for payment (its payment watch);
 - shared/observability/backlog.py: what waits for a person, read at scrape time.
 """
 from __future__ import annotations
@@ -249,6 +249,32 @@ WEBHOOKS_MISSING = Gauge(
     "Order topics without an active webhook delivering to ingest at the last webhook check.",
     registry=REGISTRY,
 )
+
+
+# --- supplier orders waiting for payment (status_poller's payment watch) ----------------------------
+
+PAYMENT_WAITING = Gauge(
+    "rewix_supplier_orders_awaiting_payment",
+    "Supplier orders waiting for the dropshipper's payment (Booked) whose customer waits.",
+    registry=REGISTRY,
+)
+PAYMENT_OVERDUE = Gauge(
+    "rewix_supplier_orders_payment_overdue",
+    "Supplier orders waiting for payment (Booked) longer than SUPPLIER_PAYMENT_ALERT_MINUTES: a person must pay them.",
+    registry=REGISTRY,
+)
+PAYMENT_OLDEST_WAIT = Gauge(
+    "rewix_supplier_order_payment_wait_oldest_seconds",
+    "How long the supplier order waiting longest for payment has waited (0 when none waits).",
+    registry=REGISTRY,
+)
+
+
+def payment_waits(waiting: int, overdue: int, oldest_seconds: float) -> None:
+    """What the payment watch found at its last pass (zeros until its first)."""
+    PAYMENT_WAITING.set(waiting)
+    PAYMENT_OVERDUE.set(overdue)
+    PAYMENT_OLDEST_WAIT.set(oldest_seconds)
 
 
 class ShopCheck:

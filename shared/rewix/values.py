@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 # Supplier order status codes (docs/rewix-api.md §5.3). The documented ones come
 # first; the rest are platform constants a dropshipper may still meet.
@@ -130,6 +131,9 @@ class DropshippingOrder:
     date: datetime
     recipient: Recipient
     items: dict[int, int]  # stock_id -> quantity
+    # Ask the supplier to confirm it at once (from the account's e-credit, or its auto-confirmation);
+    # otherwise it waits in Booked for the dropshipper's payment.
+    auto_confirm: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,9 @@ class CatalogModel:
     availability: int
     name: str = ""  # the product's name
     size: str = ""
+    # What the dropshipper pays for one unit, before VAT, in `currency`; None when the export gives none.
+    price: Decimal | None = None
+    currency: str = ""
 
 
 @dataclass(frozen=True)

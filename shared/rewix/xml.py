@@ -8,9 +8,11 @@ that does not parse raises PermanentError (repeating the call cannot fix it).
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -140,6 +142,10 @@ def _text(parent: ET.Element, tag: str, value: str | int) -> ET.Element:
     return child
 
 
+# §4.4: the order asks to be confirmed at once (e-credit or the account's auto-confirmation).
+AUTO_CONFIRM = "autoConfirm"
+
+
 def build_dropshipping_order(order: DropshippingOrder) -> bytes:
     """POST orders/0/dropshipping body, filled the way the mature plugins do (§4.3).
 
@@ -154,6 +160,10 @@ def build_dropshipping_order(order: DropshippingOrder) -> bytes:
     xml_order = ET.SubElement(ET.SubElement(root, "order_list"), "order")
     _text(xml_order, "key", order.key)
     _text(xml_order, "date", format_date(order.date))
+    if order.auto_confirm:
+        # A guess (docs/rewix-api.md §10): a JAXB Boolean child of <order>, as in the platform's own
+        # client model. Left out otherwise, so an order is sent exactly as before without it.
+        _text(xml_order, AUTO_CONFIRM, "true")
 
     details = ET.SubElement(xml_order, "recipient_details")
     _text(details, "recipient", r.name)
@@ -218,6 +228,11 @@ def parse_order_statuses(body: bytes | str) -> list[SupplierOrderStatus]:
 
 
 CATALOG_CODE_LIMIT = 200  # catalog_models.code and .barcode
+# What the dropshipper pays for a unit, before VAT: the model's own price first, then its product's
+# (§6; `bestTaxable` is what the platform's own client takes as the buy price). A guess (§10).
+PRICE_FIELDS = ("bestTaxable", "taxable")
+PRICE_LIMIT = Decimal("1e10")  # catalog_models.price is numeric(14, 4)
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 # --- catalog export (§6, JSON TEAL) -----------------------------------------
@@ -236,6 +251,8 @@ def parse_catalog(body: bytes | str) -> Catalog:
                 availability=int(model.get("availability") or 0),
                 name=str(product.get("name") or ""),
                 size=str(model.get("size") or ""),
+                price=_unit_price(model, product),
+                currency=_currency(model, product),
             )
             for product in data.get("pageItems") or []
             for model in product.get("models") or []
@@ -244,3 +261,32 @@ def parse_catalog(body: bytes | str) -> Catalog:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PermanentError(f"unparsable catalog: {exc!r}", body=_excerpt(body)) from exc
     return Catalog(last_update=str(last_update) if last_update is not None else None, models=models)
+
+
+def _unit_price(model: Mapping[str, Any], product: Mapping[str, Any]) -> Decimal | None:
+    """The first price the export gives for a unit (model before product); None when it gives none.
+
+    A price that is not a non-negative number is treated as missing: the amount
+    of an order is then "unknown", which is true, rather than wrong.
+    """
+    for source in (model, product):
+        for name in PRICE_FIELDS:
+            value = source.get(name)
+            if value is None or isinstance(value, bool) or value == "":
+                continue
+            try:
+                price = Decimal(str(value).strip())
+            except InvalidOperation:
+                continue
+            if price.is_finite() and 0 <= price < PRICE_LIMIT:
+                return price.quantize(Decimal("0.0001"))
+    return None
+
+
+def _currency(model: Mapping[str, Any], product: Mapping[str, Any]) -> str:
+    """The ISO 4217 code of the price (model before product), or "" when none is given."""
+    for source in (model, product):
+        value = str(source.get("currency") or "").strip().upper()
+        if _CURRENCY.match(value):
+            return value
+    return ""

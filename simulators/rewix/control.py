@@ -19,7 +19,8 @@ class SimulatorControl:
         return resp.json()
 
     def seed_catalog(self, models: Iterable[Mapping[str, Any]] = (), *, products: int = 0, availability: int = 1000) -> None:
-        """Upsert models ({stock_id, product_id, code, barcode, availability}) and/or
+        """Upsert models ({stock_id, product_id, code, barcode, availability}, optionally name, size,
+        price and currency) and/or
         generate `products` products x 3 sizes with `availability` units each."""
         body: dict[str, Any] = {"models": [dict(m) for m in models]}
         if products:
@@ -40,6 +41,21 @@ class SimulatorControl:
             if value is not None:
                 body[name] = value
         return self._post(f"/orders/{int(order_id)}/status", body)
+
+    def set_account(self, *, auto_confirmation: bool | None = None, e_credit: float | None = None) -> dict[str, Any]:
+        """The dropshipper's account: auto-confirmation on or off, and the e-credit orders are paid from.
+        An order sent with autoConfirm is created Confirmed when either covers it, else Booked."""
+        body: dict[str, Any] = {}
+        if auto_confirmation is not None:
+            body["auto_confirmation"] = auto_confirmation
+        if e_credit is not None:
+            body["e_credit"] = e_credit
+        return self._post("/account", body)
+
+    def lock_by_hand(self, models: Mapping[int, int]) -> dict[int, int]:
+        """Units a person adds to the growing order on the supplier's site; returns what it holds then."""
+        answer = self._post("/growing_order", {"lock": {str(s): q for s, q in models.items()}})
+        return {int(s): q for s, q in answer["models"].items()}
 
     def faults(self, **spec: Any) -> None:
         """latency_ms, status_window, fail_next, rate_limit, drop_next, poisoned_stock_ids,

@@ -208,7 +208,9 @@ class RewixHandler(BaseHTTPRequestHandler):
     def _ep_dropshipping(self, match: re.Match[str], query: dict[str, list[str]], body: bytes) -> Answer:
         try:
             orders = parse_dropshipping_request(body)
-            self._summary = [{"key": o.key, "items": {str(s): q for s, q in o.items.items()}} for o in orders]
+            self._summary = [{"key": o.key, "items": {str(s): q for s, q in o.items.items()},
+                              **({"autoConfirm": o.auto_confirm} if o.auto_confirm is not None else {})}
+                             for o in orders]
             order_id, rows = self.server.state.create_orders(orders)
             # Created, then the connection is lost: the client cannot know it worked.
             self._drop = self._drop or self.server.state.take_drop_after_create()
@@ -270,6 +272,12 @@ class RewixHandler(BaseHTTPRequestHandler):
             state.configure_faults(spec)
         elif path == "/_control/faults/clear":
             state.clear_faults()
+        elif path == "/_control/account":
+            return _json_answer(state.configure_account(spec))
+        elif path == "/_control/growing_order":
+            # A person adds units to the growing order on the supplier's site, outside the API.
+            locked = state.lock_by_hand({int(s): int(q) for s, q in dict(spec.get("lock", {})).items()})
+            return _json_answer({"models": {str(s): q for s, q in sorted(locked.items())}})
         elif m := re.fullmatch(r"/_control/orders/(\d+)/status", path):
             order = state.set_status(int(m.group(1)), spec)
             return _json_answer(order) if order else _json_answer({"error": "no such order"}, 404)

@@ -1,9 +1,14 @@
-"""The simulated supplier's memory: catalog stock, the growing order, orders, counters.
+"""The simulated supplier's memory: catalog stock, the growing order, orders, the account, counters.
 
 One lock guards everything, so every request sees and leaves a consistent
 supplier. Stock model: a catalog model's `stock` is every unit the supplier can
 sell, our locked units included (docs/rewix-api.md §6); `available` in lock
 answers is stock - locked.
+
+The account (set through the control door) decides what an order that asks
+for `autoConfirm` becomes (§4.4): Confirmed at once when the account has
+auto-confirmation on or its e-credit covers the order (which then spends
+it), else Booked like any other; an order that does not ask is Booked.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from simulators.rewix.wire import BadRequest, LockOperation, OrderRequest, forma
 FIRST_ORDER_ID = 4711
 FIRST_GROWING_ORDER_ID = 90001
 BOOKED = 5
+CONFIRMED = 2
 INCREMENTAL_WINDOW = timedelta(hours=4)
 SEED_SIZES = ("S", "M", "L")
 RECENT_REQUESTS = 200
@@ -50,6 +56,9 @@ class Model:
     size: str = ""
     name: str = ""
     product_code: str = ""
+    # The dropshipper's unit price before VAT (the export's bestTaxable); None: the export gives none.
+    price: float | None = None
+    currency: str = "EUR"
     updated: datetime = field(default_factory=_now)
 
 
@@ -61,6 +70,7 @@ class Order:
     items: dict[int, int]
     recipient: dict[str, str]
     status: int = BOOKED
+    auto_confirm: bool | None = None  # what the request said of <autoConfirm> (None: nothing)
     tracking_code: str | None = None
     tracking_url: str | None = None
     carrier_name: str | None = None
@@ -96,6 +106,9 @@ class SimulatorState:
         self.rejected_429 = 0
         self.duplicates = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)
+        # The dropshipper's account (§4.4): auto-confirmation, and the e-credit it pays orders from.
+        self.auto_confirmation = False
+        self.e_credit = 0.0
 
     def reset(self) -> None:
         """Back to an empty supplier with no faults."""
@@ -155,6 +168,8 @@ class SimulatorState:
                     size=str(spec.get("size", old.size if old else "")),
                     name=str(spec.get("name", old.name if old else "")),
                     product_code=str(spec.get("product_code", old.product_code if old else "")),
+                    price=_price(spec["price"]) if "price" in spec else (old.price if old else None),
+                    currency=str(spec.get("currency", old.currency if old else "EUR")),
                 )
 
     def seed_products(self, products: int, availability: int = 1000) -> None:
@@ -195,10 +210,7 @@ class SimulatorState:
                     "code": models[0].product_code or models[0].code,
                     "name": models[0].name or models[0].code,
                     "availability": sum(m.stock for m in models),
-                    "models": [
-                        {"id": m.stock_id, "code": m.code, "barcode": m.barcode, "availability": m.stock, "size": m.size}
-                        for m in sorted(models, key=lambda m: m.stock_id)
-                    ],
+                    "models": [_exported(m) for m in sorted(models, key=lambda m: m.stock_id)],
                 }
                 for pid, models in changed
             ]
@@ -251,6 +263,16 @@ class SimulatorState:
                 self._set_locked(op.stock_id, max(0, min(wanted, model.stock)))
             return self._growing_rows({op.stock_id for op in operations})
 
+    def lock_by_hand(self, models: dict[int, int]) -> dict[int, int]:
+        """Units a person adds to the growing order on the supplier's site (capped at the stock)."""
+        with self.lock:
+            for stock_id, quantity in models.items():
+                model = self.models.get(stock_id)
+                if model is None:
+                    raise KeyError(f"no catalog model {stock_id}")
+                self._set_locked(stock_id, min(self.locked.get(stock_id, 0) + max(0, quantity), model.stock))
+            return dict(self.locked)
+
     def _set_locked(self, stock_id: int, quantity: int) -> None:
         if quantity > 0:
             self.locked[stock_id] = quantity
@@ -286,11 +308,43 @@ class SimulatorState:
                 model.stock -= quantity
                 model.updated = now
             for request in requests:
-                order = Order(self.next_order_id, request.key, request.date, dict(request.items), request.recipient)
+                status = CONFIRMED if request.auto_confirm and self._confirms_at_once(request.items) else BOOKED
+                order = Order(self.next_order_id, request.key, request.date, dict(request.items), request.recipient,
+                              status=status, auto_confirm=request.auto_confirm)
                 self.orders[order.order_id] = order
                 self.order_ids_by_key[order.key] = order.order_id
                 self.next_order_id += 1
             return self._growing_rows(set())
+
+    def _confirms_at_once(self, items: dict[int, int]) -> bool:
+        """An order asking for autoConfirm: the account's auto-confirmation, or e-credit that covers it (spent)."""
+        if self.auto_confirmation:
+            return True
+        prices = [self.models[s].price for s in items]
+        if any(p is None for p in prices):
+            return False  # an order the supplier cannot value is not paid from e-credit
+        amount = sum(p * items[s] for s, p in zip(items, prices))  # type: ignore[operator]
+        if amount > self.e_credit:
+            return False
+        self.e_credit = round(self.e_credit - amount, 4)
+        return True
+
+    def configure_account(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """auto_confirmation (bool) and e_credit (a sum of money); what is not given stays."""
+        with self.lock:
+            if "auto_confirmation" in spec:
+                if not isinstance(spec["auto_confirmation"], bool):
+                    raise ValueError("auto_confirmation must be true or false")
+                self.auto_confirmation = spec["auto_confirmation"]
+            if "e_credit" in spec:
+                credit = _price(spec["e_credit"])
+                if credit is None:
+                    raise ValueError("e_credit must be a number of at least 0")
+                self.e_credit = credit
+            return self._account()
+
+    def _account(self) -> dict[str, Any]:
+        return {"auto_confirmation": self.auto_confirmation, "e_credit": self.e_credit}
 
     def order_status(self, *, key: str | None = None, order_id: int | None = None) -> dict[str, object] | None:
         with self.lock:
@@ -324,9 +378,10 @@ class SimulatorState:
                 "catalog_models": len(self.models),
                 "orders": [
                     {**order.as_status(), "key": order.key, "date": order.date, "items": {str(s): q for s, q in order.items.items()},
-                     "recipient": order.recipient}
+                     "recipient": order.recipient, "auto_confirm": order.auto_confirm}
                     for order in self.orders.values()
                 ],
+                "account": self._account(),
                 "calls": dict(self.calls),
                 "requests_total": self.requests_total,
                 "rejected_429": self.rejected_429,
@@ -334,3 +389,22 @@ class SimulatorState:
                 "faults": self.faults.describe(),
                 "recent_requests": list(self.recent),
             }
+
+
+def _price(value: Any) -> float | None:
+    """A sum of money from the control door: a number of at least 0, or None."""
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"not a price: {value!r}")
+    return number
+
+
+def _exported(model: Model) -> dict[str, Any]:
+    """A model as the catalog export gives it (§6); the price fields only when the model has a price."""
+    exported: dict[str, Any] = {"id": model.stock_id, "code": model.code, "barcode": model.barcode,
+                                "availability": model.stock, "size": model.size}
+    if model.price is not None:
+        exported.update(bestTaxable=model.price, taxable=model.price, currency=model.currency)
+    return exported

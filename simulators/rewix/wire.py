@@ -38,6 +38,8 @@ class OrderRequest:
     date: str
     recipient: dict[str, str]
     items: dict[int, int]
+    # <autoConfirm> (§4.4): None when the order does not carry it.
+    auto_confirm: bool | None = None
 
 
 def _parse(body: bytes) -> ET.Element:
@@ -144,7 +146,23 @@ def _parse_order(order: ET.Element, n: int) -> OrderRequest:
         items[stock_id] = items.get(stock_id, 0) + quantity
     if not items:
         raise BadRequest(f"{where}: item_list holds no <item>")
-    return OrderRequest(key=key, date=date, recipient=recipient, items=items)
+    return OrderRequest(key=key, date=date, recipient=recipient, items=items,
+                        auto_confirm=_boolean(order, "autoConfirm", where))
+
+
+# xs:boolean's lexical space, which is what JAXB reads a Boolean from.
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _boolean(parent: ET.Element, tag: str, where: str) -> bool | None:
+    """An optional xs:boolean child: None when absent; anything but true/false/1/0 is refused."""
+    child = parent.find(tag)
+    if child is None:
+        return None
+    text = (child.text or "").strip()
+    if text not in _BOOLEANS:
+        raise BadRequest(f"{where}: <{tag}> must be true or false, got {text!r}")
+    return _BOOLEANS[text]
 
 
 def _optional(parent: ET.Element, tag: str) -> str:

@@ -68,7 +68,7 @@ def test_status_is_quiet_while_all_is_well_and_points_at_what_needs_a_person(sys
         "database": "ok", "RabbitMQ": "ok", "supplier_sync": "ok", "status_poller": "ok", "ingest": "ok",
         "supplier account": "ok", "shop": "ok", "webhooks": "off", "webhook sources": "ok", "catch-up": "ok",
         "verification": verification, "dead letters": "ok", "short lines": "ok", "orders to send": "ok",
-        "product map": "ok",
+        "product map": "ok", "payments": "ok",
     }
     # status_poller's site check has read where the shop says it is: deliveries from there are accepted.
     rows = wait_until(lambda: (r := status(env)[1]) and "(the shop's home)" in r["webhook sources"]["text"] and r,
@@ -124,5 +124,5 @@ def test_status_with_everything_down_still_answers_every_row(db):
            "WC_CONSUMER_SECRET": "s", "LOG_LEVEL": "WARNING"}
     code, rows = status(env)
     assert code == 1
-    for name in ("database", "RabbitMQ", "ingest", "supplier account", "shop", "records"):
+    for name in ("database", "RabbitMQ", "ingest", "supplier account", "shop", "records", "payments"):
         assert rows[name]["state"] == "attention", rows[name]
