@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from shared.rewix import CONFIRMED, DISPATCHED
-from shared.text import xml_safe
+from shared.rewix.fitting import cut_on_word
+from shared.rewix.xml import TEXT_LIMITS, wire_text
 from simulators.shop.orders import DEFAULT_BILLING, make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, shop_line, signed_headers
@@ -57,8 +58,9 @@ def test_control_characters_reach_the_supplier_cleaned_and_no_log_line_leaks(wor
     assert recipient["recipient"] == "Zoë Müller-Ørsted[0m"
     assert recipient["street_name"] == "ul. Piotrkowska 104/2"
     assert recipient["notes"].startswith("Ring twice, then leave it at the door. Please")
-    # Cut at 2,000 characters for the supplier, then the control characters dropped.
-    assert recipient["notes"] == xml_safe(HOSTILE_NOTE[:2000]).strip()
+    # The control characters dropped, then fitted to the supplier's 2,000 characters on a word boundary.
+    assert recipient["notes"] == cut_on_word(wire_text(HOSTILE_NOTE), TEXT_LIMITS["notes"]).strip()
+    assert 1_900 < len(recipient["notes"]) <= 2_000
     assert len(world.supplier_orders()) == 4  # the hostile order and the burst's three paid ones
 
     # The supplier moves every order on; its first answers to the poller are the error page.
@@ -75,8 +77,10 @@ def test_control_characters_reach_the_supplier_cleaned_and_no_log_line_leaks(wor
 
     wait_until(all_dispatched, 60, "every paid order's Dispatched note")
 
-    # Refused deliveries name the field, never its value.
-    too_long = make_order(900001, lines=[shop_line(PRODUCTS[1], 1)], number="N" * 101)
+    # Refused deliveries name the field, never its value (a number too long is cut, not refused: text never
+    # refuses an order; a status is WooCommerce's, and one longer than any it has is not an order).
+    too_long = make_order(900001, lines=[shop_line(PRODUCTS[1], 1)])
+    too_long["status"] = "S" * 51
     far = make_order(900002, lines=[shop_line(PRODUCTS[1], 1)])
     far["date_modified_gmt"] = "9999-12-31T23:59:59"
     for body in (too_long, far):
