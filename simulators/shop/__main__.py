@@ -25,6 +25,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(env("SHOP_SIM_PORT", "8091")))
     parser.add_argument("--consumer-key", default=env("SHOP_SIM_CONSUMER_KEY", "ck_simulator"))
     parser.add_argument("--consumer-secret", default=env("SHOP_SIM_CONSUMER_SECRET", "cs_simulator"))
+    parser.add_argument("--site-url", default=env("SHOP_SIM_SITE_URL"),
+                        help="the site's home URL as its clients reach it (http://shop-sim:8091), which OAuth "
+                             "signatures are checked against, as WooCommerce does [default: http://HOST:PORT]")
     parser.add_argument("--webhook-url", default=env("SHOP_SIM_WEBHOOK_URL"))
     parser.add_argument("--webhook-secret", default=env("SHOP_SIM_WEBHOOK_SECRET"))
     parser.add_argument("--shipment-tracking", action="store_true",
@@ -38,13 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     simulator = ShopSimulator(
         args.host, args.port,
         consumer_key=args.consumer_key, consumer_secret=args.consumer_secret,
-        webhook_url=args.webhook_url, webhook_secret=args.webhook_secret,
+        webhook_url=args.webhook_url, webhook_secret=args.webhook_secret, site_url=args.site_url,
     ).start()
     simulator.tracking.set_enabled(args.shipment_tracking)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    print(f"listening on {simulator.url}", flush=True)
+    print(f"listening on {simulator.bound_url}", flush=True)
     stopping.wait()
     simulator.stop()
     return 0

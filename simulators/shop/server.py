@@ -328,9 +328,14 @@ class ShopSimulator:
     """The whole shop on one port. `state` and `webhooks` are there for in-process tests."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, consumer_key: str, consumer_secret: str,
-                 webhook_url: str | None = None, webhook_secret: str | None = None) -> None:
+                 webhook_url: str | None = None, webhook_secret: str | None = None,
+                 site_url: str | None = None) -> None:
         self._server = _Server((host, port), _Handler)
-        self.url = f"http://{host}:{self._server.server_address[1]}"
+        # WordPress's home URL: what OAuth signatures are checked against and what links and webhooks
+        # name. A real site knows its public name; bound to 0.0.0.0 in a container, the simulator is
+        # told the name its clients use (--site-url http://shop-sim:8091), else it is its own address.
+        self.bound_url = f"http://{host}:{self._server.server_address[1]}"
+        self.url = (site_url or self.bound_url).rstrip("/")
         self.state = ShopState(self.url, on_event=lambda topic, order_id: self.webhooks.enqueue(topic, order_id))
         self.webhooks = WebhookSender(self.url, self.state.order, url=webhook_url, secret=webhook_secret)
         self.products = ShopProducts()
