@@ -141,6 +141,12 @@ def test_wrong_secret_is_permanent_and_never_leaks(sim: ShopSimulator) -> None:
     assert all("cs_wrong-secret" not in text for text in (str(error), error.body, repr(client)))
 
 
+def test_the_client_shows_neither_half_of_its_keys() -> None:
+    client = WooCommerceClient("http://shop.example", "ck_live_4f2a9", "cs_live_8e1d0")
+    assert repr(client) == "WooCommerceClient('http://shop.example')"
+    assert "ck_live" not in str(client) and "cs_live" not in str(client)
+
+
 def test_unknown_order_is_permanent(client: WooCommerceClient) -> None:
     with pytest.raises(PermanentError) as caught:
         client.get_order(999_999)
