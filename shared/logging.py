@@ -27,7 +27,8 @@ SECRET_KEYS = frozenset(
     {
         "password", "secret", "token", "authorization", "api_key", "rewix_api_password",
         "wc_webhook_secret", "wc_consumer_secret", "admin_token", "consumer_secret", "amqp_url",
-        "database_url",
+        "database_url", "consumer_key", "wc_consumer_key", "rewix_api_key", "signature",
+        "oauth_signature", "oauth_consumer_key", "csrf",
     }
 )
 PERSONAL_KEYS = frozenset(

@@ -67,8 +67,11 @@ class Settings(BaseSettings):
     # Comma-separated in the environment (5,30,120), not JSON.
     sync_retry_delays: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600]
 
-    # Where the workers serve /healthz, /readyz and /metrics; 0 turns the endpoints off.
-    metrics_port: int = Field(9100, ge=0, le=65535)
+    # Where the workers serve /healthz, /readyz and /metrics; 0 turns the endpoints off. Unset, each
+    # worker has its own (WORKER_METRICS_PORTS), so the two run side by side as plain processes.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    # The address they bind: this machine only, unless a scraper elsewhere needs them (compose sets 0.0.0.0).
+    metrics_host: str = "127.0.0.1"
 
     admin_token: SecretStr | None = None
     admin_port: int = 8081
@@ -161,9 +164,18 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    def worker_metrics_port(self, worker: str) -> int:
+        """METRICS_PORT, or the worker's own default when it is unset."""
+        return self.metrics_port if self.metrics_port is not None else WORKER_METRICS_PORTS[worker]
+
     def secret(self, name: str) -> str:
         value = getattr(self, name)
         return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+# Each worker's METRICS_PORT when it is unset: distinct, so supplier_sync and status_poller started
+# as plain processes on one host do not fight over one port.
+WORKER_METRICS_PORTS = {"supplier_sync": 9100, "status_poller": 9101}
 
 
 class ConfigurationError(SystemExit):

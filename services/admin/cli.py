@@ -17,6 +17,8 @@ from services.admin.commands.context import Context
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The installed release: pyproject.toml's version, which the release's git tag v<version> names.
+@click.version_option(package_name="rewix-sync", prog_name="rewix-sync", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Operate the WooCommerce <-> Rewix synchronisation."""

@@ -2,9 +2,12 @@
 
 A person logs in with the token and gets a session (web_sessions.py) that
 expires after ADMIN_SESSION_HOURS and that logout revokes; a script sends
-`Authorization: Bearer <token>`. Without ADMIN_TOKEN set the page refuses
-everyone. Replaying a dead letter is the one write: a POST form carrying a
-CSRF token derived from the admin token, after a confirm() in the browser.
+`Authorization: Bearer <token>`; wrong tokens are throttled per client address
+either way. Without ADMIN_TOKEN set the page refuses everyone. Replaying a dead
+letter is the one write: a POST form carrying a CSRF token of the session
+(derived from its secret id, so it dies with the session), after a confirm()
+in the browser; a request with the bearer token needs none (no browser sends
+that header by itself).
 The HTML comes from templates/ with autoescaping on, so every value shown is
 escaped; the table columns are the terminal's (columns.py).
 """
@@ -52,9 +55,9 @@ FIRST_DRAIN_WAIT = 10.0
 STALE_DRAINS, STALE_DRAIN_SECONDS = 10, 60.0
 
 
-def _derived(token: str, purpose: str) -> str:
-    """The CSRF token of the replay form is `_derived(ADMIN_TOKEN, "csrf")`."""
-    return derived(token, purpose)
+def csrf_token(token: str, session_id: str) -> str:
+    """The replay form's CSRF token: one per session, worthless without the session's cookie."""
+    return derived(token, f"csrf {session_id}")
 
 
 def _escaped(value: Any) -> Any:
@@ -71,8 +74,12 @@ def page(status: int, template: str, headers: list[tuple[str, str]] | None = Non
     return response
 
 
-def message(status: int, title: str, text: str, *, css: str = "", challenge: bool = False) -> Response:
-    return page(status, "message.html", [BEARER_CHALLENGE] if challenge else None, title=title, text=text, css=css)
+def message(status: int, title: str, text: str, *, css: str = "", challenge: bool = False,
+            retry_after: int | None = None) -> Response:
+    headers = [BEARER_CHALLENGE] if challenge else []
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    return page(status, "message.html", headers, title=title, text=text, css=css)
 
 
 def login_form(status: int = 200, error: str | None = None) -> Response:
@@ -158,12 +165,40 @@ def create_app(settings: Settings) -> Flask:
                                              sessions=lambda: session_scope(database_url))
     atexit.register(reservations_table.stop)
 
-    def authenticated() -> bool:
-        assert token is not None and sessions is not None
+    def bearer() -> str | None:
         authorization = request.headers.get("Authorization", "")
-        if authorization[:7].lower() == "bearer ":
-            return same(authorization[7:].strip(), token)
-        return sessions.valid(request.cookies.get(COOKIE))
+        return authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+
+    def throttled(address: str, what: str) -> int | None:
+        """Seconds `address` must wait after too many wrong tokens (logged), or None."""
+        wait = throttle.retry_after(address)
+        if wait is not None:
+            log.warning(f"operator page {what} throttled", client=address)
+        return wait
+
+    def authenticated() -> Response | None:
+        """None when the request may go on, else the answer: the login form, or 429 while throttled.
+        Sets g.session_id for a browser's session (None for the bearer token)."""
+        assert token is not None and sessions is not None
+        g.session_id = None
+        offered = bearer()
+        if offered is not None:
+            # Guessing the token is throttled here exactly as through the login form.
+            address = proxies.client_address()
+            wait = throttled(address, "bearer token")
+            if wait is not None:
+                return message(429, "Too many requests", f"Too many wrong tokens: try again in {wait} s.",
+                               challenge=True, retry_after=wait)
+            if not same(offered, token):
+                throttle.failed(address)
+                log.warning("operator page bearer token refused", client=address)
+                return login_form(401)
+            return None
+        session_id = request.cookies.get(COOKIE)
+        if not sessions.valid(session_id):
+            return login_form(401)
+        g.session_id = session_id
+        return None
 
     @app.before_request
     def guard() -> Response | None:
@@ -175,9 +210,7 @@ def create_app(settings: Settings) -> Flask:
                            challenge=True)
         if request.path in OPEN_PATHS:
             return None
-        if not authenticated():
-            return login_form(401)
-        return None
+        return authenticated()
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -222,9 +255,8 @@ def create_app(settings: Settings) -> Flask:
         if request.method != "POST":
             return login_form()
         address = proxies.client_address()
-        wait = throttle.retry_after(address)
+        wait = throttled(address, "login")
         if wait is not None:
-            log.warning("operator page login throttled", client=address)
             response = login_form(429, f"Too many wrong tokens: try again in {wait} s.")
             response.headers["Retry-After"] = str(wait)
             return response
@@ -284,7 +316,7 @@ def create_app(settings: Settings) -> Flask:
         assert token is not None
         return page(200, "overview.html", title="Rewix sync", notices=notices, errors=errors,
                     reservations=reservations, orders=orders, unmatched=unmatched, letters=letters, show_all=show_all,
-                    csrf=_derived(token, "csrf"), tables=columns, health=health.current(),
+                    csrf=csrf_token(token, g.session_id) if g.session_id else "", tables=columns, health=health.current(),
                     payments=payment_panel.current(), payment_tables=payment_tables,
                     wanted=wanted, statuses=order_filters.SHOP_STATUSES, sync_states=order_filters.SYNC_STATES,
                     page_link=lambda n: "/?" + urlencode(pagination_query(wanted, n)) + "#orders")
@@ -292,7 +324,8 @@ def create_app(settings: Settings) -> Flask:
     @app.post("/dead-letters/<int:record_id>/replay")
     def replay(record_id: int) -> Response:
         assert token is not None
-        if not same(request.form.get("csrf"), _derived(token, "csrf")):
+        # A browser's session must show its own token; the bearer token is no browser's to send.
+        if g.session_id is not None and not same(request.form.get("csrf"), csrf_token(token, g.session_id)):
             return message(403, "Refused", "The form is stale or forged: reload the page.")
         try:
             done = dead_letters.replay(database_url, amqp_url, [record_id])

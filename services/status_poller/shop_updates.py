@@ -15,6 +15,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import urlsplit
 
 from shared.rewix import DISPATCHED, is_final, status_name
 from shared.vocabulary import GIVEN_UP_STATUSES, ShopStatus
@@ -92,12 +93,14 @@ def plan(
         if not details:
             details = ["No tracking was given."]
         code, url, carrier = (meta.get(k, "") for k in (META_TRACKING_CODE, META_TRACKING_URL, META_CARRIER))
+        # What the customer is shown links only to a web page; the private note and meta keep it as given.
+        link = customer_link(url)
         return ShopUpdate(
             note=" ".join([f"{head}.", *details]),
             complete=True,
             meta=meta,
-            customer_note=customer_tracking_note(code, url, carrier) if customer_note and (code or url) else None,
-            tracking=TrackingItem(code, carrier, url, shipped_on.isoformat() if shipped_on else "") if code else None,
+            customer_note=customer_tracking_note(code, link, carrier) if customer_note and (code or link) else None,
+            tracking=TrackingItem(code, carrier, link, shipped_on.isoformat() if shipped_on else "") if code else None,
         )
     if is_error(status):
         return ShopUpdate(
@@ -107,6 +110,23 @@ def plan(
             )
         )
     return ShopUpdate(note=f"{head}.")
+
+
+def customer_link(url: str) -> str:
+    """`url` when it is an http(s) address to show a customer, else "" (the tracking code goes alone).
+
+    It comes from the supplier and lands in an e-mail and the customer's account: a `javascript:`
+    or `data:` URL, or text posing as a link, must not reach them.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url) or len(url) > 2000:
+        return ""
+    return url
 
 
 def customer_tracking_note(code: str, url: str, carrier: str) -> str:

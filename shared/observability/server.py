@@ -64,7 +64,7 @@ class EndpointServer:
         self._server.server_close()
 
 
-def serve(port: int, *, host: str = "0.0.0.0", health: Health = HEALTH,
+def serve(port: int, *, host: str = "127.0.0.1", health: Health = HEALTH,
           registry: CollectorRegistry = REGISTRY) -> EndpointServer | None:
     """Serve the three endpoints on `port` in the background; None (nothing served) when port is 0."""
     if not port:
@@ -74,5 +74,5 @@ def serve(port: int, *, host: str = "0.0.0.0", health: Health = HEALTH,
     server.health = health
     server.registry = registry
     endpoint = EndpointServer(server)
-    log.info("metrics endpoints listening", port=endpoint.port, paths="/healthz /readyz /metrics")
+    log.info("metrics endpoints listening", host=host, port=endpoint.port, paths="/healthz /readyz /metrics")
     return endpoint

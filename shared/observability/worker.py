@@ -19,17 +19,18 @@ _backlog_registered = False
 
 
 def start_endpoints(settings: Settings, service: str) -> EndpointServer | None:
-    """Readiness checks of the database, the backlog gauges, and the server on METRICS_PORT."""
+    """Readiness checks of the database, the backlog gauges, and the server on METRICS_HOST:METRICS_PORT."""
     global _backlog_registered
     HEALTH.add_check("database", CachedCheck(lambda: ping_database(settings.database_url)))
     if not _backlog_registered:
         REGISTRY.register(BacklogCollector(settings.database_url, settings.amqp_url))
         _backlog_registered = True
+    port = settings.worker_metrics_port(service)
     try:
-        return serve(settings.metrics_port)
+        return serve(port, host=settings.metrics_host)
     except OSError as exc:
         # The work matters more than its monitoring: keep working, and say so loudly
         # (Prometheus will show the target down, and compose's healthcheck fails).
         log.error("metrics endpoints not served: cannot listen", service=service,
-                  metrics_port=settings.metrics_port, error=str(exc)[:200])
+                  metrics_host=settings.metrics_host, metrics_port=port, error=str(exc)[:200])
         return None

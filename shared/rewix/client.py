@@ -19,6 +19,7 @@ from urllib3.exceptions import NewConnectionError
 from shared.errors import (
     AccountRefused, AmbiguousLookup, PermanentError, TransientError, parse_retry_after, refuses_credentials,
 )
+from shared.http_body import MIB, BodyTooLarge, read_bounded
 from shared.observability.metrics import record_supplier_call, supplier_endpoint
 from shared.rewix import xml as wire
 from shared.rewix.values import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
@@ -26,6 +27,8 @@ from shared.rewix.values import Catalog, DropshippingOrder, GrowingOrder, Suppli
 T = TypeVar("T")
 
 XML = "application/xml"
+# The largest answer read: the full catalog of a big supplier is a few MiB of XML.
+MAX_BODY = 64 * MIB
 
 
 class IncrementalWindowExpired(PermanentError):
@@ -180,10 +183,11 @@ class RewixClient:
                 # A redirect would drop or resend credentials and turn a POST into
                 # a GET; a base URL that redirects is a configuration error.
                 allow_redirects=False,
-                **settings,
+                **{**settings, "stream": True},
             )
-            resp.content  # read the whole body here, so a cut body fails inside this try
             answer = resp.status_code
+            # Read whole here, and bounded, so a cut body fails inside this try.
+            read_bounded(resp, MAX_BODY)
         except requests.ConnectTimeout as exc:
             answer = "timeout"
             raise TransientError(f"{what}: connect timeout: {exc}") from exc
@@ -194,6 +198,9 @@ class RewixClient:
             answer = "connection_error"
             sent = not _never_connected(exc)
             raise TransientError(f"{what}: connection error: {exc}", outcome_unknown=may_have_acted and sent) from exc
+        except BodyTooLarge as exc:
+            raise TransientError(f"{what}: {exc}", status=answer if isinstance(answer, int) else None,
+                                 outcome_unknown=may_have_acted) from None
         except requests.exceptions.ChunkedEncodingError as exc:
             answer = "connection_error"
             raise TransientError(f"{what}: answer cut short: {exc}", outcome_unknown=may_have_acted) from exc

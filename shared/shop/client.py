@@ -15,9 +15,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from shared.errors import PermanentError, TransientError, parse_retry_after
+from shared.http_body import MIB, BodyTooLarge, read_bounded
 from shared.observability.metrics import record_shop_call, shop_endpoint
 from shared.shop.auth import shop_auth
 from shared.vocabulary import ShopStatus
+
+
+# The largest answer read: a page of 100 orders with their lines and notes is well under 1 MiB.
+MAX_BODY = 16 * MIB
 
 
 class WooCommerceClient:
@@ -36,7 +41,6 @@ class WooCommerceClient:
         self._api = f"{self.base_url}/wp-json/wc/v3"
         # The WooCommerce Shipment Tracking plugin's own namespace (not under wc/v3).
         self._tracking_api = f"{self.base_url}/wp-json/wc-shipment-tracking/v3"
-        self._consumer_key = consumer_key
         # Passed per request rather than set on the session, so a shared session is not changed.
         self._auth = shop_auth(self.base_url, consumer_key, consumer_secret)
         self.timeout = timeout
@@ -47,7 +51,8 @@ class WooCommerceClient:
         self._session = session
 
     def __repr__(self) -> str:
-        return f"WooCommerceClient({self.base_url!r}, consumer_key={self._consumer_key!r})"
+        # The consumer key is half of the credentials: never shown, not even in a log of locals.
+        return f"WooCommerceClient({self.base_url!r})"
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -330,7 +335,13 @@ class WooCommerceClient:
                 # A redirect (http -> https, trailing slash) would turn a PUT into a GET.
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
+                stream=True,
             )
+            read_bounded(response, MAX_BODY)
+        except BodyTooLarge as exc:
+            record_shop_call(endpoint, response.status_code, time.monotonic() - started)
+            raise TransientError(f"{what}: {exc}", status=response.status_code,
+                                 outcome_unknown=method != "GET") from None
         except requests.RequestException as exc:
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
             record_shop_call(endpoint, kind, time.monotonic() - started)

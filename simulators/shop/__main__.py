@@ -26,7 +26,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--consumer-key", default=env("SHOP_SIM_CONSUMER_KEY", "ck_simulator"))
     parser.add_argument("--consumer-secret", default=env("SHOP_SIM_CONSUMER_SECRET", "cs_simulator"))
     parser.add_argument("--site-url", default=env("SHOP_SIM_SITE_URL"),
-                        help="the shop's home (its REST index and X-WC-Webhook-Source) [default: where it listens]")
+                        help="the site's home URL as its clients reach it (http://shop-sim:8091): OAuth signatures "
+                             "are checked against it, its REST index reports it and its webhooks name it as their "
+                             "source, as WooCommerce does [default: http://HOST:PORT]")
     parser.add_argument("--webhook-url", default=env("SHOP_SIM_WEBHOOK_URL"))
     parser.add_argument("--webhook-secret", default=env("SHOP_SIM_WEBHOOK_SECRET"))
     parser.add_argument("--shipment-tracking", action="store_true",
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    print(f"listening on {simulator.url}", flush=True)
+    print(f"listening on {simulator.bound_url}", flush=True)
     stopping.wait()
     simulator.stop()
     return 0

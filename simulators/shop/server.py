@@ -422,17 +422,23 @@ class _Handler(BaseHTTPRequestHandler):
 class ShopSimulator:
     """The whole shop on one port. `state` and `webhooks` are there for in-process tests.
 
-    `site_url` is the shop's own address, WordPress's home: its REST index
+    `site_url` is the shop's own address, WordPress's home (`url`, and
+    `site_url` alike): OAuth signatures are checked against it, its REST index
     reports it and its webhook deliveries carry it as X-WC-Webhook-Source
-    (default: where it listens, `url`).
+    (default: where it listens, `bound_url`).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, consumer_key: str, consumer_secret: str,
                  webhook_url: str | None = None, webhook_secret: str | None = None,
                  site_url: str | None = None) -> None:
         self._server = _Server((host, port), _Handler)
-        self.url = f"http://{host}:{self._server.server_address[1]}"
-        self.site_url = (site_url or self.url).rstrip("/")
+        # WordPress's home URL: what OAuth signatures are checked against and what links and webhooks
+        # name. A real site knows its public name; bound to 0.0.0.0 in a container, the simulator is
+        # told the name its clients use (--site-url http://shop-sim:8091), else it is its own address. The REST index reports it
+        # and webhook deliveries carry it as X-WC-Webhook-Source.
+        self.bound_url = f"http://{host}:{self._server.server_address[1]}"
+        self.url = (site_url or self.bound_url).rstrip("/")
+        self.site_url = self.url
         self.state = ShopState(self.url, on_event=lambda topic, order_id: self.webhooks.enqueue(topic, order_id))
         self.webhooks = WebhookSender(self.site_url, self.state.order, url=webhook_url, secret=webhook_secret)
         self.products = ShopProducts()

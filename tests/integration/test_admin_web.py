@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from services.admin.web import _derived
 from shared import topology
 from shared.db import session_scope
 from tests.conftest import drain, queue_depth
@@ -137,29 +136,62 @@ def test_login_sets_an_httponly_cookie(server: WebServer) -> None:
     assert session.get(server.url + "/", timeout=10).status_code == 401
 
 
-def test_replay_needs_the_csrf_token(db: str, broker: str, server: WebServer) -> None:
+def logged_in(server: WebServer) -> requests.Session:
+    session = requests.Session()
+    login = session.post(server.url + "/login", data={"token": TOKEN}, timeout=10, allow_redirects=False)
+    assert login.status_code == 303
+    return session
+
+
+def csrf_of(session: requests.Session, server: WebServer) -> str:
+    (csrf,) = re.findall(r'name="csrf" value="([0-9a-f]+)"', session.get(server.url + "/", timeout=10).text)
+    return csrf
+
+
+def test_replay_needs_the_csrf_token_of_the_session(db: str, broker: str, server: WebServer) -> None:
     message_id = seed_page(db, broker)
-    page = page_with_dead_letter(server).text
+    page_with_dead_letter(server)
+    person = logged_in(server)
+    page = person.get(server.url + "/", timeout=10).text
     (record_id,) = re.findall(r'action="/dead-letters/(\d+)/replay"', page)
     url = f"{server.url}/dead-letters/{record_id}/replay"
+    mine = csrf_of(person, server)
 
-    assert requests.post(url, timeout=10, allow_redirects=False).status_code == 401
-    for csrf in ({}, {"csrf": ""}, {"csrf": "0" * 64}, {"csrf": TOKEN}):
-        answer = requests.post(url, data=csrf, headers=bearer(), timeout=10, allow_redirects=False)
+    # Another session's token, the one this session had before it logged out and in again, none, a guess:
+    # all refused. The token is the session's own, not one for everyone who holds ADMIN_TOKEN.
+    other = csrf_of(logged_in(server), server)
+    person.post(server.url + "/logout", timeout=10, allow_redirects=False)
+    person = logged_in(server)
+    current = csrf_of(person, server)
+    assert len({mine, other, current}) == 3
+    assert requests.post(url, data={"csrf": current}, timeout=10, allow_redirects=False).status_code == 401
+    for csrf in ({}, {"csrf": ""}, {"csrf": "0" * 64}, {"csrf": TOKEN}, {"csrf": other}, {"csrf": mine}):
+        answer = person.post(url, data=csrf, timeout=10, allow_redirects=False)
         assert answer.status_code == 403, csrf
     assert queue_depth(broker, topology.ORDER_LINES.name) == 0
-    assert requests.get(url, headers=bearer(), timeout=10).status_code == 405
+    assert person.get(url, timeout=10).status_code == 405
 
-    csrf = _derived(TOKEN, "csrf")
-    assert f'name="csrf" value="{csrf}"' in page
-    answer = requests.post(url, data={"csrf": csrf}, headers=bearer(), timeout=10, allow_redirects=False)
+    answer = person.post(url, data={"csrf": current}, timeout=10, allow_redirects=False)
     assert answer.status_code == 303 and answer.headers["Location"] == f"/?replayed={record_id}#dead-letters"
     ((properties, body),) = drain(broker, topology.ORDER_LINES.name)
     assert properties.message_id == message_id and json.loads(body)["order_id"] == 3001
 
-    missing = requests.post(f"{server.url}/dead-letters/999999/replay", data={"csrf": csrf}, headers=bearer(),
-                            timeout=10, allow_redirects=False)
+    missing = person.post(f"{server.url}/dead-letters/999999/replay", data={"csrf": current}, timeout=10,
+                          allow_redirects=False)
     assert missing.status_code == 404
+
+
+def test_a_script_with_the_bearer_token_replays_without_a_form_token(db: str, broker: str,
+                                                                      server: WebServer) -> None:
+    # No browser sends an Authorization header by itself, so no other site can make one send it.
+    message_id = seed_page(db, broker)
+    page = page_with_dead_letter(server).text
+    (record_id,) = re.findall(r'action="/dead-letters/(\d+)/replay"', page)
+    answer = requests.post(f"{server.url}/dead-letters/{record_id}/replay", headers=bearer(), timeout=10,
+                           allow_redirects=False)
+    assert answer.status_code == 303
+    ((properties, _body),) = drain(broker, topology.ORDER_LINES.name)
+    assert properties.message_id == message_id
 
 
 def test_page_still_shows_the_store_while_rabbitmq_is_down(db: str, broker: str) -> None:

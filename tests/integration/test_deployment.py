@@ -57,7 +57,8 @@ NEEDS = {
     "ingest": STORE | {"WC_WEBHOOK_SECRET"},
     "supplier_sync": STORE | REWIX,
     "status_poller": STORE | REWIX | SHOP,
-    "admin": STORE | {"ADMIN_TOKEN"},
+    # ADMIN_TOKEN ships empty: the page runs and refuses everyone until it is set.
+    "admin": STORE,
     "demo-feeder": STORE | REWIX | SHOP,
 }
 APP_SERVICES = ["migrate", "ingest", "supplier_sync", "status_poller", "admin"]
@@ -193,7 +194,11 @@ def assert_runnable(argv: list[str]) -> None:
 
 # --- docker-compose.yml --------------------------------------------------------
 
-@pytest.mark.parametrize("name", [n for n in SERVICES if "command" in SERVICES[n]])
+# The services built from this repository (prometheus and alertmanager get arguments, not commands).
+BUILT = [n for n in SERVICES if "build" in SERVICES[n]]
+
+
+@pytest.mark.parametrize("name", [n for n in BUILT if "command" in SERVICES[n]])
 def test_every_service_command_exists(name):
     assert_runnable(command_of(name))
 
@@ -221,6 +226,10 @@ def test_every_variable_a_service_needs_is_provided(name):
     env = container_env(name)
     missing = sorted(v for v in NEEDS[name] if not env.get(v))
     assert not missing, f"{name} gets no {missing}"
+
+
+def test_the_admin_service_gets_the_page_token_from_env():
+    assert container_env("admin", {**ENV_EXAMPLE, "ADMIN_TOKEN": "t" * 40})["ADMIN_TOKEN"] == "t" * 40
 
 
 def test_store_urls_point_at_the_compose_broker_and_database():
@@ -368,6 +377,40 @@ def test_demo_profile_is_wired_together():
     assert shop_env["SHOP_SIM_WEBHOOK_SECRET"] == ENV_EXAMPLE["WC_WEBHOOK_SECRET"]
     ingest_port = container_env("ingest")["INGEST_PORT"]
     assert shop[shop.index("--webhook-url") + 1] == f"http://ingest:{ingest_port}/webhooks/woocommerce"
+    # WooCommerce checks OAuth signatures against its home URL: the one the services sign for.
+    assert shop[shop.index("--site-url") + 1] == ENV_EXAMPLE["WC_URL"]
+    # The simulators are reached inside compose's network only: nothing of the demo takes a host port.
+    assert not any("ports" in SERVICES[name] for name in DEMO_SERVICES)
+
+
+def test_every_published_port_is_this_machines_unless_it_must_be_public():
+    """Docker's published ports bypass ufw: only the TLS proxy faces the world."""
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            published = interpolate(port, ENV_EXAMPLE)
+            if name == "ingest-proxy":
+                assert published.split(":")[-1] in ("443", "80"), published
+            else:
+                assert published.startswith("127.0.0.1:"), f"{name} publishes {published}"
+    # Not 15672, which a RabbitMQ of the host itself may hold.
+    assert not interpolate(SERVICES["rabbitmq"]["ports"][0], ENV_EXAMPLE).startswith("127.0.0.1:15672:")
+
+
+def test_monitoring_profile_runs_prometheus_and_alertmanager_with_volumes():
+    for name, mount in (("prometheus", "/prometheus"), ("alertmanager", "/alertmanager")):
+        service = SERVICES[name]
+        assert service["profiles"] == ["monitoring"] and service["restart"] == "unless-stopped"
+        volumes = [v.split(":") for v in service["volumes"]]
+        assert any(target == mount and volume in COMPOSE["volumes"] for volume, target, *_ in volumes), name
+    assert "./deploy/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
+    config = yaml.safe_load(interpolate(COMPOSE["configs"]["alertmanager"]["content"], ENV_EXAMPLE))
+    [receiver] = config["receivers"]
+    assert config["route"]["receiver"] == receiver["name"]
+    assert receiver["email_configs"][0]["to"] == ENV_EXAMPLE["ALERT_EMAIL_TO"]
+    assert receiver["webhook_configs"][0]["url"] == ENV_EXAMPLE["ALERT_WEBHOOK_URL"]
+    assert config["global"]["smtp_smarthost"] == ENV_EXAMPLE["ALERT_SMTP_SMARTHOST"]
+    assert SERVICES["alertmanager"]["configs"] == [{"source": "alertmanager",
+                                                    "target": "/etc/alertmanager/alertmanager.yml"}]
 
 
 # --- Dockerfile ----------------------------------------------------------------
@@ -481,7 +524,7 @@ def test_the_lock_pins_every_dependency():
 
 # --- scripts ----------------------------------------------------------------------
 
-SCRIPTS = ["scripts/test", "scripts/demo", ".ci/run"]
+SCRIPTS = ["scripts/test", "scripts/demo", ".ci/run", "scripts/compose-check"]
 
 
 @pytest.mark.parametrize("path", SCRIPTS)
@@ -493,9 +536,15 @@ def test_scripts_are_executable_bash(path):
     subprocess.run(["bash", "-n", str(ROOT / "scripts/_venv.sh")], check=True, timeout=10)
 
 
-def test_ci_runs_the_test_command():
+def test_ci_runs_the_test_command_then_the_compose_check():
     lines = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    assert lines[-1] == "exec ./scripts/test"
+    assert lines[-2:] == ["./scripts/test || exit $?", "exec ./scripts/compose-check"]
+
+
+def test_the_compose_check_names_no_path_of_this_machine():
+    script = (ROOT / "scripts/compose-check").read_text()
+    assert "/work/" not in script and "/home/" not in script
+    assert "--project-directory" in script and "down -v" in script and "trap cleanup EXIT" in script
 
 
 STUB = textwrap.dedent("""\
@@ -510,10 +559,13 @@ STUB = textwrap.dedent("""\
 def checkout(tmp_path) -> Iterator[Path]:
     """A copy of the scripts in an empty checkout; python3 on PATH makes a stub .venv."""
     repo = tmp_path / "repo"
-    for path in SCRIPTS + ["scripts/_venv.sh", "requirements.lock"]:
+    for path in SCRIPTS + ["scripts/_venv.sh", "requirements.lock", "requirements-dev.lock"]:
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_bytes((ROOT / path).read_bytes())
         (repo / path).chmod((ROOT / path).stat().st_mode)
+    # The compose check is a stub here: it only says it ran, and fails when told to.
+    (repo / "scripts/compose-check").write_text('#!/bin/sh\necho "compose-check @ $(pwd)" >> "$STUB_LOG"\n'
+                                                'exit "${STUB_COMPOSE_STATUS:-0}"\n')
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     python3 = bin_dir / "python3"
@@ -532,10 +584,12 @@ def checkout(tmp_path) -> Iterator[Path]:
     yield repo
 
 
-def run_script(checkout: Path, script: str, *args: str, pytest_status: int = 0) -> tuple[int, list[str]]:
+def run_script(checkout: Path, script: str, *args: str, pytest_status: int = 0,
+               compose_status: int = 0) -> tuple[int, list[str]]:
     log = checkout.parent / "log"
     log.write_text("")
     env = {**os.environ, "STUB_LOG": str(log), "STUB_PYTEST_STATUS": str(pytest_status),
+           "STUB_COMPOSE_STATUS": str(compose_status),
            "PATH": f"{checkout.parent / 'bin'}:{os.environ['PATH']}"}
     # Started from elsewhere: the scripts move to the repository root themselves.
     done = subprocess.run([str(checkout / script), *args], cwd=checkout.parent, env=env,
@@ -549,7 +603,7 @@ def test_test_command_sets_up_the_venv_and_returns_pytest_status(checkout):
     assert status == 1
     assert log == [
         f"python3 -m venv .venv{at}",
-        f"python -m pip install -q --disable-pip-version-check -r requirements.lock{at}",
+        f"python -m pip install -q --disable-pip-version-check -r requirements.lock -r requirements-dev.lock{at}",
         f"python -m pip install -q --disable-pip-version-check --no-deps -e .{at}",
         f"python -m pytest -q tests/unit -k x y{at}",
     ]
@@ -560,10 +614,15 @@ def test_test_command_sets_up_the_venv_and_returns_pytest_status(checkout):
     assert log[-1] == f"python -m pytest -q{at}"
 
 
-def test_ci_entry_point_runs_the_test_command(checkout):
-    assert run_script(checkout, ".ci/run", pytest_status=0)[0] == 0
+def test_ci_entry_point_runs_the_tests_then_the_compose_check(checkout):
+    status, log = run_script(checkout, ".ci/run", pytest_status=0)
+    assert status == 0 and log[-2:] == [f"python -m pytest -q @ {checkout}", f"compose-check @ {checkout}"]
+    # A failing suite (or none collected) stops CI before the compose check ...
     status, log = run_script(checkout, ".ci/run", pytest_status=5)
     assert status == 5 and log[-1] == f"python -m pytest -q @ {checkout}"
+    # ... and a failing compose check fails CI.
+    status, log = run_script(checkout, ".ci/run", compose_status=1)
+    assert status == 1 and log[-1] == f"compose-check @ {checkout}"
 
 
 def test_demo_command_migrates_then_runs_the_demo(checkout):
@@ -602,7 +661,8 @@ def local_env(name: str, db: str, broker: str, simulators: dict[str, str]) -> di
         # ingest is not started with it here: this machine's address stands for compose's name.
         env.update(ADMIN_HOST="127.0.0.1", ADMIN_PORT=str(free_port()), INGEST_URL=f"http://127.0.0.1:{free_port()}")
     if name in WORKERS:
-        env.update(METRICS_PORT=str(free_port()))  # several workers on one host: one port each
+        # Several workers on one host: one port each, on this machine only.
+        env.update(METRICS_PORT=str(free_port()), METRICS_HOST="127.0.0.1")
     for key, value in env.items():
         host = urllib.parse.urlsplit(value).hostname if "://" in value else None
         assert host not in COMPOSE_HOSTS, f"{key}={value} still names a compose service"
@@ -712,7 +772,9 @@ def test_every_command_in_the_operations_guide_exists():
                     break
                 command, path = command.commands[word], path + [word]
             assert path, f"docs/operations.md: rewix-sync{words}: no such command"
-            assert not isinstance(command, click.Group), f"docs/operations.md: rewix-sync{words}: incomplete"
+            # A group runs alone only when it is a command of its own too (`rewix-sync orders`).
+            assert not isinstance(command, click.Group) or command.invoke_without_command, \
+                f"docs/operations.md: rewix-sync{words}: incomplete"
             found.add(" ".join(path))
     assert {"dlq list", "dlq show", "dlq replay", "dlq purge", "backfill", "db upgrade"} <= found
     for service in ("ingest", "supplier_sync", "status_poller"):

@@ -86,8 +86,13 @@ def test_every_alert_the_brief_asks_for_exists():
 def test_scrape_config_covers_every_service_on_its_port():
     jobs = {job["job_name"]: job for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
     defaults = Settings()
-    expected_ports = {"ingest": defaults.ingest_port, "supplier_sync": defaults.metrics_port,
-                      "status_poller": defaults.metrics_port, "admin": defaults.admin_port}
+    # The workers' ports as compose sets them, which are their own defaults as plain processes too.
+    expected_ports = {"ingest": defaults.ingest_port,
+                      "supplier_sync": int(COMPOSE["services"]["supplier_sync"]["environment"]["METRICS_PORT"]),
+                      "status_poller": int(COMPOSE["services"]["status_poller"]["environment"]["METRICS_PORT"]),
+                      "admin": defaults.admin_port}
+    assert expected_ports["supplier_sync"] == defaults.worker_metrics_port("supplier_sync")
+    assert expected_ports["status_poller"] == defaults.worker_metrics_port("status_poller")
     for service, port in expected_ports.items():
         assert service in jobs, f"no scrape job for {service}"
         assert service in COMPOSE["services"], f"scrape job {service} names no compose service"

@@ -87,3 +87,21 @@ def test_the_client_reports_a_wrong_secret_as_refused_credentials(shop: ShopSimu
     with pytest.raises(PermanentError) as raised:
         WooCommerceClient(shop.url, KEY, "cs_wrong").get_order(1001)
     assert raised.value.status == 401
+
+
+def test_signatures_are_checked_against_the_site_url_not_the_bound_address() -> None:
+    # As WooCommerce checks them against its configured home URL: in compose the simulator binds
+    # 0.0.0.0 and the services sign for http://shop-sim:8091 (its --site-url).
+    site = "http://shop-sim.invalid:8091"
+    with ShopSimulator(consumer_key=KEY, consumer_secret=SECRET, site_url=site).start() as simulator:
+        simulator.state.create_order(status="pending")
+        assert simulator.url == site and simulator.bound_url != site
+        path = "/wp-json/wc/v3/orders?per_page=5"
+        for_the_site = urlsplit(signed_url(site + path))
+        sent_to_the_bound_address = urlunsplit(for_the_site._replace(netloc=urlsplit(simulator.bound_url).netloc))
+        assert answer(sent_to_the_bound_address) == (200, "")
+        assert answer(signed_url(simulator.bound_url + path)) == (401, "woocommerce_rest_authentication_error")
+        # The links it hands out name the site too.
+        order = requests.get(urlunsplit(urlsplit(signed_url(site + "/wp-json/wc/v3/orders/1001"))._replace(
+            netloc=urlsplit(simulator.bound_url).netloc)), timeout=5).json()
+        assert all(link["href"].startswith(site) for link in order["_links"]["self"])

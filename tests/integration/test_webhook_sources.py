@@ -160,20 +160,20 @@ def test_deliveries_from_the_learned_home_and_a_second_address_are_accepted(
     with start_in_thread(consumer_key=KEY, consumer_secret=CONSUMER_SECRET,
                          site_url="https://www.shop.example.com/store") as shop:
         # What status_poller's site check does at start and every few minutes: ask the shop where it is.
-        site = SiteCheck(db, WooCommerceClient(shop.url, KEY, CONSUMER_SECRET, timeout=5)).run_once()
+        site = SiteCheck(db, WooCommerceClient(shop.bound_url, KEY, CONSUMER_SECRET, timeout=5)).run_once()
         assert site.home == "https://www.shop.example.com/store"
         # A check that cannot reach the shop changes nothing of what was learned.
         with pytest.raises(TransientError):
             SiteCheck(db, WooCommerceClient("http://127.0.0.1:1", KEY, CONSUMER_SECRET, timeout=2)).run_once()
 
         # WC_URL is the address the system reaches the shop at, not the shop's home.
-        server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=db, WC_URL=shop.url,
+        server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=db, WC_URL=shop.bound_url,
                         WC_WEBHOOK_SOURCES="https://shop.example.it")
         try:
             accepted = [
                 "https://www.shop.example.com/store/",       # home_url('/'), as WooCommerce sends it
                 "http://WWW.shop.example.com:443/store",     # scheme, case, default port, slash: the same site
-                shop.url + "/",                              # WC_URL's site
+                shop.bound_url + "/",                        # WC_URL's site
                 "https://shop.example.it/",                  # WC_WEBHOOK_SOURCES
             ]
             for n, source in enumerate(accepted):

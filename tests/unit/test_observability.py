@@ -208,3 +208,17 @@ def test_status_change_lag_is_measured_from_the_poll_that_saw_it():
     assert sample("rewix_status_change_lag_seconds_count") == before + 2
     # only the 2-second one is within a minute
     assert sample("rewix_status_change_lag_seconds_bucket", le="60.0") == over_a_minute + 1
+
+
+def test_a_worker_serves_on_this_machine_only_unless_told_and_each_on_its_own_port(monkeypatch):
+    from shared.observability import worker
+    from shared.settings import Settings
+
+    bound = []
+    monkeypatch.setattr(worker, "serve", lambda port, host: bound.append((host, port)))
+    monkeypatch.setattr(worker, "_backlog_registered", True)  # no collector of a store here
+    worker.start_endpoints(Settings(), "supplier_sync")
+    worker.start_endpoints(Settings(), "status_poller")
+    worker.start_endpoints(Settings(metrics_host="0.0.0.0", metrics_port=9200), "status_poller")
+    assert bound == [("127.0.0.1", 9100), ("127.0.0.1", 9101), ("0.0.0.0", 9200)]
+    assert serve.__kwdefaults__["host"] == "127.0.0.1"

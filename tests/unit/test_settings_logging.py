@@ -46,6 +46,10 @@ def test_defaults_follow_the_contract(environment: pytest.MonkeyPatch) -> None:
     assert (settings.poll_interval_seconds, settings.shop_catchup_interval_seconds) == (60, 300)
     assert settings.sync_retry_delays == [5, 30, 120, 600, 1800, 3600]
     assert (settings.log_level, settings.log_format) == ("INFO", "json")
+    # Worker endpoints: this machine only, and a port of each worker's own.
+    assert settings.metrics_host == "127.0.0.1" and settings.metrics_port is None
+    assert settings.worker_metrics_port("supplier_sync") == 9100
+    assert settings.worker_metrics_port("status_poller") == 9101
 
 
 def test_values_come_from_the_environment(environment: pytest.MonkeyPatch) -> None:
@@ -108,8 +112,10 @@ def env_example() -> dict[str, str]:
 def test_the_placeholders_are_the_ones_env_example_ships() -> None:
     example = env_example()
     assert set(PLACEHOLDER_SECRETS) == set(STRONG_SECRETS)
-    for name in STRONG_SECRETS:
-        assert example[name] == PLACEHOLDER_SECRETS[name]
+    # The webhook secret ships as its placeholder; ADMIN_TOKEN ships empty, so that the admin
+    # container runs (the page refusing everyone) until someone sets one.
+    assert example["WC_WEBHOOK_SECRET"] == PLACEHOLDER_SECRETS["WC_WEBHOOK_SECRET"]
+    assert example["ADMIN_TOKEN"] == ""
     # A placeholder long enough that only the placeholder rule can catch it.
     assert all(len(value) >= MIN_SECRET_LENGTH for value in PLACEHOLDER_SECRETS.values())
 
@@ -240,6 +246,18 @@ def test_secrets_are_replaced(log_stream: Captured) -> None:
         assert secret not in text, secret
     [line] = lines(log_stream)
     assert line["password"] == "[secret]" and line["headers"] == {"Authorization": "[secret]", "Accept": "application/json"}
+
+
+def test_the_keys_of_both_outside_apis_and_signatures_are_replaced(log_stream: Captured) -> None:
+    log_stream.configure("json")
+    get_logger("test").info("call", consumer_key="ck_live_4f2a", wc_consumer_key="ck_live_5b3c",
+                            rewix_api_key="rx-key-77", signature="c2lnbmF0dXJl", oauth_signature="b2F1dGg=",
+                            params={"oauth_consumer_key": "ck_x", "oauth_signature": "sig-in-query"})
+    text = log_stream.getvalue()
+    for secret in ("ck_live_4f2a", "ck_live_5b3c", "rx-key-77", "c2lnbmF0dXJl", "b2F1dGg=", "sig-in-query"):
+        assert secret not in text, secret
+    [line] = lines(log_stream)
+    assert line["consumer_key"] == line["rewix_api_key"] == line["signature"] == "[secret]"
 
 
 def test_console_format_masks_too(log_stream: Captured) -> None:

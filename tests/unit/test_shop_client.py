@@ -142,6 +142,12 @@ def test_wrong_secret_is_permanent_and_never_leaks(sim: ShopSimulator) -> None:
     assert all("cs_wrong-secret" not in text for text in (str(error), error.body, repr(client)))
 
 
+def test_the_client_shows_neither_half_of_its_keys() -> None:
+    client = WooCommerceClient("http://shop.example", "ck_live_4f2a9", "cs_live_8e1d0")
+    assert repr(client) == "WooCommerceClient('http://shop.example')"
+    assert "ck_live" not in str(client) and "cs_live" not in str(client)
+
+
 def test_unknown_order_is_permanent(client: WooCommerceClient) -> None:
     with pytest.raises(PermanentError) as caught:
         client.get_order(999_999)
@@ -296,7 +302,8 @@ def test_a_shop_with_its_own_site_url_reports_it_and_sends_it_as_the_source(rece
     receiver.reset()
     with start_in_thread(consumer_key=KEY, consumer_secret=SECRET, webhook_url=receiver.url,
                          webhook_secret=HOOK_SECRET, site_url="https://www.shop.example.com/store/") as shop:
-        index = WooCommerceClient(shop.url, KEY, SECRET, timeout=5.0).site_index()
+        # The index is public: read where the simulator listens, it names the home it was given.
+        index = WooCommerceClient(shop.bound_url, KEY, SECRET, timeout=5.0).site_index()
         assert index == {"home": "https://www.shop.example.com/store", "url": "https://www.shop.example.com/store"}
         shop.state.create_order(status="pending")
         assert shop.webhooks.wait_idle(5)

@@ -104,6 +104,25 @@ def test_the_customer_note_can_be_switched_off_and_needs_some_tracking() -> None
     assert link_only.tracking is None  # the plugin needs a tracking number
 
 
+@pytest.mark.parametrize("url", [
+    "javascript:alert(document.cookie)", "data:text/html;base64,PHNjcmlwdD4=", "ftp://track.example/1Z999",
+    "track.example/1Z999", "https://", "https://track.example/1Z999 Click here: http://evil.example",
+    "http://track.example/\r\nBcc: x@example.com", "//track.example/1Z999",
+])
+def test_the_customer_sees_only_a_web_link_else_the_code_alone(url: str) -> None:
+    update = plan(4711, DISPATCHED, tracking_code="1Z999", tracking_url=url, carrier_name="UPS")
+    assert update.customer_note == "Your order has been shipped with UPS. Tracking code: 1Z999."
+    assert update.tracking is not None and update.tracking.link == ""
+    # The private note and the meta keep what the supplier gave, for the operator.
+    assert update.meta["rewix_tracking_url"] == url.strip()
+    assert plan(4711, DISPATCHED, tracking_url=url).customer_note is None  # nothing else to tell
+
+
+def test_an_http_link_reaches_the_customer_too() -> None:
+    update = plan(4711, DISPATCHED, tracking_code="1Z999", tracking_url="HTTP://track.example/?c=1Z999&l=it")
+    assert update.customer_note.endswith("Follow your parcel here: HTTP://track.example/?c=1Z999&l=it")
+
+
 def test_only_a_dispatch_reaches_the_customer() -> None:
     for status in (BOOKED, CONFIRMED, READY, CANCELLED, FAILED):
         update = plan(4711, status)

@@ -2,12 +2,30 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 
 from services.admin.commands.context import Context, pass_context
 from services.admin.failures import Failure, exit_with, fails_cleanly
 from shared.settings import require
+
+
+# Where the demo is run from, for a `rewix-sync` installed without the repository.
+HOW_TO_RUN = ("the demo runs from a clone of the repository, which holds the simulators and the dev stack: "
+              "./scripts/demo there, or `docker compose --profile demo up` (docs/operations.md)")
+
+
+def dev_stack_demo() -> Any:
+    """devstack.demo: the simulators and the dev stack are development tools, in a clone of the
+    repository (and the demo image), never in the installed package or the production image."""
+    try:
+        from devstack import demo as demo_
+    except ImportError as exc:
+        if exc.name not in ("devstack", "simulators") and not str(exc.name).startswith(("devstack.", "simulators.")):
+            raise
+        raise Failure(HOW_TO_RUN) from None
+    return demo_
 
 
 @click.command()
@@ -34,9 +52,7 @@ def demo(ctx: Context, count: int, keep: bool, name: str | None, feed_only: bool
     """
     if name is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise Failure(f"--name: {name!r} must be lower-case letters, digits and underscores")
-    # The demo drives the simulators through the dev stack, development tools the production image
-    # does not carry: imported here only, when the command runs.
-    from devstack import demo as demo_
+    demo_ = dev_stack_demo()
 
     settings = ctx.settings
     try:
