@@ -146,10 +146,12 @@ class SyncMetaWriter:
         self.budget = budget or RequestBudget(REQUESTS_PER_SECOND)
         self.batch_size = max(1, min(int(batch_size), BATCH_LIMIT))
         self.statuses = ListedStatuses(shop)
+        self._in_loop = False  # run() beats /healthz; a pass run on its own does not
 
     def run(self, stop: threading.Event) -> None:
         log.info("order meta started", interval=self.interval)
         HEALTH.register_loop(LOOP, max_silence=self.interval + 300.0)
+        self._in_loop = True
         delays = backoff_delays(first=2.0, cap=60.0)
         while not stop.is_set():
             HEALTH.beat(LOOP)
@@ -161,6 +163,7 @@ class SyncMetaWriter:
                 wait = next(delays)
                 log.warning("order meta pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)
+        self._in_loop = False
         HEALTH.retire_loop(LOOP)
         log.info("order meta stopped")
 
@@ -210,6 +213,8 @@ class SyncMetaWriter:
         ids = sorted(to_write)
         one_at_a_time = len(ids) == 1
         while ids:
+            if self._in_loop:
+                HEALTH.beat(LOOP)  # a long pass of slow batches is work, not a stopped loop
             if not self.budget.acquire(stop):
                 break
             chunk, ids = ids[:self.batch_size], ids[self.batch_size:]
