@@ -57,3 +57,6 @@ LINE_STATES_BY_URGENCY = (
 )
 # States an operator has to look at.
 LINE_STATES_NEEDING_ATTENTION = frozenset({LineState.DEAD_LETTERED, LineState.FAILED, LineState.SHORT})
+# How the error of a line whose whole order the supplier refused when it was sent begins
+# (services/supplier_sync/plan.py writes it; problems and the sync status read it).
+REFUSED_ORDER_ERROR = "supplier refused the order"

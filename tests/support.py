@@ -177,3 +177,16 @@ def record_sent_order(connection: Connection, shop_order_id: int, key: str, supp
              " VALUES (:shop, :key, :sid, :status, false, false) RETURNING id"),
         {"shop": shop_order_id, "key": key, "sid": supplier_order_id, "status": status},
     ).scalar_one()
+
+
+# The order meta status_poller's meta loop writes (shared/sync_status.py).
+SYNC_META_KEYS = ("rewix_sync_status", "rewix_supplier_order")
+
+
+def is_sync_meta_write(write: dict[str, Any]) -> bool:
+    """A shop simulator write (ShopState.writes) that only set the sync status meta of the order."""
+    body = write.get("body") or {}
+    meta = body.get("meta_data") or []
+    return (write.get("kind") == "update" and set(body) == {"meta_data"}
+            and bool(meta) and all(m.get("key") in SYNC_META_KEYS for m in meta))
+

@@ -174,7 +174,8 @@ ORDERS = Table(
         Column("Order", _order),
         Column("Shop status", lambda r: r["status"] + (" (deleted)" if r["deleted"] else "")),
         Column("Supplier lines", _supplier_lines),
-        Column("Sync", lambda r: r["sync_status"]),
+        # What the order's rewix_sync_status meta says in the shop (shared/sync_status.py).
+        Column("Sync", lambda r: r["rewix_sync_status"] or None),
         Column("Supplier order", lambda r: r["supplier_order_id"], numeric=True),
         Column("Supplier status", supplier_status_text, css=lambda r: "supplier-status"),
         Column("Tracking", _tracking),

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from shared.reservations import repository
 from shared.rewix import status_name
+from shared.sync_facts import read_facts
+from shared.sync_status import supplier_order, sync_status
 from shared.vocabulary import LINE_STATES_BY_URGENCY as _URGENCY
 
 
@@ -134,6 +136,8 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
     ids = list(order_ids) if order_ids is not None else list(lines_by_order)
     if not ids:
         return []
+    # What the shop's order meta says of each (shared/sync_status.py): the same facts, the same words.
+    facts = read_facts(session, ids)
     rows = []
     for order in session.execute(_ORDERS, {"ids": ids}):
         current = [line for line in lines_by_order[order.id] if not line.removed]
@@ -164,6 +168,8 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
                     for line in current
                 ],
                 "sync_status": most_urgent([line.sync_status for line in current]),
+                "rewix_sync_status": sync_status(facts.get(order.id)),
+                "rewix_supplier_order": supplier_order(facts.get(order.id)),
                 "supplier_order_id": sent.supplier_order_id if sent else None,
                 "supplier_key": sent.key if sent else None,
                 "supplier_status": sent.supplier_status if sent else None,

@@ -1,6 +1,7 @@
 """Wires the status poller's loops: polling (main thread), the applier, the shop catch-up, verification,
 the webhook check, the site check, the problem notes, the pickup of orders that waited for a
-product map and the watch on supplier orders waiting for payment."""
+product map, the watch on supplier orders waiting for payment, and the sync status written into each
+order's meta."""
 from __future__ import annotations
 
 import threading
@@ -22,6 +23,7 @@ from services.status_poller.payment_watch import PaymentWatch
 from services.status_poller.poller import StatusPoller
 from services.status_poller.problem_notes import ProblemNotes
 from services.status_poller.site_check import SiteCheck
+from services.status_poller.sync_meta import SHOP_TIMEOUT as META_SHOP_TIMEOUT, SyncMetaWriter
 from services.status_poller.verification import VerificationSweep
 from services.status_poller.webhook_watch import WebhookWatch
 
@@ -43,9 +45,9 @@ def rewix_client(settings: Settings) -> RewixClient:
     )
 
 
-def shop_client(settings: Settings) -> WooCommerceClient:
+def shop_client(settings: Settings, timeout: float = HTTP_TIMEOUT) -> WooCommerceClient:
     return WooCommerceClient(
-        settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"), timeout=HTTP_TIMEOUT
+        settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"), timeout=timeout
     )
 
 
@@ -63,6 +65,10 @@ def run(settings: Settings, stop: threading.Event) -> None:
     # supplier_sync finds the problems; this process, which already writes to the shop once each, tells them.
     problem_notes = ProblemNotes(settings.database_url, shop_client(settings))
     threads.append(threading.Thread(target=problem_notes.run, args=(stop,), name="problem-notes", daemon=True))
+    # Each order's sync status, as `rewix-sync orders` shows it, in its meta for the shop owner. A batch of
+    # saves takes the shop long: a write cut short by a stop is read back at the next start, not repeated.
+    sync_meta = SyncMetaWriter(settings.database_url, shop_client(settings, META_SHOP_TIMEOUT))
+    threads.append(threading.Thread(target=sync_meta.run, args=(stop,), name="sync-meta", daemon=True))
     # Open orders that waited for a product map go down the normal path once a mapping makes them match.
     pickup_publisher = Publisher(settings.amqp_url)
     pickup_shop = shop_client(settings)

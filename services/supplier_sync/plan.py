@@ -26,7 +26,7 @@ from typing import Any
 from shared import retry
 from shared.messages import OrderLineMessage
 from shared.reservations.model import LineKey, Lock, Snapshot, allocate, releases
-from shared.vocabulary import READY_TO_SEND, LineState
+from shared.vocabulary import READY_TO_SEND, REFUSED_ORDER_ERROR, LineState
 from services.supplier_sync.keys import choose_key
 
 # Line states to write: (order_id, line_id) -> (state, error).
@@ -214,7 +214,7 @@ def lines_after_send(send: Send, outcome: SendOutcome) -> LineStates:
     if isinstance(outcome, Sent):
         return {key: (LineState.SENT, None) for key in send.line_keys}
     if isinstance(outcome, retry.DeadLetter):
-        reason = f"supplier refused the order: {outcome.reason}"[:500]
+        reason = f"{REFUSED_ORDER_ERROR}: {outcome.reason}"[:500]
         return {key: (LineState.FAILED, reason) for key in send.line_keys}
     return {}
 

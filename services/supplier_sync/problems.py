@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.text import stored_reason
-from shared.vocabulary import LineState
+from shared.vocabulary import REFUSED_ORDER_ERROR, LineState
 
 SHORT = "short"
 REFUSED_MODEL = "refused_model"
@@ -28,7 +28,7 @@ REFUSED_ORDER = "refused_order"
 DEAD_LETTERED = "dead_lettered"
 ORDER_ITSELF = 0  # the line_id of a problem about the whole order
 
-REFUSED_ORDER_PREFIX = "supplier refused the order"
+REFUSED_ORDER_PREFIX = REFUSED_ORDER_ERROR
 _LOCKED_OF = re.compile(r"locked (\d+) of (\d+)")
 REASON_LIMIT = 300
 

@@ -431,3 +431,38 @@ class RefusedSource(Base):
     refused_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
     first_refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ShopOrderMeta(Base):
+    """The sync status last written on a shop order's meta, so each value is written once.
+
+    status_poller's meta loop (services/status_poller/sync_meta.py) writes
+    `rewix_sync_status` and `rewix_supplier_order` (shared/sync_status.py)
+    when they differ from what this row says was written.
+    """
+
+    __tablename__ = "shop_order_meta"
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sync_status: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    supplier_order: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    # Why the shop refused these values (not tried again until they change); None: the shop has them.
+    error: Mapped[str | None] = mapped_column(Text)
+    # Set just before a write and cleared when its outcome is recorded: found set, a write may have
+    # landed unrecorded (a crash, a timeout), so the shop is read before writing again.
+    writing: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The shop has no such order any more: nothing is written to it again.
+    gone: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    settled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class ShopMetaChange(Base):
+    """An order whose sync status may have changed: appended by triggers, taken by the meta loop.
+
+    Migration 0017's row triggers on shop_orders, order_lines, supplier_orders,
+    send_holds and waiting_orders append the order's id when a column the
+    sync status reads changes; the loop deletes the rows it handled, by id.
+    """
+
+    __tablename__ = "shop_meta_changes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, nullable=False)

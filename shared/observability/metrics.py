@@ -14,7 +14,8 @@ Who sets what:
 - supplier_sync: units short, supplier orders sent;
 - status_poller: polls, status changes applied and their lag, the shop checks
   (catch-up, verification, webhook check, site check) through `SHOP_CHECKS`, webhooks
-  re-activated and missing, the supplier orders waiting for payment (its payment watch);
+  re-activated and missing, the supplier orders waiting for payment (its payment watch), the order
+  meta written;
 - shared/observability/backlog.py: what waits for a person, read at scrape time.
 """
 from __future__ import annotations
@@ -300,6 +301,16 @@ class ShopCheck:
 
 SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK, SITE_CHECK)}
 
+# --- the sync status in the shop's order meta (services/status_poller/sync_meta.py) -------------
+
+SHOP_META_OUTCOMES = ("written", "retry", "refused", "gone")
+SHOP_META_WRITES = Counter(
+    "rewix_shop_meta_writes",
+    "Orders whose rewix_sync_status / rewix_supplier_order meta was written, by outcome: written, retry (a "
+    "transient failure: tried again), refused (the shop refused the values), gone (the shop has no such order).",
+    ["outcome"], registry=REGISTRY,
+)
+
 
 def _initialise() -> None:
     """Create the label sets an alert compares against, so a quiet worker serves zeros, not nothing."""
@@ -307,6 +318,8 @@ def _initialise() -> None:
     WEBHOOKS_MISSING.set(0)
     for topic in ORDER_TOPICS:
         WEBHOOKS_REACTIVATED.labels(topic=topic)
+    for outcome in SHOP_META_OUTCOMES:
+        SHOP_META_WRITES.labels(outcome=outcome)
 
 
 def start_consuming(queue: str) -> None:

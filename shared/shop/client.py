@@ -6,7 +6,8 @@ Every failure leaves as a typed error from shared.errors, decided in one place
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from shared.errors import PermanentError, TransientError, parse_retry_after
+from shared.errors import ExternalError, PermanentError, TransientError, parse_retry_after
 from shared.http_body import MIB, BodyTooLarge, read_bounded
 from shared.observability.metrics import record_shop_call, shop_endpoint
 from shared.shop.auth import shop_auth
@@ -173,6 +174,47 @@ class WooCommerceClient:
 
     def update_order(self, order_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         return self._call("PUT", f"/orders/{int(order_id)}", json_body=fields).json()
+
+    def update_order_meta(self, order_id: int, meta: Mapping[str, str]) -> dict[str, Any]:
+        """PUT /orders/{id} with only `meta_data`: each key's value replaced, or added when missing.
+
+        WooCommerce saves the order for it, so `order.updated` fires (and, under
+        HPOS, date_modified moves on): the write comes back as a delivery.
+        """
+        return self.update_order(order_id, {"meta_data": _meta_items(meta)})
+
+    def update_orders_meta(self, metas: Mapping[int, Mapping[str, str]]) -> list[BatchAnswer]:
+        """POST /orders/batch with `{"update": [{"id", "meta_data"}...]}`: at most BATCH_LIMIT orders.
+
+        WooCommerce (WC_REST_Controller::batch_items) runs each update as its own
+        PUT, in order, and answers `{"update": [...]}`: the order as saved, or
+        `{"id", "error": {"code", "message", "data": {"status"}}}` for one that
+        failed while the others were saved. Each order's answer comes back as a
+        BatchAnswer, its error typed as a PUT's would be; an order the answer does
+        not name is left out (its outcome is unknown). More than the shop's limit
+        (the filter `woocommerce_rest_batch_items_limit`, 100 unless a plugin
+        lowers it) is refused whole: 413 `woocommerce_rest_request_entity_too_large`.
+        """
+        if len(metas) > BATCH_LIMIT:
+            raise ValueError(f"WooCommerce takes at most {BATCH_LIMIT} items a batch")
+        body = {"update": [{"id": int(order_id), "meta_data": _meta_items(meta)} for order_id, meta in metas.items()]}
+        what = "shop POST /orders/batch"
+        answer = self._call("POST", "/orders/batch", json_body=body).json()
+        items = answer.get("update") if isinstance(answer, dict) else None
+        if not isinstance(items, list):
+            raise TransientError(f"{what}: the answer has no update list", status=200, outcome_unknown=True)
+        answers = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            try:
+                order_id = int(item["id"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            error = item.get("error")
+            answers.append(BatchAnswer(order_id, _item_error(f"{what} order {order_id}", error)
+                                       if isinstance(error, dict) else None))
+        return answers
 
     def complete_order(self, order_id: int, *, meta: dict[str, str]) -> dict[str, Any]:
         """Set the status to completed and store `meta` on the order in the same save."""
@@ -352,6 +394,35 @@ class WooCommerceClient:
         return _CheckedResponse(what, response, write=method != "GET")
 
 
+@dataclass(frozen=True)
+class BatchAnswer:
+    """One order's part of a batch answer: saved (error None) or not, and why."""
+
+    order_id: int
+    error: ExternalError | None = None
+
+
+def order_gone(exc: ExternalError) -> bool:
+    """True when the shop has no such order: 404 on a read, 400 "Invalid ID." on an update (its batch item too)."""
+    return exc.status == 404 or (exc.status == 400 and SHOP_ORDER_INVALID_ID in exc.reason)
+
+
+def _meta_items(meta: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in meta.items()]
+
+
+def _item_error(what: str, error: dict[str, Any]) -> ExternalError:
+    """A batch item's error as the error of the PUT it stands for (a WP_Error without a status is a 500)."""
+    code, message = str(error.get("code") or ""), str(error.get("message") or "")
+    data = error.get("data")
+    status = data.get("status") if isinstance(data, dict) else None
+    status = status if isinstance(status, int) and not isinstance(status, bool) else 500
+    reason = f"{what}: {status} {code}: {message}"
+    if status == 429 or status >= 500:
+        return TransientError(reason, status=status)
+    return PermanentError(reason, status=status)
+
+
 class _CheckedResponse:
     """A response with the expected status whose body has not been parsed yet."""
 
@@ -407,6 +478,11 @@ def _raise_for(what: str, response: requests.Response, expect: int, *, write: bo
         )
     raise PermanentError(reason, status=status, body=body)
 
+
+# WooCommerce's answer to an update of an order it does not have (WC_REST_CRUD_Controller::update_item: 400).
+SHOP_ORDER_INVALID_ID = "woocommerce_rest_shop_order_invalid_id"
+# The most items WooCommerce takes in one batch request (`woocommerce_rest_batch_items_limit`).
+BATCH_LIMIT = 100
 
 # The plugin answers an unknown order with this code; any other 404 on its route
 # (WordPress's rest_no_route above all) means the plugin is not installed.

@@ -91,11 +91,17 @@ class ShopControl:
         return self._call("POST", "/webhooks/ping")
 
     def faults(self, *, fail_notes: dict[str, Any] | None = None, fail_updates: dict[str, Any] | None = None,
-               latency_ms: int | None = None) -> None:
-        """Arm faults for REST writes, e.g. fail_updates={"status": 500, "count": 2}."""
+               fail_batch_items: dict[str, Any] | None = None, latency_ms: int | None = None) -> None:
+        """Arm faults for REST writes, e.g. fail_updates={"status": 500, "count": 2}, or
+        fail_batch_items={"order_ids": [1002], "status": 500} (that order's item in a batch fails)."""
         body = {k: v for k, v in {"fail_notes": fail_notes, "fail_updates": fail_updates,
-                                  "latency_ms": latency_ms}.items() if v is not None}
+                                  "fail_batch_items": fail_batch_items, "latency_ms": latency_ms}.items()
+                if v is not None}
         self._call("POST", "/faults", body)
+
+    def batch_limit(self, limit: int) -> int:
+        """What a plugin's `woocommerce_rest_batch_items_limit` filter does: the most items a batch takes."""
+        return int(self._call("POST", "/batch-limit", {"limit": limit})["limit"])
 
     def add_products(self, products: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Products for GET /products: {"name", "sku"?, "variations"?: [{"sku", "size"?}]} each."""

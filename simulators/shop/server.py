@@ -9,6 +9,8 @@ traffic tests/integration/test_shop_simulator_fidelity.py compares with):
 `_fields` keeping only the fields asked for. Refunds are read through
 `GET /orders/{id}/refunds[/{refund_id}]` and made on the control API, as the
 shop owner makes them on the order screen (simulators/shop/refunds.py).
+`POST /orders/batch` updates up to 100 orders a request, answering each
+order's success or error (simulators/shop/batch.py).
 WordPress's public REST index, GET /wp-json/, says where the site is (simulators/shop/site_index.py).
 Control routes under /_control need no auth and let tests play the shop's
 admin, inject faults, and look at what the service wrote and which webhooks
@@ -19,7 +21,8 @@ in auth.py, the REST webhooks resource in webhook_api.py, the injected write
 faults in faults.py, errors and query parameters in wire.py, the order
 documents in orders.py, the webhooks and their deliveries in webhooks.py, the
 products in products.py, the Shipment Tracking plugin in tracking.py, the REST
-index in site_index.py, and the tests' client of /_control in control.py.
+index in site_index.py, the batch updates in batch.py, and the tests' client of
+/_control in control.py.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from simulators.http import SimulatorHTTPServer
 from simulators.shop.auth import AuthError, ShopAuthenticator
+from simulators.shop.batch import batch_update
 from simulators.shop.faults import fault_error
 from simulators.shop.php_json import wp_json_encode
 from simulators.shop.products import ShopProducts
@@ -72,6 +76,7 @@ ALL_METHODS = "GET, POST, PUT, PATCH, DELETE"
 ROUTE_METHODS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/orders"), "GET, POST"),
     (re.compile(r"/orders/\d+"), ALL_METHODS),
+    (re.compile(r"/orders/batch"), "POST, PUT, PATCH"),
     (re.compile(r"/orders/\d+/notes"), "GET, POST"),
     (re.compile(r"/orders/\d+/refunds"), "GET, POST"),
     (re.compile(r"/orders/\d+/refunds/\d+"), "GET, DELETE"),
@@ -98,6 +103,7 @@ class RestApi:
             ("GET", re.compile(r"/orders"), self._list_orders),
             ("GET", re.compile(r"/orders/(\d+)"), self._get_order),
             *[(method, re.compile(r"/orders/(\d+)"), self._updater(method)) for method in ("PUT", "POST", "PATCH")],
+            *[(method, re.compile(r"/orders/batch"), self._batch) for method in ("POST", "PUT", "PATCH")],
             ("DELETE", re.compile(r"/orders/(\d+)"), self._delete_order),
             ("GET", re.compile(r"/reports/orders/totals"), lambda m, q, b: Reply(200, self.state.status_totals())),
             ("GET", re.compile(r"/orders/(\d+)/notes"), self._list_notes),
@@ -183,6 +189,10 @@ class RestApi:
             return self._write("fail_updates", 200, lambda: self.state.rest_update(order_id, method, object_body(body)))
         return update_order
 
+    def _batch(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """POST /orders/batch (simulators/shop/batch.py), under the faults of an update."""
+        return self._write("fail_updates", 200, lambda: batch_update(self.state, body, self.state.batch_limit))
+
     def _list_notes(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         order_id = int(match.group(1))
         if self.state.order(order_id) is None:
@@ -239,6 +249,7 @@ class ControlApi:
             ("GET", re.compile(r"/webhooks/all"), lambda m, q, b: Reply(200, webhooks.inside())),
             ("POST", re.compile(r"/webhooks/(\d+)"), self._edit_webhook),
             ("POST", re.compile(r"/faults"), self._set_faults),
+            ("POST", re.compile(r"/batch-limit"), self._set_batch_limit),
             ("POST", re.compile(r"/faults/clear"), self._clear_faults),
             ("POST", re.compile(r"/reset"), self._reset),
             ("GET", re.compile(r"/wait-deliveries"), self._wait_deliveries),
@@ -289,6 +300,11 @@ class ControlApi:
     def _set_faults(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         self.state.set_faults(object_body(body))
         return Reply(200, {"ok": True})
+
+    def _set_batch_limit(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """What a plugin's `woocommerce_rest_batch_items_limit` filter does: {"limit": n}."""
+        self.state.batch_limit = int(object_body(body).get("limit", 100))
+        return Reply(200, {"limit": self.state.batch_limit})
 
     def _clear_faults(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         self.state.clear_faults()

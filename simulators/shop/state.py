@@ -62,6 +62,8 @@ class ShopState:
             self._next_order_id = FIRST_ORDER_ID
             self._note_ids = itertools.count(FIRST_NOTE_ID)
             self.faults = WriteFaults()
+            # The `woocommerce_rest_batch_items_limit` filter's answer (simulators/shop/batch.py).
+            self.batch_limit = 100
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -300,6 +302,11 @@ class ShopState:
         """The armed fault of this kind, counting one use of it, or None."""
         with self._lock:
             return self.faults.take(kind)
+
+    def take_item_fault(self, order_id: int) -> dict[str, Any] | None:
+        """The fault armed for this order's item in a batch, counting one use of it, or None."""
+        with self._lock:
+            return self.faults.take_item(order_id)
 
     @property
     def latency_ms(self) -> int:

@@ -123,10 +123,17 @@ def test_orders_json_and_table(db: str) -> None:
     assert rows[1002]["supplier_status_name"] is None
     assert rows[1004]["cancelled_in_shop"] is True
     assert rows[1006]["last_error"] == "supplier has 0 of 1 units of 100005"
+    # What each order's rewix_sync_status meta says in the shop (shared/sync_status.py), word for word.
+    assert {order_id: row["rewix_sync_status"] for order_id, row in rows.items()} == {
+        1001: "reserved", 1002: "pending", 1003: "sent: Dispatched",
+        1004: "problem: cancelled in the shop after it was sent; the supplier's order is Booked",
+        1005: "released", 1006: "short: stock_id 100005 x1"}
+    assert rows[1003]["rewix_supplier_order"] == "777001" and rows[1002]["rewix_supplier_order"] == ""
 
     table = run(["orders"], cli_env(db)).output
     line_of = {int(line.split()[0].lstrip("#")): line for line in table.splitlines()[2:]}
     assert "Dispatched" in line_of[1003] and "1Z999AA10123456784 (UPS)" in line_of[1003]
+    assert "sent: Dispatched" in line_of[1003] and "reserved" in line_of[1001]
     assert "777001" in line_of[1003] and "2026-11-26 09:30:00Z" in line_of[1003]
     assert "not sent" in line_of[1002]
     assert "Booked (cancelled in shop!)" in line_of[1004]

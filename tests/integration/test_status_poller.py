@@ -35,7 +35,7 @@ from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
-from tests.support import record_sent_order, wait_until
+from tests.support import is_sync_meta_write, record_sent_order, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY, PASSWORD = "poll-key", "poll-password"
@@ -106,7 +106,13 @@ class World:
         return [n["note"] for n in self.shop.state.notes(shop_order_id)]
 
     def writes(self, shop_order_id: int) -> list[dict[str, Any]]:
-        return self.shop.state.writes(shop_order_id)
+        """What the status changes wrote to the order (the sync status meta, written by its own loop, left out)."""
+        return [w for w in self.shop.state.writes(shop_order_id) if not is_sync_meta_write(w)]
+
+    def sync_statuses(self, shop_order_id: int) -> list[str]:
+        """The rewix_sync_status values the meta loop wrote to the order, oldest first."""
+        return [m["value"] for w in self.shop.state.writes(shop_order_id) if is_sync_meta_write(w)
+                for m in w["body"]["meta_data"] if m["key"] == "rewix_sync_status"]
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REWIX_", "WC_", "POLL_", "SHOP_"))}
@@ -206,6 +212,9 @@ def test_booked_to_dispatched_reaches_the_shop_once_each_and_completes_it(world:
                                  tracking_url="https://track.example/1Z999AA10123456784", carrier_name="UPS")
         wait_until(lambda: world.shop.state.order(order["shop_order_id"])["status"] == "completed", what="completion")
         wait_until(lambda: all(h["shop_state"] == "done" for h in world.history(order["row_id"])), what="history done")
+        # The order meta follows (its own loop, every 2 s), each status once.
+        wait_until(lambda: world.sync_statuses(order["shop_order_id"])[-1:] == ["sent: Dispatched"],
+                   what="the sync status in the order meta")
         # Several more poll intervals: nothing is written again.
         time.sleep(1.5)
     finally:
@@ -228,6 +237,9 @@ def test_booked_to_dispatched_reaches_the_shop_once_each_and_completes_it(world:
     assert [(h["old_status"], h["new_status"]) for h in world.history(order["row_id"])] == [
         (None, BOOKED), (BOOKED, CONFIRMED), (CONFIRMED, WORKING_ON), (WORKING_ON, READY), (READY, DISPATCHED)
     ]
+    statuses = world.sync_statuses(order["shop_order_id"])
+    assert statuses[0] == "sent: Booked" and len(statuses) == len(set(statuses)) and set(statuses) <= {
+        f"sent: {name}" for name in ("Booked", "Confirmed", "Working on", "Ready", "Dispatched")}
     # The order that stayed Booked got its one note and nothing more.
     assert [w["kind"] for w in world.writes(other["shop_order_id"])] == ["note"]
     assert not world.supplier_row(other["row_id"])["final"]

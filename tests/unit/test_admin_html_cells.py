@@ -64,7 +64,8 @@ def test_the_operator_tables_render_as_the_reference_does() -> None:
                               {"order_id": 6, "number": "", "status": "on-hold", "quantity": 1, "url": None,
                                "sync_error": None}]}
     order = {"order_id": 12, "number": "A-12", "status": "pending", "deleted": True, "url": None,
-             "lines": [], "sync_status": None, "supplier_order_id": 99, "supplier_status_name": "Dispatched",
+             "lines": [], "sync_status": None, "rewix_sync_status": EVIL, "supplier_order_id": 99,
+             "supplier_status_name": "Dispatched",
              "cancelled_in_shop": True, "tracking_code": EVIL, "carrier_name": "UPS", "tracking_url": "https://t/'",
              "last_synced_at": WHEN, "last_error": EVIL}
     letter = {"id": 3, "queue": "rewix.order_lines", "order_id": None, "attempts": 4, "first_failed_at": None,
@@ -78,7 +79,8 @@ def test_the_operator_tables_render_as_the_reference_does() -> None:
 
 def test_a_page_writes_nothing_it_would_obey_instead_of_showing() -> None:
     order = {"order_id": 12, "number": ODD_TEXT, "status": "pending", "deleted": False, "url": "https://shop/?p=12",
-             "lines": [], "sync_status": None, "supplier_order_id": None, "supplier_status_name": None,
+             "lines": [], "sync_status": None, "rewix_sync_status": "", "supplier_order_id": None,
+             "supplier_status_name": None,
              "cancelled_in_shop": False, "tracking_code": None, "carrier_name": None, "tracking_url": None,
              "last_synced_at": None, "last_error": None}
     cells = html_cells.row_cells(columns.ORDERS, order)

@@ -113,13 +113,14 @@ def test_one_set_of_columns_serves_the_terminal_and_the_page() -> None:
 
     row = {"order_id": 12, "number": "A-12", "status": "pending", "deleted": True, "url": "https://shop/12",
            "lines": [{"stock_id": 100001, "quantity": 2}, {"stock_id": 100002, "quantity": 1}],
-           "sync_status": "locked", "supplier_order_id": None, "supplier_status_name": None,
+           "sync_status": "locked", "rewix_sync_status": "reserved", "supplier_order_id": None,
+           "supplier_status_name": None,
            "cancelled_in_shop": False, "tracking_code": "1Z", "carrier_name": "UPS", "tracking_url": None,
            "last_synced_at": WHEN, "last_error": None}
     cells = columns.ORDERS.cells(row)
     assert cells[0] == [columns.Piece("#A-12 (12)", "https://shop/12")]  # the page links it
     assert [columns.plain(c) for c in cells] == [
-        "#A-12 (12)", "pending (deleted)", "100001 x2, 100002 x1", "locked", None, "not sent", "1Z (UPS)",
+        "#A-12 (12)", "pending (deleted)", "100001 x2, 100002 x1", "reserved", None, "not sent", "1Z (UPS)",
         "2026-11-26 09:00:05Z", None]
     assert columns.as_text(columns.ORDERS, []) == "no shop order with supplier lines yet"
     assert columns.as_text(columns.DEAD_LETTERS, []) == "no dead letters"

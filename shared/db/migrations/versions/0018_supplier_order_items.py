@@ -1,7 +1,7 @@
 """what each dropshipping order was sent with, per stock_id
 
 Revision ID: 0018_supplier_order_items
-Revises: 0016_catalog_prices
+Revises: 0017_shop_order_meta
 Create Date: 2026-12-07 01:30:00
 
 A shop order refunded (or edited down) after it was sent wants fewer units
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0018_supplier_order_items"
-down_revision = "0016_catalog_prices"
+down_revision = "0017_shop_order_meta"
 branch_labels = None
 depends_on = None
 
