@@ -137,6 +137,8 @@ class OrderIntake:
                 # A connection PostgreSQL dropped since its last use (no ping on checkout): one fresh try.
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
+                # What dropped one (a restart, connections terminated) dropped the others in the pool too.
+                engine.dispose()
         raise AssertionError("unreachable")
 
     def _in(self, connection: Connection, body: Any, topic: str, source: str, refunded: dict[int, int] | None) -> Conversion:
