@@ -2,7 +2,7 @@
 
 Real v3 order bodies (simulators.shop.orders.make_order), LINES_PER_ORDER
 distinct supplier models each, encoded with wp_json_encode and signed with
-shared.shop.signature.sign. The same seed gives the same burst.
+shared.clients.shop.signature.sign. The same seed gives the same burst.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from shared.shop.signature import sign
+from shared.clients.shop.signature import sign
 from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 

@@ -24,7 +24,7 @@ from devstack.scratch import (  # noqa: F401 - part of this API
 )
 from devstack.stack import service_env as _service_env
 from devstack.waiting import wait_until  # noqa: F401 - part of this API
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 
 # --- scratch database and vhost ------------------------------------------------------------
 

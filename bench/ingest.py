@@ -46,8 +46,8 @@ from bench.cpu_use import cpu_by_part, per_webhook_ms
 from bench.receiver_process import start_receiver
 from bench.webhook_load import Answer, send_burst, send_paced
 from shared.db import normalise_url
-from shared.messages import OrderLineMessage
-from shared.product_map import import_product_map
+from shared.messaging.messages import OrderLineMessage
+from shared.products.mapping import import_product_map
 
 TARGET_RATIO = 0.8
 # Webhooks per timed burst. Long enough that one scheduler hiccup on this shared

@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from shared.logging import configure_logging
+from shared.clients.shop.signature import verify
+from shared.observability.logging import configure_logging
 from shared.settings import Settings, load_settings, require
-from shared.shop.signature import verify
 
 from services.ingest.server import run
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import topology
-from shared.amqp import connect
-from shared.errors import ExternalError
-from shared.messages import parse_order_line
-from shared.rewix import RewixClient
+from shared.clients.rewix import RewixClient
+from shared.failures.errors import ExternalError
+from shared.messaging import topology
+from shared.messaging.amqp import connect
+from shared.messaging.messages import parse_order_line
 from shared.settings import load_settings, require
 
 

@@ -10,7 +10,7 @@ What runs, for each supplier latency (0 ms and 50 ms by default):
   (`python -m bench.naive_worker`: one `lock` call per line, prefetch 1);
 - a burst of pending orders with three supplier lines each (real v3 order
   bodies from simulators.shop.orders.make_order, signed with
-  shared.shop.signature.sign), posted as `order.created` webhooks by a pool of
+  shared.clients.shop.signature.sign), posted as `order.created` webhooks by a pool of
   sender threads.
 
 The same burst is also fed straight onto the work queue, bypassing ingest

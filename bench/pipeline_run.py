@@ -22,11 +22,11 @@ from bench.pipeline_result import RunResult, RunSpec, lock_stamps, note_answers,
 from bench.pipeline_watch import ExactWatcher, consumers, difference, models_per_call, settle
 from bench.receiver_process import start_receiver
 from bench.webhook_load import Answer, send_burst
-from shared import topology
-from shared.amqp import Outgoing, Publisher
 from shared.db import normalise_url
-from shared.order_events import convert
-from shared.product_map import import_product_map
+from shared.messaging import topology
+from shared.messaging.amqp import Outgoing, Publisher
+from shared.orders.events import convert
+from shared.products.mapping import import_product_map
 from simulators.rewix.control import SimulatorControl
 
 API_KEY, PASSWORD = "bench-key", "bench-password"

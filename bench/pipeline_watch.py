@@ -6,7 +6,7 @@ import time
 
 from bench.common import queue_info, wait_until
 from bench.pipeline_result import RunResult
-from shared import topology
+from shared.messaging import topology
 from simulators.rewix.control import SimulatorControl
 
 WATCH_INTERVAL = 0.05

@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 
 from bench.common import log_directory, quiet_scratch, start_rewix_simulator  # noqa: E402
-from shared.amqp import Publisher  # noqa: E402
+from shared.messaging.amqp import Publisher  # noqa: E402
 from shared.db import get_engine, normalise_url  # noqa: E402
-from shared.errors import TransientError  # noqa: E402
-from shared.rewix import CONFIRMED, DropshippingOrder, Recipient, RewixClient  # noqa: E402
+from shared.failures.errors import TransientError  # noqa: E402
+from shared.clients.rewix import CONFIRMED, DropshippingOrder, Recipient, RewixClient  # noqa: E402
 from services.status_poller.budget import RequestBudget  # noqa: E402
 from services.status_poller.poller import StatusPoller  # noqa: E402
 from simulators.rewix.control import SimulatorControl  # noqa: E402

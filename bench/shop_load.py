@@ -8,7 +8,7 @@ the supplier (as supplier_sync records them). Before measuring, a few change
 in the shop without any webhook reaching the system: --trashed are trashed,
 --deleted deleted for good, --edited edited. Then, on the same data:
 
-  - the verification sweep (services/status_poller/verification.py): 100 ids a
+  - the verification sweep (services/status_poller/shop_watch/verification.py): 100 ids a
     request (`include=`), a GET only for an id the batch did not return
   - a naive sweep: one GET /orders/{id} per order, with the same decisions
 
@@ -33,15 +33,15 @@ import requests  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from bench.common import quiet_scratch  # noqa: E402
-from shared import topology  # noqa: E402
-from shared.amqp import Publisher  # noqa: E402
+from shared.messaging import topology  # noqa: E402
+from shared.messaging.amqp import Publisher  # noqa: E402
 from shared.db import get_engine, normalise_url  # noqa: E402
-from shared.order_intake import OrderIntake  # noqa: E402
-from shared.shop import WooCommerceClient  # noqa: E402
-from services.status_poller import verification_store  # noqa: E402
+from shared.orders.intake import OrderIntake  # noqa: E402
+from shared.clients.shop import WooCommerceClient  # noqa: E402
+from services.status_poller.shop_watch import verification_store  # noqa: E402
 from services.status_poller.budget import RequestBudget  # noqa: E402
-from services.status_poller.catchup import ShopCatchUp  # noqa: E402
-from services.status_poller.verification import VerificationSweep, _newer  # noqa: E402
+from services.status_poller.shop_watch.catchup import ShopCatchUp  # noqa: E402
+from services.status_poller.shop_watch.verification import VerificationSweep, _newer  # noqa: E402
 from simulators.shop import start_in_thread  # noqa: E402
 
 CK, CS = "ck_bench", "cs_bench"

@@ -34,10 +34,10 @@ import requests
 from devstack.demo import PRODUCTS, SIZES, product_map_rows, shop_line
 from sqlalchemy import text
 
-from shared import topology
 from shared.db import session_scope
+from shared.messaging import topology
+from shared.orders.vocabulary import ShopStatus
 from shared.settings import Settings, load_settings
-from shared.vocabulary import ShopStatus
 
 # What the supplier must hold for: a paid order only until it is sent.
 HOLDING = {ShopStatus.PENDING, ShopStatus.ON_HOLD}
@@ -51,7 +51,7 @@ class CheckFailed(Exception):
 
 
 def shop_client(settings: Settings) -> Any:
-    from shared.shop import WooCommerceClient
+    from shared.clients.shop import WooCommerceClient
 
     return WooCommerceClient(settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"))
 

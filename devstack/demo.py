@@ -26,10 +26,10 @@ from sqlalchemy import text
 from devstack import waiting
 from devstack.processes import free_port
 from devstack.stack import DevStack
-from shared import own_products
 from shared.db import session_scope
-from shared.product_map import import_product_map
-from shared.vocabulary import LineState, ShopStatus
+from shared.orders.vocabulary import LineState, ShopStatus
+from shared.products import own as own_products
+from shared.products.mapping import import_product_map
 
 DEMO_NAME = "rewix_demo"
 REWIX_KEY, REWIX_PASSWORD = "demo-key", "demo-password"
@@ -143,8 +143,8 @@ class Feeder:
                       f"the product map ({count} shop variations) and the shop's own gift wrap")
 
     def sync_catalog(self) -> None:
+        from shared.clients.rewix import RewixClient
         from services.admin.catalog import sync
-        from shared.rewix import RewixClient
 
         client = RewixClient(self.endpoints.rewix_url, REWIX_KEY, REWIX_PASSWORD)
         try:
@@ -254,7 +254,7 @@ class Feeder:
         return orders
 
     def shop_status(self, order_id: int) -> str:
-        from shared.shop import WooCommerceClient
+        from shared.clients.shop import WooCommerceClient
 
         client = WooCommerceClient(self.endpoints.shop_url, self.endpoints.shop_key, self.endpoints.shop_secret)
         return str(client.get_order(order_id)["status"])

@@ -5,9 +5,9 @@ import signal
 import threading
 from collections.abc import Callable
 
-from shared.amqp import connect, wait_for
 from shared.db import ping as ping_database
-from shared.logging import configure_logging, get_logger
+from shared.messaging.amqp import connect, wait_for
+from shared.observability.logging import configure_logging, get_logger
 from shared.settings import Settings, load_settings, require
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from shared.shop_sites import parse_sources
+from shared.shop_state.sites import parse_sources
 
 
 class Settings(BaseSettings):
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # deliver there, and the webhook check knows the system's own webhooks by it (off without it).
     wc_webhook_delivery_url: str | None = None
     # Other addresses of the shop's own site whose webhook deliveries are accepted (a second domain),
-    # comma-separated; deliveries from any other X-WC-Webhook-Source are refused (shared/shop_sites.py).
+    # comma-separated; deliveries from any other X-WC-Webhook-Source are refused (shared/shop_state/sites.py).
     wc_webhook_sources: Annotated[list[str], NoDecode] = []
 
     ingest_host: str = "0.0.0.0"

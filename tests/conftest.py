@@ -19,10 +19,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from devstack.scratch import scratch_database, scratch_vhost
-from shared import topology
 from shared.db import normalise_url
 from shared.db.migrate import upgrade
 from shared.db.models import Base
+from shared.messaging import topology
 
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_RETRY_DELAYS = [1, 2, 4, 8, 16]

@@ -179,7 +179,7 @@ def record_sent_order(connection: Connection, shop_order_id: int, key: str, supp
     ).scalar_one()
 
 
-# The order meta status_poller's meta loop writes (shared/sync_status.py).
+# The order meta status_poller's meta loop writes (shared/orders/sync_status.py).
 SYNC_META_KEYS = ("rewix_sync_status", "rewix_supplier_order")
 
 

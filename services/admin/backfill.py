@@ -6,9 +6,9 @@ webhook, so whatever it needs of the supplier converges on its latest state.
 
 One thing differs from a webhook: an order found already paid is locked but
 not sent unless the owner asked for it (`send_paid`): it is held
-(shared/send_holds.py), because the owner may have placed it at the supplier
+(shared/orders/send_holds.py), because the owner may have placed it at the supplier
 by hand. So is a paid one whose products are not mapped yet: it waits for
-the product map (shared/waiting_orders.py), and the hold keeps it unsent
+the product map (shared/products/waiting.py), and the hold keeps it unsent
 once they are. `plan` says per order what a run would do, for `--dry-run`.
 """
 from __future__ import annotations
@@ -21,15 +21,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import send_holds
+from shared.clients.shop import WooCommerceClient
 from shared.db import session_scope
 from shared.db.models import OrderVersion, ShopOrder, SupplierOrder
-from shared.order_events import Conversion, InvalidOrder, convert
-from shared.order_intake import OrderIntake
-from shared.product_map import ProductResolver
+from shared.orders import send_holds
+from shared.orders.events import Conversion, InvalidOrder, convert
+from shared.orders.intake import OrderIntake
+from shared.orders.vocabulary import HOLDING_STATUSES, READY_TO_SEND, ShopStatus
+from shared.products.mapping import ProductResolver
 from shared.reservations import repository
-from shared.shop import WooCommerceClient
-from shared.vocabulary import HOLDING_STATUSES, READY_TO_SEND, ShopStatus
 
 
 def parse_since(value: str) -> datetime:
@@ -95,7 +95,7 @@ class OrderPlan:
 def plan(session: Session, order: Any, *, send_paid: bool, refunded: Mapping[int, int] | None = None) -> OrderPlan:
     """What submitting this order would do; reads the database, writes nothing. Raises InvalidOrder.
 
-    `refunded`: the units its refunds gave back (shared/order_intake.py, `read_refunds`), so the
+    `refunded`: the units its refunds gave back (shared/orders/intake.py, `read_refunds`), so the
     quantities said are what is still to be delivered.
     """
     conversion = convert(order, "order.updated", ProductResolver(session).resolve, "backfill", refunded=refunded)
@@ -121,7 +121,7 @@ def plan(session: Session, order: Any, *, send_paid: bool, refunded: Mapping[int
         return result(f"{NOTHING}: {conversion.ignored}")
     if _paid_and_waiting_for_a_map(session, conversion, status):
         # Nothing to lock yet; once its product is mapped, the pickup sends it unless it is held
-        # (shared/waiting_orders.py): the same choice as for a paid order with supplier lines.
+        # (shared/products/waiting.py): the same choice as for a paid order with supplier lines.
         held = conversion.order_id in send_holds.held_since(session, [conversion.order_id])
         if send_paid:
             return result(WAITS_THEN_SEND, lift=held)
@@ -155,7 +155,7 @@ def _paid_and_waiting_for_a_map(session: Session, conversion: Conversion, status
 
 
 def _had_supplier_line(session: Session, order_id: int) -> bool:
-    """Did ingest ever see this order with a supplier line? (shared/order_intake.py keeps it.)"""
+    """Did ingest ever see this order with a supplier line? (shared/orders/intake.py keeps it.)"""
     seen = session.get(OrderVersion, order_id)
     return seen is not None and seen.had_supplier_line
 

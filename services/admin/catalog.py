@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.clients.rewix import Catalog, IncrementalWindowExpired, RewixClient
 from shared.db import session_scope
 from shared.db.models import CatalogModel, SyncState
-from shared.rewix import Catalog, IncrementalWindowExpired, RewixClient
 
 LAST_UPDATE = "catalog_last_update"
 CHUNK = 1000

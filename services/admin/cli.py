@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from services.admin.commands import backfill, catalog, db, demo, dlq, products, reconcile, status, tables, web, webhooks
+from services.admin.commands import backfill, catalog, db, demo, dlq, products, reconcile, records, status, web, webhooks
 from services.admin.commands import product_matching  # noqa: F401 (adds match, export, unmatched to products)
 from services.admin.commands import own_products  # noqa: F401 (adds own to products)
 from services.admin.commands import pay
@@ -25,7 +25,7 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(Context)
 
 
-for command in (db.db, products.products, tables.reservations, tables.orders, dlq.dlq, reconcile.reconcile,
+for command in (db.db, products.products, records.reservations, records.orders, dlq.dlq, reconcile.reconcile,
                 backfill.backfill, catalog.catalog, web.web, demo.demo, status.status, webhooks.webhooks):
     main.add_command(command)
 main.add_command(pay.pay)

@@ -5,9 +5,9 @@ one-line failure naming it rather than a traceback later.
 """
 from __future__ import annotations
 
-from shared.rewix import RewixClient
+from shared.clients.rewix import RewixClient
+from shared.clients.shop import WooCommerceClient
 from shared.settings import Settings, require
-from shared.shop import WooCommerceClient
 
 
 def rewix_client(settings: Settings) -> RewixClient:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from services.admin.tables import format_time, iso_time, render
+from services.admin.text_tables import format_time, iso_time, render
 
 Row = dict[str, Any]
 
@@ -174,7 +174,7 @@ ORDERS = Table(
         Column("Order", _order),
         Column("Shop status", lambda r: r["status"] + (" (deleted)" if r["deleted"] else "")),
         Column("Supplier lines", _supplier_lines),
-        # What the order's rewix_sync_status meta says in the shop (shared/sync_status.py).
+        # What the order's rewix_sync_status meta says in the shop (shared/orders/sync_status.py).
         Column("Sync", lambda r: r["rewix_sync_status"] or None),
         Column("Supplier order", lambda r: r["supplier_order_id"], numeric=True),
         Column("Supplier status", supplier_status_text, css=lambda r: "supplier-status"),

@@ -34,12 +34,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared import retry, topology
-from shared.amqp import BrokerUnavailable, Publisher, connect
 from shared.db import session_scope
 from shared.db.models import DeadLetterRecord
-from shared.logging import get_logger
-from shared.text import storable, storable_json, stored_reason
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.amqp import BrokerUnavailable, Publisher, connect
+from shared.observability.logging import get_logger
+from shared.orders.text import storable, storable_json, stored_reason
 
 log = get_logger("admin.dead_letters")
 

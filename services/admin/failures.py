@@ -14,8 +14,8 @@ import click
 from pika.exceptions import AMQPError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from shared.amqp import BrokerUnavailable
-from shared.errors import ExternalError
+from shared.failures.errors import ExternalError
+from shared.messaging.amqp import BrokerUnavailable
 from shared.settings import ConfigurationError
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from shared.text import storable
+from shared.orders.text import storable
 
 NOTE_MAX = 500
 

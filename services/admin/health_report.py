@@ -20,19 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from shared import topology
 from shared.db import get_engine
-from shared.errors import ExternalError
+from shared.failures.errors import ExternalError
+from shared.messaging import topology
 from shared.observability.backlog import Backlog, read_backlog
 from shared.observability.metrics import CATCHUP, SITE_CHECK, VERIFICATION, WEBHOOK_CHECK
 from shared.settings import Settings
-from shared.shop_checks import OVERDUE_INTERVALS, CheckRecord, read_checks
-from shared.site_records import WHAT_TO_DO, LearnedSite, Refused, accepted_by_settings, read_learned_site, \
+from shared.shop_state.checks import OVERDUE_INTERVALS, CheckRecord, read_checks
+from shared.shop_state.site_records import WHAT_TO_DO, LearnedSite, Refused, accepted_by_settings, read_learned_site, \
     recent_refusals
-from shared.waiting_orders import Summary as WaitSummary
-from shared.waiting_orders import summary as waiting_summary
-from shared.webhook_records import WebhookRecord
-from shared.webhook_records import read_records as read_webhook_records
+from shared.products.waiting import Summary as WaitSummary
+from shared.products.waiting import summary as waiting_summary
+from shared.shop_state.webhooks import WebhookRecord
+from shared.shop_state.webhooks import read_records as read_webhook_records
 from services.admin import handled_orders
 from services.admin.handled_orders import ToHandle
 
@@ -88,7 +88,7 @@ def _database(settings: Settings) -> list[Row]:
 
 
 def _broker(settings: Settings) -> list[Row]:
-    from shared.amqp import connect
+    from shared.messaging.amqp import connect
 
     connection = connect(settings.amqp_url, connect_timeout=TIMEOUT)
     try:
@@ -127,7 +127,7 @@ def _ingest(settings: Settings) -> list[Row]:
 def _supplier(settings: Settings) -> list[Row]:
     if not (settings.rewix_api_url and settings.rewix_api_key and settings.rewix_api_password):
         return [Row("supplier account", ATTENTION, "REWIX_API_URL / REWIX_API_KEY / REWIX_API_PASSWORD not set")]
-    from shared.rewix import RewixClient
+    from shared.clients.rewix import RewixClient
 
     client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"),
                          timeout=TIMEOUT)
@@ -145,7 +145,7 @@ def _supplier(settings: Settings) -> list[Row]:
 def _shop(settings: Settings) -> list[Row]:
     if not (settings.wc_url and settings.wc_consumer_key and settings.wc_consumer_secret):
         return [Row("shop", ATTENTION, "WC_URL / WC_CONSUMER_KEY / WC_CONSUMER_SECRET not set")]
-    from shared.shop import WooCommerceClient
+    from shared.clients.shop import WooCommerceClient
 
     client = WooCommerceClient(settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"),
                                timeout=TIMEOUT)
@@ -219,7 +219,7 @@ def describe_refused(refused: Refused, now: datetime) -> str:
 def sources_row(settings: Settings, learned: LearnedSite | None, refused: list[Refused], check: CheckRecord | None,
                 now: datetime) -> Row:
     """Signed deliveries refused because they came from another site than the shop's need a person
-    while the last is younger than a day (shared/site_records.py RECENT) and the configuration still
+    while the last is younger than a day (shared/shop_state/site_records.py RECENT) and the configuration still
     refuses them; otherwise the row says which sites are accepted."""
     accepted = accepted_by_settings(settings, learned)
     if refused:

@@ -6,7 +6,7 @@ the page's time. Each table's columns are turned once into one small function
 per column (its opening tag worked out ahead when the column has no CSS of its
 own), and a table without per-row actions gets all its rows from one call.
 Every value is escaped here as the templates escape (html.escape, quotes
-included), less what a page would obey rather than show (shared/text.py
+included), less what a page would obey rather than show (shared/orders/text.py
 `printable`: control characters, bidirectional overrides); only the tags are
 ours.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from shared.orders.text import printable
 from services.admin.columns import Column, Row, Table, no_css
-from shared.text import printable
 
 
 def _escape(text: str, quote: bool = True) -> str:

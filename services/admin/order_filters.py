@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.rewix import DISPATCHED
-from shared.vocabulary import LINE_STATES_BY_URGENCY, LINE_STATES_NEEDING_ATTENTION
+from shared.clients.rewix import DISPATCHED
+from shared.orders.vocabulary import LINE_STATES_BY_URGENCY, LINE_STATES_NEEDING_ATTENTION
 
 PER_PAGE = 50
 # The line states in the order views.most_urgent ranks them (most urgent first).

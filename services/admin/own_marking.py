@@ -1,8 +1,8 @@
 """What `rewix-sync products own` does, and what it tells the owner about the product they named.
 
-Marking writes the mark (shared/own_products.py) and, in the same
+Marking writes the mark (shared/products/own.py) and, in the same
 transaction, lets go at once of the open orders that waited only on lines
-the mark now covers (shared/waiting_orders.py), so `status` stops showing
+the mark now covers (shared/products/waiting.py), so `status` stops showing
 them without waiting for status_poller. A product the records have never
 seen is marked anyway (an owner marks a product before it ever sold) and the
 owner is told so; one the product map names is marked too, but the map
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from shared import own_products, waiting_orders
 from shared.db.models import ProductMapping, UnmatchedLine
-from shared.own_products import Mark
-from shared.product_map import LineRef
+from shared.products import own as own_products, waiting as waiting_orders
+from shared.products.mapping import LineRef
+from shared.products.own import Mark
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import ContextManager, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
-from shared.logging import get_logger
+from shared.observability.logging import get_logger
 
 log = get_logger("admin")
 

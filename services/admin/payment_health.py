@@ -1,6 +1,6 @@
 """`rewix-sync status`'s payments row: supplier orders waiting for the dropshipper's payment.
 
-Read from the store (shared/payment_waits.py), so it clears by itself once the
+Read from the store (shared/orders/payment_waits.py), so it clears by itself once the
 poller records the supplier's next status. One waiting longer than
 SUPPLIER_PAYMENT_ALERT_MINUTES needs a person: its customer waits for a parcel
 the supplier prepares only once it is paid. Those under the threshold are worth
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.admin.health_report import ATTENTION, OK, WARNING, Row, ago
 from shared.db import get_engine
-from shared.payment_waits import PaymentWait, alert_after_seconds, customers_waiting, overdue, utc_text, \
+from services.admin.health_report import ATTENTION, OK, WARNING, Row, ago
+from shared.orders.payment_waits import PaymentWait, alert_after_seconds, customers_waiting, overdue, utc_text, \
     waiting_for_payment
 from shared.settings import Settings
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 import time
 
+from shared.db import get_engine
+from shared.observability.logging import get_logger
+from shared.orders.payment_waits import alert_after_seconds
+from shared.settings import Settings
 from services.admin import payments
 from services.admin.clients import rewix_client, shop_client
-from shared.db import get_engine
-from shared.logging import get_logger
-from shared.payment_waits import alert_after_seconds
-from shared.settings import Settings
 
 log = get_logger("admin.payments")
 

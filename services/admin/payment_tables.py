@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.orders.payment_waits import utc_text
 from services.admin import columns
 from services.admin.columns import Column, Piece, Row, Table
 from services.admin.health_report import ago
 from services.admin.payments import Difference, PaymentReport, WaitingOrder
-from shared.payment_waits import utc_text
 
 UNKNOWN_AMOUNT = "amount unknown"
 READY = ("Ready to pay: the growing order holds exactly what the shop's open orders need, "

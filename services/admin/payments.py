@@ -4,15 +4,15 @@ A dropshipping order is created Booked and waits there until the dropshipper
 pays for it on the supplier's platform. The supplier plugin's documentation
 gives the check to make first: the products in the growing order must be
 exactly the products the shop's customers ordered. So the report lists the
-supplier orders waiting for payment (shared/payment_waits.py), each with its
+supplier orders waiting for payment (shared/orders/payment_waits.py), each with its
 shop order, customer, items (the order's sent lines, named from the catalog),
 amount (catalog unit prices before VAT, where the catalog gives them) and how
 long it has waited; then makes the check one verdict. Ready to pay when
 
 - the shop's open orders, the records and the growing order agree (the three-way
-  comparison of `rewix-sync reconcile`, services/admin/shop_reconcile.py, only
+  comparison of `rewix-sync reconcile`, services/admin/three_way.py, only
   its reading side; without the shop's keys, the records against the supplier,
-  services/admin/reconcile.py, as `reconcile` does);
+  services/admin/supplier_diff.py, as `reconcile` does);
 - every paid order is booked: no paid shop order waits to be sent, so none is
   missing from what is paid;
 - no order waiting for payment belongs to a shop order cancelled after sending.
@@ -29,11 +29,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from shared.clients.rewix import RewixClient, status_name
 from shared.db import get_engine
-from shared.payment_waits import PaymentWait, alert_after_seconds, waiting_for_payment
-from shared.rewix import RewixClient, status_name
+from shared.orders.payment_waits import PaymentWait, alert_after_seconds, waiting_for_payment
+from shared.orders.vocabulary import READY_TO_SEND, LineState
 from shared.settings import Settings
-from shared.vocabulary import READY_TO_SEND, LineState
 
 THREE_WAY = "the shop's open orders, the records and the supplier"
 TWO_WAY = "the records and the supplier"
@@ -214,7 +214,7 @@ def from_three_way(comparison: Any, numbers: dict[int, str]) -> list[Difference]
 
 
 def from_two_way(differences: Iterable[Any]) -> list[Difference]:
-    """The records against the supplier (services/admin/reconcile.py), the shop not compared."""
+    """The records against the supplier (services/admin/supplier_diff.py), the shop not compared."""
     out = []
     for d in differences:
         action = f"lock {d.delta} more at the supplier" if d.delta > 0 else f"release {-d.delta} at the supplier"
@@ -325,7 +325,7 @@ def build(settings: Settings, supplier: RewixClient, shop: Any | None = None,
     numbers = {o.wait.shop_order_id: o.wait.number for o in orders} | {u.order_id: u.number for u in unsent}
     notes = []
     if shop is not None:
-        from services.admin import shop_reconcile
+        from services.admin import three_way as shop_reconcile
 
         comparison = shop_reconcile.compare(database_url, shop, supplier, progress)
         sent = shop_reconcile.read_records(database_url).sent
@@ -335,7 +335,7 @@ def build(settings: Settings, supplier: RewixClient, shop: Any | None = None,
         found = combined(do_not_pay(orders), from_three_way(comparison, numbers), paid_not_booked(unsent, shop_paid))
         compared = THREE_WAY
     else:
-        from services.admin import reconcile as two_way
+        from services.admin import supplier_diff as two_way
 
         found = combined(do_not_pay(orders), from_two_way(two_way.compare(database_url, supplier)),
                          paid_not_booked(unsent))

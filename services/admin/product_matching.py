@@ -2,11 +2,11 @@
 
 `rewix-sync products match` reads every product and variation through the
 WooCommerce REST API and matches each SKU the way order lines are matched
-(shared/product_map.py): a model's barcode first, else its code when exactly
+(shared/products/mapping.py): a model's barcode first, else its code when exactly
 one model has it. A code that several models share (typically one per size)
 is ambiguous and maps nothing: such a product needs its variations' SKUs set to
 the models' barcodes, or rows written by hand. A product marked as the shop's
-own (`rewix-sync products own`, shared/own_products.py) is never matched by
+own (`rewix-sync products own`, shared/products/own.py) is never matched by
 its SKU. Pure but for `shop_items`, which pages through the shop.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.own_products import Mark
-from shared.product_map import best_candidates, sku_candidates
-from shared.shop import WooCommerceClient
+from shared.clients.shop import WooCommerceClient
+from shared.products.mapping import best_candidates, sku_candidates
+from shared.products.own import Mark
 
 
 @dataclass(frozen=True)

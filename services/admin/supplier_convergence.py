@@ -12,7 +12,7 @@ itself. To get models set it
    whichever convergence takes a model next sets it to what the records need,
    whatever stock_locks said of it;
 2. publishes a convergence request naming them on the order-lines queue
-   (shared/messages.py, ConvergeMessage), so a convergence comes even when no
+   (shared/messaging/messages.py, ConvergeMessage), so a convergence comes even when no
    order message would bring one;
 3. waits until every marked model's row is known again: only a convergence
    that took the model's lock after the mark can write it, and it read the
@@ -32,11 +32,11 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, text
 
-from shared import topology
-from shared.amqp import Publisher, consumer_count
 from shared.db import session_scope
-from shared.logging import get_logger
-from shared.messages import MAX_CONVERGE_STOCK_IDS, ConvergeMessage
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher, consumer_count
+from shared.messaging.messages import MAX_CONVERGE_STOCK_IDS, ConvergeMessage
+from shared.observability.logging import get_logger
 from shared.reservations import repository
 
 log = get_logger(__name__)

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.clients.rewix import status_name
+from shared.orders.sync_facts import read_facts
+from shared.orders.sync_status import supplier_order, sync_status
+from shared.orders.vocabulary import LINE_STATES_BY_URGENCY as _URGENCY
 from shared.reservations import repository
-from shared.rewix import status_name
-from shared.sync_facts import read_facts
-from shared.sync_status import supplier_order, sync_status
-from shared.vocabulary import LINE_STATES_BY_URGENCY as _URGENCY
 
 
 _RANK = {str(state): rank for rank, state in enumerate(_URGENCY)}
@@ -51,11 +51,6 @@ def admin_order_url(wc_url: str | None, order_id: int, storage: str = "posts") -
 def wc_id(product_id: int, variation_id: int) -> str:
     """The WooCommerce id an operator looks up: the variation when there is one."""
     return f"{variation_id} (product {product_id})" if variation_id else str(product_id)
-
-
-def needed_by_stock(session: Session) -> dict[int, int]:
-    """stock_id -> units the open orders need the supplier to hold (only ids needing some)."""
-    return repository.load(session).needed_by_stock()
 
 
 def reservations(session: Session, wc_url: str | None = None, storage: str = "posts") -> list[dict[str, Any]]:
@@ -136,7 +131,7 @@ def orders(session: Session, wc_url: str | None = None, storage: str = "posts",
     ids = list(order_ids) if order_ids is not None else list(lines_by_order)
     if not ids:
         return []
-    # What the shop's order meta says of each (shared/sync_status.py): the same facts, the same words.
+    # What the shop's order meta says of each (shared/orders/sync_status.py): the same facts, the same words.
     facts = read_facts(session, ids)
     rows = []
     for order in session.execute(_ORDERS, {"ids": ids}):

@@ -30,17 +30,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.process_collector import ProcessCollector
 from werkzeug.exceptions import HTTPException
 
+from shared.db import session_scope
+from shared.messaging.amqp import BrokerUnavailable
+from shared.observability.logging import get_logger
+from shared.products import unmatched as unmatched_lines
+from shared.reservations import repository
+from shared.settings import Settings
 from services.admin import columns, dead_letters, html_cells, order_filters, page_cache, views
-from services.admin.health_report import HealthPanel
 from services.admin import payment_tables
+from services.admin.health_report import HealthPanel
 from services.admin.payment_panel import PaymentPanel
 from services.admin.web_sessions import LoginThrottle, Sessions, derived, same
-from shared.amqp import BrokerUnavailable
-from shared import unmatched_lines
-from shared.reservations import repository
-from shared.db import session_scope
-from shared.logging import get_logger
-from shared.settings import Settings
 
 log = get_logger("admin.web")
 

@@ -1,9 +1,9 @@
 """`python -m services.ingest`: serve the webhook receiver on INGEST_HOST:INGEST_PORT until SIGTERM."""
 from __future__ import annotations
 
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 from shared.settings import ConfigurationError, load_settings, require
-from shared.shop_sites import configured_sites
+from shared.shop_state.sites import configured_sites
 
 from services.ingest import metrics_directory
 

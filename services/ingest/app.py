@@ -12,7 +12,7 @@ X-WC-Webhook-Source is not the shop's site (services/ingest/sources.py).
 A valid order event is answered 200 only once RabbitMQ has confirmed every
 message (OrderIntake.submit publishes with confirms). The server threads
 share one GroupedPublisher: the orders that arrive together go out in one
-write and are confirmed together (shared/grouped_publisher.py).
+write and are confirmed together (services/ingest/grouped_publisher.py).
 """
 from __future__ import annotations
 
@@ -28,18 +28,18 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from shared.amqp import BrokerUnavailable, Publisher
-from shared.grouped_publisher import GroupedPublisher
+from shared.clients.shop.signature import verify
 from shared.db import get_autocommit_engine
 from shared.db import ping as ping_database
-from shared.logging import bound_ids, get_logger
-from shared.order_events import InvalidOrder
-from shared.vocabulary import ORDER_TOPICS
-from shared.order_intake import LookupKeptChanging, OrderIntake
-from shared.product_lookup import ProductLookupCache
-from shared.shop.signature import verify
-from shared.shop_sites import NO_SOURCE, AcceptedSites, refusal
-from shared.site_records import LearnedSite, Refused, read_learned_site, record_refusals
+from shared.messaging.amqp import BrokerUnavailable, Publisher
+from shared.observability.logging import bound_ids, get_logger
+from shared.orders.events import InvalidOrder
+from shared.orders.intake import LookupKeptChanging, OrderIntake
+from shared.orders.vocabulary import ORDER_TOPICS
+from shared.products.lookup import ProductLookupCache
+from shared.shop_state.site_records import LearnedSite, Refused, read_learned_site, record_refusals
+from shared.shop_state.sites import NO_SOURCE, AcceptedSites, refusal
+from services.ingest.grouped_publisher import GroupedPublisher
 
 from services.ingest.metrics import IngestMetrics
 from services.ingest.sources import SiteCache, SourceRefusals
@@ -143,7 +143,7 @@ class IngestApp:
         self._local = threading.local()
         self._publisher = GroupedPublisher(amqp_url)
         self._ready: bool | None = None
-        # One cache of line resolutions for every thread (shared/product_lookup.py).
+        # One cache of line resolutions for every thread (shared/products/lookup.py).
         self._lookups = ProductLookupCache()
         self.sites = SiteCache(sites, self._read_learned_site)
         self.refusals = SourceRefusals(self._record_refusals)

@@ -5,7 +5,7 @@ per request: services/ingest/worker.py). The workers' metrics are added up
 through prometheus-client's multiprocess mode (services/ingest/metrics_directory.py),
 so the number of processes is a free choice (see WORKERS).
 The threads of a process share one RabbitMQ connection
-(shared/grouped_publisher.py) and a pool of PostgreSQL connections. SIGTERM stops accepting, lets
+(services/ingest/grouped_publisher.py) and a pool of PostgreSQL connections. SIGTERM stops accepting, lets
 the requests in hand finish (GRACEFUL_SECONDS at most) and exits 0.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from shared.logging import get_logger
+from shared.observability.logging import get_logger
 from shared.settings import Settings
 
 from services.ingest.worker import DeadlineThreadWorker
@@ -39,8 +39,8 @@ REQUEST_TIMEOUT_SECONDS = 30
 
 def create_app(settings: Settings) -> Any:
     # Imported here, in the worker: gunicorn's master stays small (no SQLAlchemy, pika, pydantic models).
+    from shared.shop_state.sites import configured_sites
     from services.ingest.app import IngestApp
-    from shared.shop_sites import configured_sites
 
     return IngestApp(
         secret=settings.secret("wc_webhook_secret"),

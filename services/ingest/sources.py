@@ -3,8 +3,8 @@
 A hosting "staging" copy of the shop keeps the webhooks and their secret: its
 deliveries are signed like the shop's and carry live order ids. Ingest
 refuses (403) a signed delivery whose X-WC-Webhook-Source is not one of the
-accepted sites (shared/shop_sites.py): the shop's home as the shop reports it
-(learned by status_poller, kept in the database: shared/site_records.py),
+accepted sites (shared/shop_state/sites.py): the shop's home as the shop reports it
+(learned by status_poller, kept in the database: shared/shop_state/site_records.py),
 WC_URL's site, WC_WEBHOOK_SOURCES.
 
 - `SiteCache`: ingest never asks the shop per delivery. It reads the learned
@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from shared.logging import get_logger
-from shared.shop_sites import AcceptedSites
-from shared.site_records import WHAT_TO_DO, LearnedSite, Refused, accepted_sites, source_name
+from shared.observability.logging import get_logger
+from shared.shop_state.site_records import WHAT_TO_DO, LearnedSite, Refused, accepted_sites, source_name
+from shared.shop_state.sites import AcceptedSites
 
 log = get_logger("ingest")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from gunicorn.workers import gthread
 
-from shared.logging import get_logger
+from shared.observability.logging import get_logger
 
 log = get_logger("ingest")
 

@@ -1,7 +1,7 @@
 """`python -m services.status_poller`: poll supplier statuses, apply them to the shop, catch up on the shop."""
 from __future__ import annotations
 
-from shared.logging import get_logger
+from shared.observability.logging import get_logger
 from shared.observability.worker import start_endpoints
 from shared.service import start, wait_for_dependencies
 from services.status_poller.service import REQUIRED, run

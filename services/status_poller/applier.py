@@ -25,16 +25,16 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared import retry
-from shared.consumer import Delivery
+from shared.clients.rewix import status_name
+from shared.clients.shop import WooCommerceClient
 from shared.db import get_engine
-from shared.errors import ExternalError
-from shared.logging import bound_ids, get_logger
-from shared.messages import StatusChangeMessage, UnparseableMessage, parse_status_change
+from shared.failures import retry
+from shared.failures.errors import ExternalError
+from shared.messaging.consumer import Delivery
+from shared.messaging.messages import StatusChangeMessage, UnparseableMessage, parse_status_change
 from shared.observability import metrics
-from shared.rewix import status_name
-from shared.shop import WooCommerceClient
-from shared.vocabulary import GIVEN_UP_STATUSES, ShopStatus
+from shared.observability.logging import bound_ids, get_logger
+from shared.orders.vocabulary import GIVEN_UP_STATUSES, ShopStatus
 from services.status_poller import store
 from services.status_poller.shop_updates import (
     ShopUpdate, TrackingItem, completion_needed, has_note, has_tracking, plan,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.messages import StatusChangeMessage
-from shared.rewix import SupplierOrderStatus, is_final, status_name
+from shared.clients.rewix import SupplierOrderStatus, is_final, status_name
+from shared.messaging.messages import StatusChangeMessage
 from services.status_poller.shop_updates import is_error
 from services.status_poller.store import POLL_ERROR_PREFIX, Lease, PollRecord
 

@@ -2,9 +2,9 @@
 
 status_poller already follows every supplier order's status; this small loop
 of its process looks, every so often, at those still Booked
-(shared/payment_waits.py). One waiting longer than SUPPLIER_PAYMENT_ALERT_MINUTES
+(shared/orders/payment_waits.py). One waiting longer than SUPPLIER_PAYMENT_ALERT_MINUTES
 is counted for the alert (shared/observability/metrics.py, `payment_waits`) and
-gets one private note on its shop order, asked for once (shared/order_notices.py
+gets one private note on its shop order, asked for once (shared/orders/notices.py
 `tell_once`) and written by the problem notes loop (problem_notes.py). Once the
 poller records that the supplier moved the order on (paid: Confirmed, Working
 on...), the next pass no longer counts it; the note stays, it said something true.
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from shared.amqp import backoff_delays
 from shared.db import get_engine
-from shared.logging import bound_ids, get_logger
+from shared.messaging.amqp import backoff_delays
 from shared.observability.health import HEALTH
+from shared.observability.logging import bound_ids, get_logger
 from shared.observability.metrics import payment_waits
-from shared.order_notices import tell_once
-from shared.payment_waits import (
+from shared.orders.notices import tell_once
+from shared.orders.payment_waits import (
     NOTICE_KIND, alert_after_seconds, customers_waiting, note_text, overdue, utc_text, waiting_for_payment,
 )
 

@@ -24,13 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from shared import account_pause, topology
-from shared.amqp import BrokerUnavailable, Publisher, backoff_delays
+from shared.clients.rewix import RewixClient, status_name
 from shared.db import get_engine
-from shared.logging import bound_ids, get_logger
+from shared.failures import account_pause
+from shared.messaging import topology
+from shared.messaging.amqp import BrokerUnavailable, Publisher, backoff_delays
 from shared.observability import metrics
 from shared.observability.health import HEALTH
-from shared.rewix import RewixClient, status_name
+from shared.observability.logging import bound_ids, get_logger
 from services.status_poller import store
 from services.status_poller.budget import RequestBudget, pace
 from services.status_poller.changes import Observation, change_of, record_for
@@ -125,7 +126,8 @@ class StatusPoller:
         log.info("status poller stopped")
 
     def _wait_until_accepted(self, stop: threading.Event) -> None:
-        """The supplier refuses the account: poll nothing until it accepts it again (shared/account_pause.py)."""
+        """The supplier refuses the account: poll nothing until it accepts it again
+        (shared/failures/account_pause.py)."""
         refused = self.asker.refused
         assert refused is not None
 

@@ -7,25 +7,25 @@ from __future__ import annotations
 import threading
 import time
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.consumer import BatchConsumer
-from shared.logging import get_logger
-from shared.order_intake import OrderIntake
-from shared.rewix import RewixClient
+from shared.clients.rewix import RewixClient
+from shared.clients.shop import WooCommerceClient
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer
+from shared.observability.logging import get_logger
+from shared.orders.intake import OrderIntake
 from shared.settings import Settings
-from shared.shop import WooCommerceClient
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
-from services.status_poller.catchup import ShopCatchUp
-from services.status_poller.mapping_pickup import MappingPickup
 from services.status_poller.payment_watch import PaymentWatch
 from services.status_poller.poller import StatusPoller
-from services.status_poller.problem_notes import ProblemNotes
-from services.status_poller.site_check import SiteCheck
-from services.status_poller.sync_meta import SHOP_TIMEOUT as META_SHOP_TIMEOUT, SyncMetaWriter
-from services.status_poller.verification import VerificationSweep
-from services.status_poller.webhook_watch import WebhookWatch
+from services.status_poller.shop_watch.catchup import ShopCatchUp
+from services.status_poller.shop_watch.mapping_pickup import MappingPickup
+from services.status_poller.shop_watch.problem_notes import ProblemNotes
+from services.status_poller.shop_watch.site_check import SiteCheck
+from services.status_poller.shop_watch.sync_meta import SHOP_TIMEOUT as META_SHOP_TIMEOUT, SyncMetaWriter
+from services.status_poller.shop_watch.verification import VerificationSweep
+from services.status_poller.shop_watch.webhook_watch import WebhookWatch
 
 log = get_logger("status_poller")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
-from shared.rewix import DISPATCHED, is_final, status_name
-from shared.vocabulary import GIVEN_UP_STATUSES, ShopStatus
+from shared.clients.rewix import DISPATCHED, is_final, status_name
+from shared.orders.vocabulary import GIVEN_UP_STATUSES, ShopStatus
 
 META_TRACKING_CODE = "rewix_tracking_code"
 META_TRACKING_URL = "rewix_tracking_url"

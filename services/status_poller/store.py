@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, text
 
-from shared.text import storable, stored_reason
+from shared.orders.text import storable, stored_reason
 
 # Errors the poller writes start with this, so a later good poll clears only its own.
 POLL_ERROR_PREFIX = "status poll: "

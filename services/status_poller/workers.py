@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from shared.errors import AccountRefused, PermanentError, TransientError
-from shared.logging import get_logger
-from shared.rewix import RewixClient
+from shared.clients.rewix import RewixClient
+from shared.failures.errors import AccountRefused, PermanentError, TransientError
+from shared.observability.logging import get_logger
 from services.status_poller.budget import RequestBudget
 from services.status_poller.changes import Observation
 from services.status_poller.store import Lease

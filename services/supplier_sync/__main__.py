@@ -1,16 +1,16 @@
 """`python -m services.supplier_sync`: consume order-line messages until SIGTERM."""
 from __future__ import annotations
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.order_intake import OrderIntake
-from shared.settings import Settings
-from shared.shop import WooCommerceClient
-from shared.consumer import BatchConsumer
-from shared.logging import get_logger
+from shared.clients.rewix import RewixClient
+from shared.clients.shop import WooCommerceClient
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer
+from shared.observability.logging import get_logger
 from shared.observability.worker import start_endpoints
-from shared.rewix import RewixClient
+from shared.orders.intake import OrderIntake
 from shared.service import run_until_stopped, start, wait_for_dependencies
+from shared.settings import Settings
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
 

@@ -4,7 +4,7 @@ WooCommerce signs a webhook's body, not its `X-WC-Webhook-Topic` header, so a
 captured signed body of order N resent as `order.deleted` would release N,
 and an old body resent as `order.restored` would lock a trashed order again.
 ingest therefore publishes such an event as one message to confirm
-(OrderLineMessage.confirm, shared/order_intake.py), and here the shop is
+(OrderLineMessage.confirm, shared/orders/intake.py), and here the shop is
 asked (GET /orders/N):
 
 - 404: the delete is confirmed; it is published as one.
@@ -22,14 +22,14 @@ nothing is ever released on an unconfirmed delete.
 """
 from __future__ import annotations
 
-from shared import retry
-from shared.errors import TransientError
-from shared.logging import bound_ids, get_logger
-from shared.messages import OrderLineMessage
-from shared.order_events import InvalidOrder
-from shared.order_intake import OrderIntake
-from shared.shop import WooCommerceClient
-from shared.vocabulary import ShopStatus
+from shared.clients.shop import WooCommerceClient
+from shared.failures import retry
+from shared.failures.errors import TransientError
+from shared.messaging.messages import OrderLineMessage
+from shared.observability.logging import bound_ids, get_logger
+from shared.orders.events import InvalidOrder
+from shared.orders.intake import OrderIntake
+from shared.orders.vocabulary import ShopStatus
 
 log = get_logger(__name__)
 

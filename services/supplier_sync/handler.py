@@ -11,7 +11,7 @@ for all the stock_ids whose totals changed (plus one after sending paid
 orders), however many lines it holds. A model the supplier refuses is
 isolated by splitting the call, so it fails alone; a transient failure sends
 the batch to the wait queues. A convergence request on the same queue
-(shared/messages.py, ConvergeMessage: `rewix-sync reconcile --apply` sends
+(shared/messaging/messages.py, ConvergeMessage: `rewix-sync reconcile --apply` sends
 it) adds its models to the batch's convergence: supplier_sync is the one
 writer of the growing order.
 """
@@ -25,18 +25,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import account_pause, order_notices, order_problems, retry, waiting_orders
-from shared.consumer import Delivery
+from shared.clients.rewix import GrowingOrder, RewixClient
 from shared.db import session_scope
 from shared.db.models import OrderLine
-from shared.errors import ExternalError
-from shared.logging import bound_ids, get_logger
+from shared.failures import account_pause, retry
+from shared.failures.errors import ExternalError
+from shared.messaging.consumer import Delivery
+from shared.messaging.messages import ConvergeMessage, OrderLineMessage, parse_order_line, parse_order_lines_message
+from shared.observability.logging import bound_ids, get_logger
 from shared.observability.metrics import UNITS_SHORT
-from shared.messages import ConvergeMessage, OrderLineMessage, parse_order_line, parse_order_lines_message
+from shared.orders import notices as order_notices, problems as order_problems
+from shared.orders.vocabulary import LineState
+from shared.products import waiting as waiting_orders
 from shared.reservations import repository
 from shared.reservations.model import LineKey
-from shared.rewix import GrowingOrder, RewixClient
-from shared.vocabulary import LineState
 from services.supplier_sync import keys, notices, plan, problems, recording, store
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer

@@ -6,7 +6,7 @@ attempt could send one order twice under two keys. The key is the order's
 `number` when it is first sent, or `order-{id}` when the number would not
 stay one path segment of the lookup URL, one XML text, one column value. A
 number longer than its column was cut for storage and ends with a mark
-(shared/order_events.py): it is not the shop's number any more and gets the
+(shared/orders/events.py): it is not the shop's number any more and gets the
 fallback, so no key is ever longer than KEY_LIMIT.
 """
 from __future__ import annotations

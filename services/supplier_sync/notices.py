@@ -1,4 +1,4 @@
-"""What supplier_sync tells the shop owner once on an order (shared/order_notices.py), in which words. No I/O.
+"""What supplier_sync tells the shop owner once on an order (shared/orders/notices.py), in which words. No I/O.
 
 A notice is not a problem: nothing waits for a person. The owner reads it as
 a private note on the shop order; the note is the owner's, so it may quote
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.rewix.fitting import Shortened
+from shared.clients.rewix.fitting import Shortened
 
 FITTED = "fitted"
 # A fitted text longer than this is told by its length only: the customer note, which the owner

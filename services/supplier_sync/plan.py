@@ -12,7 +12,7 @@ answers feed the next step of the plan:
     (the sent units leave what is needed: the sent models converge once more)
     message_outcome(message, convergence)                # what the consumer does with each message
 
-Per-item failures are the retry policy's outcomes (shared/retry.py decides
+Per-item failures are the retry policy's outcomes (shared/failures/retry.py decides
 which an exception is), kept per stock_id and per order in `Convergence`, so
 one model or one order failing never decides for the others.
 """
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared import retry
-from shared.messages import OrderLineMessage
+from shared.failures import retry
+from shared.messaging.messages import OrderLineMessage
+from shared.orders.vocabulary import READY_TO_SEND, REFUSED_ORDER_ERROR, LineState
 from shared.reservations.model import LineKey, Lock, Snapshot, allocate, releases
-from shared.vocabulary import READY_TO_SEND, REFUSED_ORDER_ERROR, LineState
 from services.supplier_sync.keys import choose_key
 
 # Line states to write: (order_id, line_id) -> (state, error).
@@ -85,9 +85,6 @@ class Convergence:
     lines: dict[LineKey, tuple[LineState, str | None]] = field(default_factory=dict)  # every line state written, last wins
     # order_id -> (stock_id, its failure): the order has a line in a model that failed with a 5xx.
     held_up: dict[int, tuple[int, retry.RetryLater]] = field(default_factory=dict)
-
-    def refused_stock(self) -> dict[int, retry.DeadLetter]:
-        return {s: a for s, a in self.stock.items() if isinstance(a, retry.DeadLetter)}
 
     def refused_orders(self) -> dict[int, retry.DeadLetter]:
         return {o: a for o, a in self.orders.items() if isinstance(a, retry.DeadLetter)}
@@ -231,7 +228,7 @@ def order_errors(order_ids: Iterable[int], convergence: Convergence) -> dict[int
 
 
 def models_outcome(stock_ids: Iterable[int], convergence: Convergence) -> retry.Outcome:
-    """What the consumer does with a convergence request (shared/messages.py, ConvergeMessage).
+    """What the consumer does with a convergence request (shared/messaging/messages.py, ConvergeMessage).
 
     Like a line's message: a model that failed with a 5xx sends it to wait on
     the schedule (first, so that model is set again; a refused one is then

@@ -7,8 +7,8 @@ the dead letters for another reason (dead_lettered). Each gets one private
 order note when it opens, however often it is retried, and one more when it
 clears (the line is reserved in full, the order sent); a line released (the
 order cancelled) clears without a note. supplier_sync opens and clears them
-(shared/order_problems.py stores them); status_poller writes the notes
-(services/status_poller/problem_notes.py).
+(shared/orders/problems.py stores them); status_poller writes the notes
+(services/status_poller/shop_watch/problem_notes.py).
 
 Notes are the owner's: product names and quantities are fine, but supplier
 texts pass through `stored_reason` (masked: no e-mail, phone or credential).
@@ -19,8 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.text import stored_reason
-from shared.vocabulary import REFUSED_ORDER_ERROR, LineState
+from shared.orders.text import stored_reason
+from shared.orders.vocabulary import REFUSED_ORDER_ERROR, LineState
 
 SHORT = "short"
 REFUSED_MODEL = "refused_model"

@@ -5,7 +5,7 @@ the database refuses (an order number longer than its column, a quantity out
 of range) would fail every message batched with it. A refused batch is split
 in two and each half recorded in its own transaction, until the culprit is
 alone: only it is dead-lettered, with the database's reason
-(shared/retry.py, database_refusal); the others are recorded as if it had
+(shared/failures/retry.py, database_refusal); the others are recorded as if it had
 never been there. A failure that is not about the data (the connection, a
 deadlock) is raised as it is: the whole batch is retried.
 
@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from shared import retry
 from shared.db import session_scope
-from shared.logging import get_logger
-from shared.messages import OrderLineMessage
+from shared.failures import retry
+from shared.messaging.messages import OrderLineMessage
+from shared.observability.logging import get_logger
 from services.supplier_sync import store
 
 log = get_logger(__name__)

@@ -15,18 +15,18 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.errors import AmbiguousLookup, TransientError
-from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient, SupplierOrderStatus
-from shared.rewix.fitting import FittedRecipient, fit_recipient
-from shared.logging import get_logger
+from shared.clients.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient, SupplierOrderStatus
+from shared.clients.rewix.fitting import FittedRecipient, fit_recipient
+from shared.failures.errors import AmbiguousLookup, TransientError
+from shared.observability.logging import get_logger
 from shared.observability.metrics import SUPPLIER_ORDERS_SENT
 
 log = get_logger(__name__)
 
 
 def recipient_for_supplier(recipient: dict[str, Any] | None, note: str) -> FittedRecipient:
-    """The recorded recipient (shared.messages.ShopRecipient) and note in the supplier's fields,
-    fitted to what the supplier takes (shared/rewix/fitting.py), with what was shortened."""
+    """The recorded recipient (shared.messaging.messages.ShopRecipient) and note in the supplier's fields,
+    fitted to what the supplier takes (shared/clients/rewix/fitting.py), with what was shortened."""
     r = recipient or {}
     return fit_recipient(Recipient(
         name=r.get("name") or r.get("company") or "",

@@ -15,11 +15,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared import retry
 from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierKey, SupplierOrder
-from shared.messages import OrderLineMessage
-from shared.text import storable, storable_json, stored_reason
-from shared.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
+from shared.failures import retry
+from shared.messaging.messages import OrderLineMessage
+from shared.orders.text import storable, storable_json, stored_reason
+from shared.orders.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
 from services.supplier_sync.lifecycle import RecordedLine, StoredState, contradicts, supersedes
 from services.supplier_sync.plan import PaidLine, PaidOrder
 
@@ -245,7 +245,7 @@ def paid_orders(session: Session, order_ids: Iterable[int]) -> list[PaidOrder]:
         select(ShopOrder)
         .outerjoin(SupplierOrder, SupplierOrder.shop_order_id == ShopOrder.id)
         .where(ShopOrder.id.in_(ids), ShopOrder.status == str(READY_TO_SEND), ~ShopOrder.deleted, SupplierOrder.id.is_(None))
-        # A hold (shared/send_holds.py) keeps a paid order locked but unsent until the owner lifts it.
+        # A hold (shared/orders/send_holds.py) keeps a paid order locked but unsent until the owner lifts it.
         .where(~select(SendHold.order_id).where(SendHold.order_id == ShopOrder.id).exists())
         .order_by(ShopOrder.id)
     ).all()

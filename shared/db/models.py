@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.vocabulary import LineState
+from shared.orders.vocabulary import LineState
 
 
 class Base(DeclarativeBase):
@@ -73,7 +73,7 @@ class OwnProduct(Base):
     """A shop product the owner marked as the shop's own (`rewix-sync products own`): never the supplier's.
 
     A product with every variation (`variation_id` None), one variation of it,
-    or a SKU (shared/own_products.py). An explicit product map entry still
+    or a SKU (shared/products/own.py). An explicit product map entry still
     wins over it; a SKU match to the catalog does not.
     """
 
@@ -97,9 +97,9 @@ class WaitingOrder(Base):
     """An open shop order with lines that matched nothing: it waits for a product map (or the owner's mark).
 
     ingest writes and forgets the row in the statement it runs for every order
-    event (shared/order_intake.py); status_poller's pickup loop sends the order
+    event (shared/orders/intake.py); status_poller's pickup loop sends the order
     down the normal path once a mapping makes one of its `lines` match
-    (services/status_poller/mapping_pickup.py); `rewix-sync status` shows them.
+    (services/status_poller/shop_watch/mapping_pickup.py); `rewix-sync status` shows them.
     """
 
     __tablename__ = "waiting_orders"
@@ -107,7 +107,7 @@ class WaitingOrder(Base):
     number: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
     status: Mapped[str] = mapped_column(String(50), nullable=False)
     date_modified_gmt: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    # The lines that matched nothing, [[product_id, variation_id, sku], ...] (shared/waiting_orders.py).
+    # The lines that matched nothing, [[product_id, variation_id, sku], ...] (shared/products/waiting.py).
     lines: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
     # The product lookup version the lines were resolved at: a newer one may make them match.
     lookup_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -121,7 +121,7 @@ class MappingPickup(Base):
 
     Written by the pickup loop before it submits the order; supplier_sync
     takes it when the dropshipping order is recorded and asks for the order
-    notice "sent once its product was mapped" (shared/waiting_orders.py).
+    notice "sent once its product was mapped" (shared/products/waiting.py).
     """
 
     __tablename__ = "mapping_pickups"
@@ -150,7 +150,7 @@ class OrderVersion(Base):
     left the order without supplier lines still wins when older events arrive
     after it. An order that never had a supplier line costs the supplier
     nothing; one that had one is released when it loses the last. Both are
-    read and written by one upsert of this row (shared/order_intake.py), so two
+    read and written by one upsert of this row (shared/orders/intake.py), so two
     deliveries of one order at the same instant see each other.
     """
 
@@ -360,7 +360,7 @@ class OrderNotice(Base):
     Once per (order, kind), however often it is asked for: a field fitted to
     the supplier's limits, an order sent once its product was mapped, a wait
     for payment. Written by whoever notices; status_poller writes the note
-    (services/status_poller/problem_notes.py) and sets `sent_at`.
+    (services/status_poller/shop_watch/problem_notes.py) and sets `sent_at`.
     """
 
     __tablename__ = "order_notices"
@@ -395,7 +395,7 @@ class OrderProblem(Base):
     """A problem the shop owner is told of in a private order note, once, and once more when it clears.
 
     supplier_sync opens and clears problems; status_poller sends the notes
-    (services/status_poller/problem_notes.py). `line_id` 0 is the order itself.
+    (services/status_poller/shop_watch/problem_notes.py). `line_id` 0 is the order itself.
     """
 
     __tablename__ = "order_problems"
@@ -423,7 +423,7 @@ class RefusedSource(Base):
     missing): a staging copy of the shop that kept the webhooks and their
     secret, or a second address of the shop missing from WC_WEBHOOK_SOURCES.
     Each ingest process adds what it refused at most once a minute per source
-    (shared/site_records.py); `rewix-sync status` names the recent ones.
+    (shared/shop_state/site_records.py); `rewix-sync status` names the recent ones.
     """
 
     __tablename__ = "refused_sources"
@@ -436,8 +436,8 @@ class RefusedSource(Base):
 class ShopOrderMeta(Base):
     """The sync status last written on a shop order's meta, so each value is written once.
 
-    status_poller's meta loop (services/status_poller/sync_meta.py) writes
-    `rewix_sync_status` and `rewix_supplier_order` (shared/sync_status.py)
+    status_poller's meta loop (services/status_poller/shop_watch/sync_meta.py) writes
+    `rewix_sync_status` and `rewix_supplier_order` (shared/orders/sync_status.py)
     when they differ from what this row says was written.
     """
 

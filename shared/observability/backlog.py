@@ -6,7 +6,7 @@ serving them report the same values and the alert rules take `max`:
   messages still in the `.dead` queues (not drained into the table yet);
 - lines the supplier could not lock in full, and how long the oldest has been so;
 - paid orders whose supplier order has not been created yet (those held by
-  `backfill` for the owner to decide are counted apart: shared/send_holds.py);
+  `backfill` for the owner to decide are counted apart: shared/orders/send_holds.py);
 - poll lag: how far past its due time the most overdue open supplier order is.
 
 `rewix-sync status` shows the same numbers (`read_backlog`).
@@ -22,10 +22,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from shared import topology
 from shared.db import get_engine
-from shared.logging import get_logger
-from shared.vocabulary import READY_TO_SEND, LineState
+from shared.messaging import topology
+from shared.observability.logging import get_logger
+from shared.orders.vocabulary import READY_TO_SEND, LineState
 
 log = get_logger(__name__)
 
@@ -94,7 +94,7 @@ def read_backlog(database_url: str, amqp_url: str | None = None) -> Backlog:
 
 def _dead_queue_depths(amqp_url: str) -> dict[str, int] | None:
     # Imported here: reading the store alone must not need pika's connection machinery.
-    from shared.amqp import connect
+    from shared.messaging.amqp import connect
 
     try:
         connection = connect(amqp_url, connect_timeout=2.0)

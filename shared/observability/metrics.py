@@ -8,9 +8,9 @@ prometheus-client: `rewix_messages_handled` is scraped as
 (reason classes, endpoint templates, HTTP statuses), never from ids.
 
 Who sets what:
-- shared/consumer.py: messages handled / retried / dead-lettered;
-- shared/rewix/client.py: supplier calls, latency, the account refused or not;
-- shared/shop/client.py: shop calls and their latency;
+- shared/messaging/consumer.py: messages handled / retried / dead-lettered;
+- shared/clients/rewix/client.py: supplier calls, latency, the account refused or not;
+- shared/clients/shop/client.py: shop calls and their latency;
 - supplier_sync: units short, supplier orders sent;
 - status_poller: polls, status changes applied and their lag, the shop checks
   (catch-up, verification, webhook check, site check) through `SHOP_CHECKS`, webhooks
@@ -27,10 +27,10 @@ from datetime import datetime, timezone
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
-from shared import retry
-from shared.errors import refuses_credentials
+from shared.failures import retry
+from shared.failures.errors import refuses_credentials
 from shared.observability.health import HEALTH
-from shared.vocabulary import ORDER_TOPICS
+from shared.orders.vocabulary import ORDER_TOPICS
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -40,7 +40,7 @@ SUPPLIER_ACCOUNT = "supplier account"
 
 _CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-# --- messages (shared/consumer.py) ---------------------------------------------------
+# --- messages (shared/messaging/consumer.py) ---------------------------------------------------
 
 MESSAGES_HANDLED = Counter(
     "rewix_messages_handled",
@@ -113,7 +113,7 @@ def record_outcome(queue: str, outcome: retry.Outcome, *, dead: bool = False) ->
         MESSAGES_RETRIED.labels(queue=queue, reason=reason_class(outcome)).inc()
 
 
-# --- the supplier (shared/rewix/client.py) ------------------------------------------------
+# --- the supplier (shared/clients/rewix/client.py) ------------------------------------------------
 
 SUPPLIER_CALLS = Counter(
     "rewix_supplier_calls",
@@ -168,7 +168,7 @@ def record_supplier_call(endpoint: str, status: int | str, seconds: float) -> No
         HEALTH.clear_problem(SUPPLIER_ACCOUNT)
 
 
-# --- the shop (shared/shop/client.py) -------------------------------------------------------
+# --- the shop (shared/clients/shop/client.py) -------------------------------------------------------
 
 SHOP_CALLS = Counter(
     "rewix_shop_calls",
@@ -301,7 +301,7 @@ class ShopCheck:
 
 SHOP_CHECKS = {name: ShopCheck(name) for name in (CATCHUP, VERIFICATION, WEBHOOK_CHECK, SITE_CHECK)}
 
-# --- the sync status in the shop's order meta (services/status_poller/sync_meta.py) -------------
+# --- the sync status in the shop's order meta (services/status_poller/shop_watch/sync_meta.py) -------------
 
 SHOP_META_OUTCOMES = ("written", "retry", "refused", "gone")
 SHOP_META_WRITES = Counter(

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from shared.logging import get_logger
 from shared.observability.health import HEALTH, Health
+from shared.observability.logging import get_logger
 from shared.observability.metrics import REGISTRY
 
 log = get_logger(__name__)

@@ -6,9 +6,9 @@ answers at once and /readyz says what it is waiting for.
 from __future__ import annotations
 
 from shared.db import ping as ping_database
-from shared.logging import get_logger
 from shared.observability.backlog import BacklogCollector
 from shared.observability.health import HEALTH, CachedCheck
+from shared.observability.logging import get_logger
 from shared.observability.metrics import REGISTRY
 from shared.observability.server import EndpointServer, serve
 from shared.settings import Settings

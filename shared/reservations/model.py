@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.vocabulary import HOLDING_STATUSES, READY_TO_SEND, LineState, ShopStatus
+from shared.orders.vocabulary import HOLDING_STATUSES, READY_TO_SEND, LineState, ShopStatus
 
 LineKey = tuple[int, int]  # (order_id, line_id)
 

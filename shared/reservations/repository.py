@@ -15,9 +15,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db.models import StockLock
-from shared.text import stored_reason
+from shared.orders.text import stored_reason
+from shared.orders.vocabulary import HOLDING_STATUSES, SETTLED_LINE_STATES
 from shared.reservations.model import HeldLine, LineKey, Lock, Snapshot, TrackedLine
-from shared.vocabulary import HOLDING_STATUSES, SETTLED_LINE_STATES
 
 # The one definition of a held line (see model.py). NOT EXISTS rather than a LEFT JOIN
 # and IS NULL: PostgreSQL then probes supplier_orders' unique key for each open order

@@ -1,6 +1,6 @@
 """Strict reading and writing of the supplier's XML, as the simulator enforces it.
 
-Written independently of shared.rewix.xml on purpose: the simulator checks the
+Written independently of shared.clients.rewix.xml on purpose: the simulator checks the
 client against the protocol description, not against the client's own guesses.
 Every rejection raises BadRequest with the plain-text reason the server sends.
 """

@@ -71,21 +71,10 @@ class ShopControl:
     def deliveries(self) -> list[dict[str, Any]]:
         return self._call("GET", "/deliveries")
 
-    def webhook_status(self) -> dict[str, Any]:
-        return self._call("GET", "/webhooks")
-
     def set_webhooks(self, *, enabled: bool | None = None, url: str | None = None,
                      secret: str | None = None) -> dict[str, Any]:
         body = {k: v for k, v in {"enabled": enabled, "url": url, "secret": secret}.items() if v is not None}
         return self._call("POST", "/webhooks", body)
-
-    def all_webhooks(self) -> list[dict[str, Any]]:
-        """Every webhook as the shop keeps it, secret and failure count included."""
-        return self._call("GET", "/webhooks/all")
-
-    def edit_webhook(self, webhook_id: int, **fields: Any) -> dict[str, Any]:
-        """A hand edit in WP admin: status, delivery_url, secret, failure_count."""
-        return self._call("POST", f"/webhooks/{webhook_id}", fields)
 
     def ping(self) -> dict[str, Any]:
         return self._call("POST", "/webhooks/ping")
@@ -99,20 +88,9 @@ class ShopControl:
                 if v is not None}
         self._call("POST", "/faults", body)
 
-    def batch_limit(self, limit: int) -> int:
-        """What a plugin's `woocommerce_rest_batch_items_limit` filter does: the most items a batch takes."""
-        return int(self._call("POST", "/batch-limit", {"limit": limit})["limit"])
-
     def add_products(self, products: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Products for GET /products: {"name", "sku"?, "variations"?: [{"sku", "size"?}]} each."""
         return self._call("POST", "/products", {"products": products})
-
-    def shipment_tracking_plugin(self, enabled: bool) -> bool:
-        """Install (True) or remove (False) the Shipment Tracking plugin's REST routes."""
-        return bool(self._call("POST", "/shipment-tracking", {"enabled": enabled})["enabled"])
-
-    def shipment_trackings(self, order_id: int) -> list[dict[str, Any]]:
-        return self._call("GET", f"/orders/{order_id}/shipment-trackings")
 
     def clear_faults(self) -> None:
         self._call("POST", "/faults/clear")

@@ -249,7 +249,6 @@ class ControlApi:
             ("GET", re.compile(r"/webhooks/all"), lambda m, q, b: Reply(200, webhooks.inside())),
             ("POST", re.compile(r"/webhooks/(\d+)"), self._edit_webhook),
             ("POST", re.compile(r"/faults"), self._set_faults),
-            ("POST", re.compile(r"/batch-limit"), self._set_batch_limit),
             ("POST", re.compile(r"/faults/clear"), self._clear_faults),
             ("POST", re.compile(r"/reset"), self._reset),
             ("GET", re.compile(r"/wait-deliveries"), self._wait_deliveries),
@@ -300,11 +299,6 @@ class ControlApi:
     def _set_faults(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         self.state.set_faults(object_body(body))
         return Reply(200, {"ok": True})
-
-    def _set_batch_limit(self, match: re.Match[str], query: Query, body: Any) -> Reply:
-        """What a plugin's `woocommerce_rest_batch_items_limit` filter does: {"limit": n}."""
-        self.state.batch_limit = int(object_body(body).get("limit", 100))
-        return Reply(200, {"limit": self.state.batch_limit})
 
     def _clear_faults(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         self.state.clear_faults()

@@ -46,7 +46,7 @@ from typing import Any
 
 import requests
 
-from shared.shop.signature import sign
+from shared.clients.shop.signature import sign
 from simulators.shop.orders import WC_VERSION, WP_VERSION, utc_now, wc_dates
 from simulators.shop.php_json import wp_json_encode
 

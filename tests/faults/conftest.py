@@ -26,12 +26,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from shared import topology
+from shared.clients.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient
+from shared.clients.shop.signature import sign
 from shared.db import normalise_url, session_scope
-from shared.messages import OrderLineMessage, parse_order_line
-from shared.product_map import import_product_map
-from shared.rewix import BOOKED, DropshippingOrder, Recipient, RewixClient
-from shared.shop.signature import sign
+from shared.messaging import topology
+from shared.messaging.messages import OrderLineMessage, parse_order_line
+from shared.products.mapping import import_product_map
 from services.status_poller.shop_updates import plan
 from devstack.processes import Service
 from devstack.stack import service_env

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from shared import topology
-from shared.rewix import BOOKED, CONFIRMED, DISPATCHED
+from shared.clients.rewix import BOOKED, CONFIRMED, DISPATCHED
+from shared.messaging import topology
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, figures, queue_depths, wait_until, work_queues
 
 SHARED = list(STOCK_OF_PRODUCT)[:4]

@@ -7,10 +7,11 @@ from collections import Counter
 
 import pytest
 
-from shared import retry, topology
-from shared.amqp import Publisher
-from shared.messages import OrderLineMessage, parse_order_line
-from shared.rewix import BOOKED, CONFIRMED, DISPATCHED, READY, WORKING_ON
+from shared.clients.rewix import BOOKED, CONFIRMED, DISPATCHED, READY, WORKING_ON
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.messages import OrderLineMessage, parse_order_line
 from tests.conftest import drain
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, figures, queue_depths, wait_until, work_queues
 from tests.integration.sync_harness import order_messages

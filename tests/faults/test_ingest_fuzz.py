@@ -14,8 +14,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import topology
-from shared.vocabulary import ORDER_TOPICS
+from shared.messaging import topology
+from shared.orders.vocabulary import ORDER_TOPICS
 from simulators.shop.orders import make_order
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, figures, queue_depth, shop_line, signed_headers
 

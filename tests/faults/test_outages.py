@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from shared.rewix import BOOKED
+from shared.clients.rewix import BOOKED
 from tests.faults.conftest import (
     ShopBurst, World, figures, postgres_outage, rabbitmq_outage, unpersisted_deliveries, wait_until,
 )

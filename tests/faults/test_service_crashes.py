@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.messages import OrderLineMessage
-from shared.rewix import BOOKED, CONFIRMED, DISPATCHED, READY, WORKING_ON
+from shared.clients.rewix import BOOKED, CONFIRMED, DISPATCHED, READY, WORKING_ON
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.messages import OrderLineMessage
 from simulators.shop.php_json import wp_json_encode
 from tests.faults.conftest import (
     ROOT, STOCK_OF_PRODUCT, World, figures, gmt, queue_depths, signed_headers, wait_until, work_queues,

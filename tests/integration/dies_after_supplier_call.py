@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-from shared.consumer import Delivery
-from shared.rewix import RewixClient
+from shared.clients.rewix import RewixClient
+from shared.messaging.consumer import Delivery
 from services.supplier_sync.handler import OrderLineHandler
 
 DIED = 9

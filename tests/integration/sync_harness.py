@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, text
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.consumer import BatchConsumer
+from shared.clients.rewix import RewixClient
+from shared.clients.shop import WooCommerceClient
 from shared.db import normalise_url
-from shared.messages import OrderLineMessage, ShopRecipient, SupplierLine
-from shared.order_intake import OrderIntake
-from shared.rewix import RewixClient
-from shared.shop import WooCommerceClient
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer
+from shared.messaging.messages import OrderLineMessage, ShopRecipient, SupplierLine
+from shared.orders.intake import OrderIntake
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
 from simulators.rewix import start_in_thread

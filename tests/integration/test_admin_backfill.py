@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 import pytest
 from click.testing import CliRunner
 
-from services.admin.cli import main
-from shared import topology
 from shared.db import session_scope
 from shared.db.models import ProductMapping
+from shared.messaging import topology
+from services.admin.cli import main
 from simulators.shop import start_in_thread
 from tests.conftest import drain
 from tests.integration.test_admin_views import cli_env, run

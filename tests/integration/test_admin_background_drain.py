@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
+from shared.messaging import topology
 from services.admin import dead_letters
-from shared import topology
 from tests.conftest import queue_depth
 from tests.integration.test_admin_dlq import count_rows, dead_letter, order_line
 from tests.support import wait_until

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, text
 from devstack import demo
 from devstack.stack import DevStack
 from devstack.waiting import wait_until
-from services.admin.cli import main
 from shared.db import normalise_url
+from services.admin.cli import main
 from tests.conftest import RUN_ID
 
 ROOT = Path(__file__).resolve().parents[2]

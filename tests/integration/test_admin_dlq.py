@@ -9,13 +9,14 @@ import pika
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from services.admin import dead_letters
-from services.admin.cli import main
-from shared import retry, topology
-from shared.amqp import message_properties
 from shared.db import session_scope
 from shared.db.models import DeadLetterRecord
-from shared.messages import OrderLineMessage, StatusChangeMessage, SupplierLine
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.amqp import message_properties
+from shared.messaging.messages import OrderLineMessage, StatusChangeMessage, SupplierLine
+from services.admin import dead_letters
+from services.admin.cli import main
 from tests.conftest import drain, queue_depth
 from tests.integration.test_admin_views import cli_env, run
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, create_engine, text
 
-from services.admin.order_filters import OrderFilter
 from shared.db import normalise_url
+from shared.orders.vocabulary import HOLDING_STATUSES
 from shared.reservations import repository
-from shared.vocabulary import HOLDING_STATUSES
+from services.admin.order_filters import OrderFilter
 
 
 def plan(db: str, sql: str, params: dict, *binds) -> str:

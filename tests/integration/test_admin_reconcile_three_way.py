@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
+from shared.clients.rewix import RewixClient
+from shared.db import normalise_url
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher, consumer_count
+from shared.messaging.consumer import BatchConsumer
+from shared.orders.intake import OrderIntake
 from services.admin.cli import main
 from services.supplier_sync.handler import OrderLineHandler
-from shared import topology
-from shared.amqp import Publisher, consumer_count
-from shared.consumer import BatchConsumer
-from shared.db import normalise_url
-from shared.order_intake import OrderIntake
-from shared.rewix import RewixClient
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop

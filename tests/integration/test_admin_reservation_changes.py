@@ -5,9 +5,9 @@ import time
 
 from sqlalchemy import text
 
-from services.admin import page_cache, views
 from shared.db import session_scope
 from shared.reservations import repository
+from services.admin import page_cache, views
 from tests.integration.test_admin_views import add_order
 from tests.support import wait_until
 

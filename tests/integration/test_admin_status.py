@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from services.admin.cli import main
 from shared.db import normalise_url, session_scope
 from shared.db.models import DeadLetterRecord, OrderLine, ShopOrder
 from shared.settings import Settings
+from services.admin.cli import main
 from simulators.rewix import SimulatorControl
 from simulators.rewix.server import start_in_thread as start_rewix
 from simulators.shop.server import start_in_thread as start_shop
@@ -92,7 +92,7 @@ def test_status_is_quiet_while_all_is_well_and_points_at_what_needs_a_person(sys
     with engine.begin() as connection:
         connection.execute(text("UPDATE order_lines SET updated_at = :old"), {"old": old})
         connection.execute(text("UPDATE shop_orders SET updated_at = :old"), {"old": old})
-        # An open order whose only line matched nothing, as ingest remembers it (shared/waiting_orders.py).
+        # An open order whose only line matched nothing, as ingest remembers it (shared/products/waiting.py).
         connection.execute(text("INSERT INTO waiting_orders (order_id, number, status, date_modified_gmt, lines,"
                                 " lookup_version, since) VALUES (503, '503', 'pending', :old, '[[9100, 0, \"MUG\"]]',"
                                 " 1, :old)"), {"old": old})

@@ -14,13 +14,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
-from services.admin.cli import main
-from services.supplier_sync.handler import OrderLineHandler
-from shared import topology
-from shared.consumer import BatchConsumer
+from shared.clients.rewix import RewixClient
 from shared.db import normalise_url, session_scope
 from shared.db.models import CatalogModel, StockLock, SyncState
-from shared.rewix import RewixClient
+from shared.messaging import topology
+from shared.messaging.consumer import BatchConsumer
+from services.admin.cli import main
+from services.supplier_sync.handler import OrderLineHandler
 from simulators.rewix import start_in_thread
 from simulators.rewix.control import SimulatorControl
 from tests.conftest import TEST_RETRY_DELAYS, queue_depth
@@ -66,7 +66,7 @@ def sync(db: str, broker: str, supplier) -> Iterator[str]:
 
 
 def consumers(broker: str) -> int:
-    from shared.amqp import consumer_count
+    from shared.messaging.amqp import consumer_count
 
     return consumer_count(broker, topology.ORDER_LINES.name)
 

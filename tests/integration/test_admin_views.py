@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 from click.testing import CliRunner, Result
 
-from services.admin.cli import main
 from shared.db import session_scope
 from shared.db.models import OrderLine, ShopOrder, StockLock, SupplierOrder
+from services.admin.cli import main
 from tests.conftest import TEST_RETRY_DELAYS
 
 WC_URL = "https://shop.example.com"
@@ -123,7 +123,7 @@ def test_orders_json_and_table(db: str) -> None:
     assert rows[1002]["supplier_status_name"] is None
     assert rows[1004]["cancelled_in_shop"] is True
     assert rows[1006]["last_error"] == "supplier has 0 of 1 units of 100005"
-    # What each order's rewix_sync_status meta says in the shop (shared/sync_status.py), word for word.
+    # What each order's rewix_sync_status meta says in the shop (shared/orders/sync_status.py), word for word.
     assert {order_id: row["rewix_sync_status"] for order_id, row in rows.items()} == {
         1001: "reserved", 1002: "pending", 1003: "sent: Dispatched",
         1004: "problem: cancelled in the shop after it was sent; the supplier's order is Booked",

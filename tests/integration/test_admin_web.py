@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared import topology
 from shared.db import session_scope
+from shared.messaging import topology
 from tests.conftest import drain, queue_depth
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import WC_URL, add_order, cli_env

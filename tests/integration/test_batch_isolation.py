@@ -12,8 +12,9 @@ import urllib.parse
 
 import pytest
 
-from shared import retry, topology
-from shared.messages import OrderLineMessage
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.messages import OrderLineMessage
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
 from tests.integration.sync_harness import SyncHarness, order_messages
 from tests.support import TcpProxy

@@ -1,14 +1,14 @@
 """What an order puts on RabbitMQ grows linearly with its lines, over real HTTP and RabbitMQ.
 
 The recipient, the customer note and the line ids travel once per order
-event, on its head message (shared/messages.py); the other messages carry
+event, on its head message (shared/messaging/messages.py); the other messages carry
 their own line and the event's identity only.
 """
 from __future__ import annotations
 
 from tests.conftest import drain
 from tests.integration.test_ingest_http import LINES, VARIATION, Ingest, catalog, ingest  # noqa: F401
-from shared.messages import parse_order_line
+from shared.messaging.messages import parse_order_line
 from simulators.shop.orders import make_order
 
 NOTE = "Bitte beim Nachbarn klingeln, Hinterhaus, 3. Stock — ring twice. " * 40  # cut at 2,000 characters

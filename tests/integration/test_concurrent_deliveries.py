@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from shared.db import session_scope
-from shared.product_map import import_product_map
+from shared.products.mapping import import_product_map
 from simulators.shop.orders import make_order, set_status, stamp_modified
 from simulators.shop.php_json import wp_json_encode
 from tests.integration.sync_harness import SyncHarness

@@ -14,9 +14,10 @@ import pika
 import pytest
 from pika.exceptions import AMQPChannelError
 
-from shared import retry, topology
-from shared.amqp import Publisher
-from shared.consumer import BatchConsumer, Delivery, _raise_if_not_served
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer, Delivery, _raise_if_not_served
 from tests.conftest import TEST_RETRY_DELAYS
 from tests.support import wait_until
 

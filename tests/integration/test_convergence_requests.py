@@ -1,4 +1,4 @@
-"""Convergence requests on the order-lines queue (shared/messages.py, ConvergeMessage): supplier_sync
+"""Convergence requests on the order-lines queue (shared/messaging/messages.py, ConvergeMessage): supplier_sync
 sets the models they name, batched with order lines, and retries and dead-letters them as it does
 order lines. Real RabbitMQ and PostgreSQL, supplier_sync's consumer on a thread, the supplier simulator."""
 from __future__ import annotations
@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from services.admin import supplier_convergence
-from shared import retry, topology
-from shared.amqp import Publisher
-from shared.messages import ConvergeMessage
+from shared.clients.rewix import RewixClient
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.messages import ConvergeMessage
 from shared.reservations.repository import UNKNOWN_NEEDED
-from shared.rewix import RewixClient
+from services.admin import supplier_convergence
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, order_messages
 

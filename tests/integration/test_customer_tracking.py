@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import PermanentError
-from shared import topology
-from shared.amqp import Publisher
-from shared.rewix import DISPATCHED, READY
+from shared.clients.rewix import DISPATCHED, READY
+from shared.failures.errors import PermanentError
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
 from services.status_poller.applier import StatusChangeApplier
 from tests.conftest import queue_depth
 from tests.integration.test_status_poller import (  # noqa: F401 (world is a fixture)

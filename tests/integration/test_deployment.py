@@ -32,9 +32,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from services.admin.cli import main as cli_main
-from shared import topology
+from shared.messaging import topology
 from shared.settings import Settings
+from services.admin.cli import main as cli_main
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

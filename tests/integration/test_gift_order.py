@@ -12,7 +12,7 @@ import json
 import requests
 
 from shared.db import session_scope
-from shared.product_map import import_product_map
+from shared.products.mapping import import_product_map
 from tests.integration.sync_harness import SyncHarness
 from tests.integration.test_ingest_http import Ingest
 from tests.recordings import RECORDED_SITE, delivery_of

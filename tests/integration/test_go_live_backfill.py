@@ -7,12 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from shared import topology
-from shared.amqp import Publisher
 from shared.db import normalise_url, session_scope
 from shared.db.models import OrderVersion, ProductMapping
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
 from shared.observability.backlog import read_backlog
-from shared.order_intake import OrderIntake
+from shared.orders.intake import OrderIntake
 from simulators.shop import start_in_thread
 from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import SyncHarness

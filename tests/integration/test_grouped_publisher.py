@@ -14,9 +14,9 @@ from collections import defaultdict
 
 import pytest
 
-from shared import topology
-from shared.amqp import BrokerUnavailable, Outgoing
-from shared.grouped_publisher import GroupedPublisher
+from shared.messaging import topology
+from shared.messaging.amqp import BrokerUnavailable, Outgoing
+from services.ingest.grouped_publisher import GroupedPublisher
 from tests.conftest import drain, queue_depth
 from tests.support import TcpProxy, wait_until
 

@@ -16,12 +16,13 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from services.admin.cli import main
-from shared import retry, topology
-from shared.amqp import message_properties
+from shared.clients.rewix import BOOKED, CONFIRMED
 from shared.db import get_engine, session_scope
 from shared.db.models import DeadLetterRecord
-from shared.rewix import BOOKED, CONFIRMED
+from shared.failures import retry
+from shared.messaging import topology
+from shared.messaging.amqp import message_properties
+from services.admin.cli import main
 from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.integration.test_admin_dlq import dead_letter, order_line

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.rewix import CONFIRMED, DISPATCHED
-from shared.rewix.fitting import cut_on_word
-from shared.rewix.xml import TEXT_LIMITS, wire_text
+from shared.clients.rewix import CONFIRMED, DISPATCHED
+from shared.clients.rewix.fitting import cut_on_word
+from shared.clients.rewix.xml import TEXT_LIMITS, wire_text
 from simulators.shop.orders import DEFAULT_BILLING, make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.faults.conftest import STOCK_OF_PRODUCT, World, shop_line, signed_headers

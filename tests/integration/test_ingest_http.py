@@ -22,12 +22,12 @@ import pytest
 import requests
 from sqlalchemy import create_engine, insert, text
 
-from shared import topology
+from shared.clients.shop.signature import sign
 from shared.db import HOT_PATH_STATEMENT_TIMEOUT_SECONDS, get_autocommit_engine, normalise_url, session_scope
 from shared.db.models import CatalogModel
-from shared.messages import parse_order_line
-from shared.product_map import import_product_map
-from shared.shop.signature import sign
+from shared.messaging import topology
+from shared.messaging.messages import parse_order_line
+from shared.products.mapping import import_product_map
 from simulators.shop.orders import make_order, replace_lines
 from simulators.shop.php_json import wp_json_encode
 from tests.conftest import TEST_RETRY_DELAYS, drain

@@ -1,12 +1,12 @@
 """ingest keeps line resolutions in memory and still sees every change of the product map or the catalog
-at the next order event, without a restart (shared/product_lookup.py, migration 0004)."""
+at the next order event, without a restart (shared/products/lookup.py, migration 0004)."""
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, text, update
 
 from shared.db import session_scope
 from shared.db.models import CatalogModel, ProductMapping
-from shared.product_map import import_product_map
+from shared.products.mapping import import_product_map
 from simulators.shop.orders import make_order
 from tests.integration.test_ingest_http import SHOP_OWN, Ingest, ingest, published  # noqa: F401 (fixture)
 
@@ -48,7 +48,7 @@ def test_an_import_a_catalog_change_and_a_removal_are_seen_by_the_next_event(
 
 
 def test_connections_postgresql_dropped_prepare_the_statement_again(ingest: Ingest, db: str, broker: str) -> None:
-    """REMEMBER is prepared per connection (shared/order_intake.py): a new connection must prepare it anew."""
+    """REMEMBER is prepared per connection (shared/orders/intake.py): a new connection must prepare it anew."""
     with session_scope(db) as session:
         import_product_map(session, [(7700, 7701, 88001)])
     assert lines_of(ingest, broker, 6101) == {7700: 88001}

@@ -17,11 +17,11 @@ import pytest
 import requests
 from sqlalchemy import insert
 
-from shared import topology
 from shared.db import session_scope
 from shared.db.models import CatalogModel
-from shared.messages import OrderLineMessage, parse_order_line
-from shared.product_map import import_product_map
+from shared.messaging import topology
+from shared.messaging.messages import OrderLineMessage, parse_order_line
+from shared.products.mapping import import_product_map
 from tests.conftest import drain
 from tests.integration.test_ingest_http import Ingest
 from tests.recordings import RECORDED_SITE, Delivery, deliveries

@@ -9,8 +9,8 @@ import urllib.parse
 
 import requests
 
+from shared.clients.shop.signature import sign
 from services.ingest.worker import READ_DEADLINE_SECONDS
-from shared.shop.signature import sign
 from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
     SECRET, SITE, VARIATION, Ingest, catalog, ingest, published,
 )

@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from shared import topology
-from shared.amqp import BrokerUnavailable, Publisher
-from shared.errors import TransientError
-from shared.order_intake import OrderIntake
-from shared.shop import WooCommerceClient
+from shared.clients.shop import WooCommerceClient
+from shared.failures.errors import TransientError
+from shared.messaging import topology
+from shared.messaging.amqp import BrokerUnavailable, Publisher
+from shared.orders.intake import OrderIntake
 from simulators.shop import start_in_thread as start_shop
 from simulators.shop.php_json import wp_json_encode
+from shared.products.waiting import SENT_AFTER_MAPPING_NOTE
 from services.status_poller.budget import RequestBudget
-from services.status_poller.mapping_pickup import MappingPickup
-from services.status_poller.problem_notes import ProblemNotes
-from shared.waiting_orders import SENT_AFTER_MAPPING_NOTE
+from services.status_poller.shop_watch.mapping_pickup import MappingPickup
+from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness
 from tests.integration.test_admin_views import cli_env, run

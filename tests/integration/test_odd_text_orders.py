@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from services.status_poller.problem_notes import ProblemNotes
+from shared.clients.rewix.fitting import cut_on_word
+from shared.clients.shop import WooCommerceClient
 from shared.db import session_scope
-from shared.product_map import import_product_map
-from shared.rewix.fitting import cut_on_word
-from shared.shop import WooCommerceClient
+from shared.products.mapping import import_product_map
+from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from simulators.shop import start_in_thread as start_shop
 from simulators.shop.orders import make_order
 from tests.integration.sync_harness import SyncHarness

@@ -13,20 +13,20 @@ import requests
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
+from shared.clients.rewix import BOOKED, CONFIRMED, RewixClient
+from shared.clients.shop import WooCommerceClient
+from shared.db import normalise_url
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer
+from shared.observability.metrics import REGISTRY
+from shared.orders.intake import OrderIntake
 from services.admin.cli import main
 from services.status_poller.budget import RequestBudget
 from services.status_poller.payment_watch import PaymentWatch
 from services.status_poller.poller import StatusPoller
-from services.status_poller.problem_notes import ProblemNotes
+from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from services.supplier_sync.handler import OrderLineHandler
-from shared import topology
-from shared.amqp import Publisher
-from shared.consumer import BatchConsumer
-from shared.db import normalise_url
-from shared.observability.metrics import REGISTRY
-from shared.order_intake import OrderIntake
-from shared.rewix import BOOKED, CONFIRMED, RewixClient
-from shared.shop import WooCommerceClient
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop

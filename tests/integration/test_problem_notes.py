@@ -8,8 +8,8 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from shared.shop import WooCommerceClient
-from services.status_poller.problem_notes import ProblemNotes
+from shared.clients.shop import WooCommerceClient
+from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import queue_depth
 from tests.integration.sync_harness import SyncHarness, order_messages
@@ -141,7 +141,7 @@ def test_a_dead_lettered_order_makes_one_note_and_one_more_when_it_goes_through(
 def test_a_notice_is_written_once_however_often_it_is_asked_for(world):
     from sqlalchemy.orm import Session
 
-    from shared.order_notices import tell_once
+    from shared.orders.notices import tell_once
 
     order_id = world.shop_order()
     with Session(world.sync.engine) as session, session.begin():

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 
 from shared.db import session_scope
 from shared.db.models import CatalogModel, ProductMapping
-from shared.product_map import LineRef, ProductResolver, import_product_map
+from shared.products.mapping import LineRef, ProductResolver, import_product_map
 
 HEADER = "wc_product_id,wc_variation_id,stock_id\n"
 CLI = str(Path(sys.executable).with_name("rewix-sync"))

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.order_intake import OrderIntake
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.orders.intake import OrderIntake
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop

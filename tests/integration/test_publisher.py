@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import topology
-from shared.amqp import BrokerUnavailable, Outgoing, Publisher
+from shared.messaging import topology
+from shared.messaging.amqp import BrokerUnavailable, Outgoing, Publisher
 from tests.conftest import drain
 
 LINES = topology.ORDER_LINES.name

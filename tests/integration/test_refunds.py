@@ -14,9 +14,9 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from shared.clients.shop import WooCommerceClient
 from shared.db import session_scope
-from shared.product_map import import_product_map
-from shared.shop import WooCommerceClient
+from shared.products.mapping import import_product_map
 from simulators.shop import start_in_thread as start_shop
 from tests.integration.sync_harness import SyncHarness
 from tests.integration.test_ingest_http import SECRET, Ingest

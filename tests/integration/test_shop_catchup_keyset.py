@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.order_intake import OrderIntake
-from shared.shop import WooCommerceClient
-from services.status_poller.catchup import ShopCatchUp
+from shared.clients.shop import WooCommerceClient
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.orders.intake import OrderIntake
+from services.status_poller.shop_watch.catchup import ShopCatchUp
 from simulators.shop import ShopControl
 from tests.conftest import drain
 from tests.integration.test_status_poller import CK, CS, SUPPLIER_LINE, World, world  # noqa: F401

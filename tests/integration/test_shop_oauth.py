@@ -10,8 +10,8 @@ import pytest
 import requests
 from oauthlib.oauth1 import SIGNATURE_TYPE_QUERY, Client
 
-from shared.errors import PermanentError
-from shared.shop import WooCommerceClient
+from shared.clients.shop import WooCommerceClient
+from shared.failures.errors import PermanentError
 from simulators.shop import ShopSimulator, start_in_thread
 
 KEY, SECRET = "ck_oauth_test", "cs_oauth_test"

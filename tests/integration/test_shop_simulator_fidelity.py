@@ -24,9 +24,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from shared.shop.auth import shop_auth
-from shared.shop.client import WooCommerceClient
-from shared.shop.signature import verify
+from shared.clients.shop.auth import shop_auth
+from shared.clients.shop.client import WooCommerceClient
+from shared.clients.shop.signature import verify
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 from simulators.shop.orders import utc_now
 from tests.json_shape import Shape, differences, merged

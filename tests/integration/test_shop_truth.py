@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.consumer import BatchConsumer
+from shared.clients.rewix import RewixClient
+from shared.clients.shop import WooCommerceClient
 from shared.db import normalise_url
-from shared.order_intake import OrderIntake
-from shared.rewix import RewixClient
-from shared.shop import WooCommerceClient
-from services.status_poller.catchup import ShopCatchUp
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer
+from shared.orders.intake import OrderIntake
+from services.status_poller.shop_watch.catchup import ShopCatchUp
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
 from simulators.rewix import start_in_thread as start_rewix

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from shared.amqp import Publisher
-from shared.order_intake import OrderIntake
-from shared.shop import WooCommerceClient
-from shared.shop_checks import read_checks
+from shared.clients.shop import WooCommerceClient
+from shared.messaging.amqp import Publisher
+from shared.orders.intake import OrderIntake
+from shared.shop_state.checks import read_checks
 from services.status_poller.budget import RequestBudget
-from services.status_poller.verification import VerificationSweep
+from services.status_poller.shop_watch.verification import VerificationSweep
 from simulators.shop import start_in_thread as start_shop
 
 from tests.integration.sync_harness import SyncHarness
@@ -140,8 +140,8 @@ def _checks(setup: Setup) -> dict[str, Any]:
 
 def test_the_sweep_runs_inside_status_poller(db: str, broker: str, tmp_path: Any) -> None:
     """As a process: SHOP_VERIFY_INTERVAL_SECONDS set, an order trashed without a webhook is released."""
-    from shared import topology
-    from shared.messages import parse_order_line
+    from shared.messaging import topology
+    from shared.messaging.messages import parse_order_line
     from tests.conftest import drain, queue_depth
     from tests.integration.test_status_poller import World, start_service, stop_service
     from tests.support import wait_until

@@ -17,20 +17,20 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from shared import topology
-from shared.amqp import Publisher
-from shared.consumer import Delivery
 from shared.db import normalise_url
-from shared.messages import OrderLineMessage, StatusChangeMessage, parse_order_line, parse_status_change
-from shared.order_intake import OrderIntake
-from shared.rewix import (
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import Delivery
+from shared.messaging.messages import OrderLineMessage, StatusChangeMessage, parse_order_line, parse_status_change
+from shared.orders.intake import OrderIntake
+from shared.clients.rewix import (
     BOOKED, CANCELLED, CONFIRMED, DISPATCHED, READY, WORKING_ON, DropshippingOrder, Recipient, RewixClient,
 )
-from shared.shop import WooCommerceClient
+from shared.clients.shop import WooCommerceClient
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
-from services.status_poller.catchup import CatchUpPass, ShopCatchUp
 from services.status_poller.poller import StatusPoller
+from services.status_poller.shop_watch.catchup import CatchUpPass, ShopCatchUp
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop

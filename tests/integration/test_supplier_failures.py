@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from shared.clients.rewix import RewixClient
 from shared.observability.health import HEALTH
 from shared.observability.metrics import SUPPLIER_ACCOUNT, SUPPLIER_ACCOUNT_REFUSED
-from shared.rewix import RewixClient
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, deleted_message, order_messages
 
@@ -158,11 +158,11 @@ def test_an_unsafe_number_is_sent_once_under_a_key_that_reads_back(sync, number)
 
 
 def test_status_poller_stops_polling_while_the_account_is_refused_and_resumes(broker, db):
+    from shared.clients.rewix import CONFIRMED
+    from shared.messaging import topology
+    from shared.messaging.amqp import Publisher
     from services.status_poller.budget import RequestBudget
     from services.status_poller.poller import StatusPoller
-    from shared import topology
-    from shared.amqp import Publisher
-    from shared.rewix import CONFIRMED
     from tests.integration.test_status_poller import World, status_messages
 
     world = World(db, broker)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from shared.consumer import Delivery
-from shared.retry import Ack, RetryLater
-from shared.rewix import RewixClient
+from shared.clients.rewix import RewixClient
+from shared.failures.retry import Ack, RetryLater
+from shared.messaging.consumer import Delivery
 from services.supplier_sync.handler import OrderLineHandler
 from tests.conftest import TEST_RETRY_DELAYS, queue_depth
 from tests.integration.dies_after_supplier_call import DIED

@@ -14,19 +14,19 @@ import pytest
 import requests
 from sqlalchemy import create_engine, event, text
 
-from shared import topology
-from shared.amqp import Publisher
-from shared import sync_facts as facts_sql
-from shared.consumer import BatchConsumer
+from shared.clients.rewix import CONFIRMED, DISPATCHED, READY, WORKING_ON, RewixClient
+from shared.clients.shop import WooCommerceClient
 from shared.db import normalise_url, session_scope
-from shared.product_map import import_product_map
-from shared.errors import TransientError
-from shared.rewix import CONFIRMED, DISPATCHED, READY, WORKING_ON, RewixClient
-from shared.shop import WooCommerceClient
+from shared.failures.errors import TransientError
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
+from shared.messaging.consumer import BatchConsumer
+from shared.orders import sync_facts as facts_sql
+from shared.products.mapping import import_product_map
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.poller import StatusPoller
-from services.status_poller.sync_meta import KeyRefused, MetaPass, SyncMetaWriter
+from services.status_poller.shop_watch.sync_meta import KeyRefused, MetaPass, SyncMetaWriter
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from shared import topology
 from shared.db import normalise_url, session_scope
 from shared.db.models import ProductMapping
-from shared.webhook_records import read_records
+from shared.messaging import topology
+from shared.shop_state.webhooks import read_records
 from simulators.rewix.server import start_in_thread as start_rewix
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.conftest import TEST_RETRY_DELAYS, drain

@@ -16,10 +16,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from services.status_poller.site_check import SiteCheck
+from shared.clients.shop import WooCommerceClient
 from shared.db import normalise_url
-from shared.errors import TransientError
-from shared.shop import WooCommerceClient
+from shared.failures.errors import TransientError
+from services.status_poller.shop_watch.site_check import SiteCheck
 from simulators.shop import ShopSimulator, start_in_thread
 from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode

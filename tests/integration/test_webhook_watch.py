@@ -8,13 +8,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from services.status_poller import store
-from services.status_poller.webhook_watch import WebhookWatch
+from shared.clients.shop import WooCommerceClient
+from shared.clients.shop.webhooks import ORDER_TOPICS, webhook_name
 from shared.db import normalise_url
 from shared.observability.metrics import REGISTRY
-from shared.shop import WooCommerceClient
-from shared.shop.webhooks import ORDER_TOPICS, webhook_name
-from shared.webhook_records import read_records
+from shared.shop_state.webhooks import read_records
+from services.status_poller import store
+from services.status_poller.shop_watch.webhook_watch import WebhookWatch
 from simulators.shop import ShopSimulator, start_in_thread
 
 KEY, SECRET = "ck_watch", "cs_watch"
@@ -153,9 +153,9 @@ def test_the_check_is_off_for_other_urls_and_asks_with_the_signed_client(db: str
 
 def test_the_catch_up_reads_again_from_a_requested_rewind_once(db: str, broker: str, engine,
                                                                 shop: ShopSimulator) -> None:
-    from shared.amqp import Publisher
-    from shared.order_intake import OrderIntake
-    from services.status_poller.catchup import OVERLAP, ShopCatchUp
+    from shared.messaging.amqp import Publisher
+    from shared.orders.intake import OrderIntake
+    from services.status_poller.shop_watch.catchup import OVERLAP, ShopCatchUp
 
     go_live = datetime.now(timezone.utc) - timedelta(hours=2)
     client = WooCommerceClient(shop.url, KEY, SECRET, timeout=5)

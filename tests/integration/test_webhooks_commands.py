@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import create_engine
 
+from shared.clients.shop.webhooks import ORDER_TOPICS, webhook_name
 from shared.db import normalise_url
-from shared.shop.webhooks import ORDER_TOPICS, webhook_name
-from shared.webhook_records import record_reactivated
+from shared.shop_state.webhooks import record_reactivated
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.integration.test_admin_views import cli_env, run
 from tests.integration.test_ingest_http import SECRET as INGEST_SECRET
@@ -167,9 +167,9 @@ def test_without_a_delivery_url_it_says_where_to_give_one(db: str, broker: str, 
 
 def test_the_status_screen_and_operator_page_name_the_last_reactivation(db: str, broker: str, shop: ShopSimulator,
                                                                         delivery_url: str) -> None:
-    from services.admin.health_report import gather
     from shared.settings import Settings
-    from shared.shop_checks import PeriodicCheck, webhooks_checked
+    from shared.shop_state.checks import PeriodicCheck, webhooks_checked
+    from services.admin.health_report import gather
 
     assert run(["webhooks", "install"], env(db, broker, shop, delivery_url)).exit_code == 0
     hook = shop.webhooks.get(inside(shop)["order.created"]["id"])

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared import topology
-from shared.amqp import Publisher
+from shared.messaging import topology
+from shared.messaging.amqp import Publisher
 from simulators.rewix import SimulatorControl
 from simulators.rewix.server import start_in_thread as start_rewix
 from tests.integration.test_status_poller import World

@@ -7,9 +7,9 @@ from numbers import Number
 
 from markupsafe import Markup
 
+from shared.orders.text import printable
 from services.admin import columns, html_cells
 from services.admin.columns import Column, Piece, Table
-from shared.text import printable
 
 EVIL = '<script>alert("x")</script> & \'q\''
 # What a customer can type into a field the page shows: an escape sequence, a NUL, a bidi override.

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from services.admin import dead_letters, tables, views
-from shared import retry, topology
+from shared.failures import retry
+from shared.messaging import topology
+from services.admin import dead_letters, text_tables as tables, views
 
 WHEN = datetime(2026, 11, 26, 9, 0, 5, tzinfo=timezone.utc)
 

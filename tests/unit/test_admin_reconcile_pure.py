@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from services.admin import health_report, supplier_convergence
 from services.admin.commands import reconcile as command
 from services.admin.handled_orders import ToHandle
-from services.admin.shop_reconcile import Comparison, Difference, HeldOrder
+from services.admin.three_way import Comparison, Difference, HeldOrder
 
 NOW = datetime(2026, 12, 8, 12, 0, tzinfo=timezone.utc)
 

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.admin.backfill import LOCK_AND_HOLD, OrderPlan
 from shared.settings import Settings
+from services.admin.backfill import LOCK_AND_HOLD, OrderPlan
 
 
 def test_shop_go_live_at_is_a_utc_moment_and_unset_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from shared import retry
+from shared.failures import retry
 from shared.observability import metrics
 from shared.observability.health import CachedCheck, Health
 from shared.observability.server import serve

@@ -5,11 +5,11 @@ from datetime import datetime
 
 import pytest
 
-from shared.errors import AccountRefused, PermanentError, TransientError
+from shared.clients.rewix import RewixClient
+from shared.clients.shop.client import WooCommerceClient
+from shared.failures.errors import AccountRefused, PermanentError, TransientError
 from shared.observability import metrics
 from shared.observability.health import HEALTH
-from shared.rewix import RewixClient
-from shared.shop.client import WooCommerceClient
 from simulators.rewix import SimulatorControl
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.shop import start_in_thread as start_shop

@@ -1,4 +1,4 @@
-"""shared.order_events.convert: WooCommerce order resource -> order-line messages (pure, no I/O)."""
+"""shared.orders.events.convert: WooCommerce order resource -> order-line messages (pure, no I/O)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.messages import ShopRecipient, parse_order_line
-from shared.order_events import CUT_MARK, MAX_QUANTITY, InvalidOrder, convert, parse_gmt
-from shared.vocabulary import ORDER_TOPICS
-from shared.product_map import LineRef
+from shared.messaging.messages import ShopRecipient, parse_order_line
+from shared.orders.events import CUT_MARK, MAX_QUANTITY, InvalidOrder, convert, parse_gmt
+from shared.orders.vocabulary import ORDER_TOPICS
+from shared.products.mapping import LineRef
 
 MAPPED = {(2101, 2104): 70001, (3307, 0): 70002}
 SKUS = {"JKT-M": 70003}

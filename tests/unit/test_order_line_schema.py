@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from services.supplier_sync.store import order_state
-from shared.messages import (
+from shared.messaging.messages import (
     MAX_CONVERGE_STOCK_IDS, ConvergeMessage, OrderLineMessage, ShopRecipient, SupplierLine, UnparseableMessage,
     parse_order_line, parse_order_lines_message,
 )

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.order_events import InvalidOrder, convert, refund_ids, refunded_quantities
-from shared.product_map import LineRef
+from shared.orders.events import InvalidOrder, convert, refund_ids, refunded_quantities
+from shared.products.mapping import LineRef
 from shared.reservations.model import TrackedLine, releases
 from tests.recordings import deliveries, delivery_of, rest_answer
 

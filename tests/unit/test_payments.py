@@ -17,11 +17,11 @@ from services.admin.payments import (
     Amount, Item, PaymentReport, Unsent, WaitingOrder, amount_of, combined, do_not_pay, from_two_way,
     paid_not_booked, total_of, unsent_fix,
 )
-from services.admin.reconcile import Difference as TwoWayDifference
+from shared.clients.rewix import DropshippingOrder, Recipient
+from shared.clients.rewix.xml import build_dropshipping_order, parse_catalog
+from shared.orders.payment_waits import PaymentWait, customers_waiting, note_text, overdue
+from services.admin.supplier_diff import Difference as TwoWayDifference
 from services.status_poller.payment_watch import check_interval
-from shared.payment_waits import PaymentWait, customers_waiting, note_text, overdue
-from shared.rewix import DropshippingOrder, Recipient
-from shared.rewix.xml import build_dropshipping_order, parse_catalog
 from simulators.rewix.state import BOOKED, CONFIRMED, SimulatorState
 from simulators.rewix.wire import BadRequest, OrderRequest, parse_dropshipping_request
 

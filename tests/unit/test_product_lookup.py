@@ -1,8 +1,8 @@
 """The cache of line resolutions: what it keeps, and when it forgets."""
 from __future__ import annotations
 
-from shared.product_lookup import ProductLookupCache
-from shared.product_map import LineRef
+from shared.products.lookup import ProductLookupCache
+from shared.products.mapping import LineRef
 
 A = LineRef(1, 0, "A")
 B = LineRef(2, 5, "B")

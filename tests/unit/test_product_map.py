@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.product_map import ImportError_, parse_product_map
+from shared.products.mapping import ImportError_, parse_product_map
 
 HEADER = "wc_product_id,wc_variation_id,stock_id\n"
 CLI = str(Path(sys.executable).with_name("rewix-sync"))

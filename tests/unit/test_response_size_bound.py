@@ -1,5 +1,5 @@
 """Answers of the supplier and the shop are read up to a bound: beyond it, a clear error, and
-not one byte more is kept in memory (shared/http_body.py)."""
+not one byte more is kept in memory (shared/clients/http_body.py)."""
 from __future__ import annotations
 
 import gzip
@@ -10,12 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from shared.errors import TransientError
-from shared.http_body import BodyTooLarge, read_bounded
-from shared.rewix import client as rewix_client
-from shared.rewix.client import RewixClient
-from shared.shop import client as shop_client
-from shared.shop.client import WooCommerceClient
+from shared.clients.http_body import BodyTooLarge, read_bounded
+from shared.clients.rewix import client as rewix_client
+from shared.clients.rewix.client import RewixClient
+from shared.clients.shop import client as shop_client
+from shared.clients.shop.client import WooCommerceClient
+from shared.failures.errors import TransientError
 
 LIMIT = 64 * 1024
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from shared import retry, topology
-from shared.errors import PermanentError, TransientError
-from shared.messages import UnparseableMessage, parse_order_line, parse_status_change
+from shared.failures import retry
+from shared.failures.errors import PermanentError, TransientError
+from shared.messaging import topology
+from shared.messaging.messages import UnparseableMessage, parse_order_line, parse_status_change
 
 
 def test_transient_failures_are_retried_with_what_the_other_side_asked():

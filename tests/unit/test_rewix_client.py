@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
-from shared.rewix import DropshippingOrder, IncrementalWindowExpired, Recipient, RewixClient
-from shared.rewix.client import path_segment
+from shared.clients.rewix import DropshippingOrder, IncrementalWindowExpired, Recipient, RewixClient
+from shared.clients.rewix.client import path_segment
+from shared.failures.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
 from simulators.rewix import SimulatorControl, SimulatorServer, start_in_thread
 from tests.support import free_port
 

@@ -1,4 +1,4 @@
-"""shared/rewix/fitting.py: a recipient fitted to what the supplier takes, and what was shortened (pure)."""
+"""shared/clients/rewix/fitting.py: a recipient fitted to what the supplier takes, and what was shortened (pure)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.clients.rewix import DropshippingOrder, Recipient
+from shared.clients.rewix.fitting import Shortened, cut_on_word, fit_recipient, phone_number
+from shared.clients.rewix.xml import TEXT_LIMITS, build_dropshipping_order, wire_text
 from services.supplier_sync.notices import fitted_note
 from services.supplier_sync.sending import recipient_for_supplier
-from shared.rewix import DropshippingOrder, Recipient
-from shared.rewix.fitting import Shortened, cut_on_word, fit_recipient, phone_number
-from shared.rewix.xml import TEXT_LIMITS, build_dropshipping_order, wire_text
 from simulators.rewix.wire import parse_dropshipping_request
 
 PHONE_72 = "+39 333 1234567 please call before delivery, the doorbell is broken!!!!!"

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.rewix import DropshippingOrder, Recipient, is_final, status_name
-from shared.rewix.xml import (
+from shared.clients.rewix import DropshippingOrder, Recipient, is_final, status_name
+from shared.failures.errors import PermanentError
+from shared.clients.rewix.xml import (
     build_dropshipping_order,
     build_lock_request,
     format_date,

@@ -34,3 +34,26 @@ def test_no_service_imports_another() -> None:
                 if len(parts) >= 2 and parts[0] == "services" and parts[1] in services and parts[1] != service:
                     crossings.append(f"{path.relative_to(SERVICES.parent)} imports {name}")
     assert crossings == []
+
+
+SHARED = SERVICES.parent / "shared"
+
+
+def test_shared_imports_no_service_nor_development_tool() -> None:
+    """shared/ is what the services have in common: it depends on none of them, nor on the dev stack."""
+    crossings = [
+        f"{path.relative_to(SHARED.parent)} imports {name}"
+        for path in sorted(SHARED.rglob("*.py"))
+        for name in imported_modules(path)
+        if name.split(".")[0] in ("services", "simulators", "devstack", "tests", "bench")
+    ]
+    assert crossings == []
+
+
+def test_shared_is_a_dozen_concepts_at_most() -> None:
+    """Its top level is grouped by concept (messaging, orders, clients...), not a module per thing."""
+    entries = sorted(p.name for p in SHARED.iterdir() if p.name != "__pycache__")
+    assert len(entries) <= 12, entries
+    for package in (p for p in SHARED.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        init = package / "__init__.py"
+        assert init.exists() and ast.get_docstring(ast.parse(init.read_text())), f"{package.name} says what it is"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from shared.logging import bind_ids, bound_ids, clear_ids, configure_logging, get_logger, mask
+from shared.observability.logging import bind_ids, bound_ids, clear_ids, configure_logging, get_logger, mask
 from shared.settings import (
     MIN_SECRET_LENGTH,
     PLACEHOLDER_SECRETS,

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from shared.shop.auth import shop_auth
+from shared.clients.shop.auth import shop_auth
 from simulators.shop.auth import AuthError, ShopAuthenticator, oauth_signature, signature_base_string
 
 KEY, SECRET = "ck_unit", "cs_unit-secret"

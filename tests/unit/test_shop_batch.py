@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.errors import PermanentError, TransientError
-from shared.shop.client import BATCH_LIMIT, WooCommerceClient, order_gone
+from shared.clients.shop.client import BATCH_LIMIT, WooCommerceClient, order_gone
+from shared.failures.errors import PermanentError, TransientError
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.support import WebhookReceiver
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import PermanentError, TransientError
-from shared.shop.client import WooCommerceClient
-from shared.shop.signature import verify
+from shared.clients.shop.client import WooCommerceClient
+from shared.clients.shop.signature import verify
+from shared.failures.errors import PermanentError, TransientError
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 from tests.support import RecordingSession, WebhookReceiver
 

@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from shared.errors import PermanentError
-from shared.shop.auth import shop_auth
-from shared.shop.client import WooCommerceClient
+from shared.clients.shop.auth import shop_auth
+from shared.clients.shop.client import WooCommerceClient
+from shared.failures.errors import PermanentError
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 from tests.support import RecordingSession
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from shared.shop.auth import shop_auth
+from shared.clients.shop.auth import shop_auth
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 
 KEY = "ck_refunds"

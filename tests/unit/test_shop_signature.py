@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.shop.signature import sign, verify, wp_specialchars_decode
+from shared.clients.shop.signature import sign, verify, wp_specialchars_decode
 
 VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "php_webhook_vectors.json").read_text())
 

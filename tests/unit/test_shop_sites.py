@@ -1,4 +1,4 @@
-"""Which X-WC-Webhook-Source is the shop's site (shared/shop_sites.py), WC_WEBHOOK_SOURCES, and what ingest
+"""Which X-WC-Webhook-Source is the shop's site (shared/shop_state/sites.py), WC_WEBHOOK_SOURCES, and what ingest
 keeps of the sites and of what it refused (services/ingest/sources.py), without a database."""
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.ingest.sources import MAX_SOURCES, OTHER_SOURCES, SiteCache, SourceRefusals
 from shared.settings import ConfigurationError, load_settings
-from shared.shop_sites import NO_SOURCE, NOT_THE_SHOP, AcceptedSites, SiteKey, configured_sites, parse_sources, \
+from services.ingest.sources import MAX_SOURCES, OTHER_SOURCES, SiteCache, SourceRefusals
+from shared.shop_state.sites import NO_SOURCE, NOT_THE_SHOP, AcceptedSites, SiteKey, configured_sites, parse_sources, \
     refusal, site_key
-from shared.site_records import LearnedSite, NoHome, Refused, accepted_sites, home_changed, needing_person, \
+from shared.shop_state.site_records import LearnedSite, NoHome, Refused, accepted_sites, home_changed, needing_person, \
     site_from_index
 
 SHOP = "https://shop.example.com"

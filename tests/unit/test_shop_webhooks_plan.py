@@ -1,8 +1,8 @@
 """Which of the shop's webhooks are the system's, and what `webhooks install` plans for them (no services)."""
 from __future__ import annotations
 
+from shared.clients.shop.webhooks import ORDER_TOPICS, missing_topics, ours, plan_install, same_url, webhook_name
 from shared.observability import metrics
-from shared.shop.webhooks import ORDER_TOPICS, missing_topics, ours, plan_install, same_url, webhook_name
 
 URL = "https://sync.example.com/webhooks/woocommerce"
 SECRET = "S" * 40

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import requests
 
-from shared.errors import PermanentError
-from shared.shop.auth import shop_auth
-from shared.shop.client import WooCommerceClient
-from shared.shop.signature import verify
+from shared.clients.shop.auth import shop_auth
+from shared.clients.shop.client import WooCommerceClient
+from shared.clients.shop.signature import verify
+from shared.failures.errors import PermanentError
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.support import WebhookReceiver
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from shared.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, SupplierOrderStatus
+from shared.clients.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, SupplierOrderStatus
 from services.status_poller.changes import Observation, change_of, record_for
 from services.status_poller.store import POLL_ERROR_PREFIX, Lease
 

@@ -1,7 +1,7 @@
 """Which statuses the catch-up and the sweep name: the shop's registered ones plus trash, asked seldom."""
 from __future__ import annotations
 
-from services.status_poller.shop_statuses import REFRESH_SECONDS, ListedStatuses
+from services.status_poller.shop_watch.shop_statuses import REFRESH_SECONDS, ListedStatuses
 
 
 class FakeShop:

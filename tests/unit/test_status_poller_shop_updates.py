@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, FAILED, READY, WORKING_ON
+from shared.clients.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, FAILED, READY, WORKING_ON
 from services.status_poller.shop_updates import already_completed, has_note, is_error, plan
 
 

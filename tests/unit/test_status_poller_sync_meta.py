@@ -1,10 +1,10 @@
 """The meta loop's pure parts: which of an order's two meta keys to write, given what the shop holds."""
 from __future__ import annotations
 
-from shared.rewix import BOOKED
-from shared.sync_status import Line, OrderFacts, SupplierOrder
-from services.status_poller.sync_meta import Decision, decide, meta_to_write, shop_has, wanted_meta
-from services.status_poller.sync_meta_store import Written
+from shared.clients.rewix import BOOKED
+from shared.orders.sync_status import Line, OrderFacts, SupplierOrder
+from services.status_poller.shop_watch.sync_meta import Decision, decide, meta_to_write, shop_has, wanted_meta
+from services.status_poller.shop_watch.sync_meta_store import Written
 
 
 def facts(status: str, *lines: Line, **more) -> OrderFacts:

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from shared import account_pause, retry
-from shared.account_pause import probe_delays, wait_until_accepted
-from shared.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
-from shared.order_events import convert
+from shared.failures import account_pause, retry
+from shared.failures.account_pause import probe_delays, wait_until_accepted
+from shared.failures.errors import AccountRefused, AmbiguousLookup, PermanentError, TransientError
+from shared.orders.events import convert
 from shared.reservations.model import HeldLine, Lock, Snapshot, TrackedLine
 from services.supplier_sync import plan
 from services.supplier_sync.keys import choose_key, fallback_key, is_safe_key
@@ -38,7 +38,7 @@ def test_fallbacks_of_different_orders_differ() -> None:
 
 
 def test_a_number_cut_for_its_column_is_never_the_key() -> None:
-    """A number over 100 characters is stored cut and marked (shared/order_events.py): two orders whose
+    """A number over 100 characters is stored cut and marked (shared/orders/events.py): two orders whose
     numbers begin alike must not share a key, and no key is longer than its column."""
     [head, *_] = convert({"id": 2**63 - 1, "number": "9" * 150, "status": "pending",
                           "date_modified_gmt": "2026-11-26T09:30:00", "line_items": []}, "order.updated", lambda _: {}).messages
@@ -138,7 +138,7 @@ def test_the_pause_ends_on_stop() -> None:
 # --- problems told to the shop owner -------------------------------------------------------------------
 
 from services.supplier_sync import problems  # noqa: E402
-from shared.vocabulary import LineState  # noqa: E402
+from shared.orders.vocabulary import LineState  # noqa: E402
 
 FACT = problems.LineFacts(7, 70, 1008, 3, "Trail sneaker", "42", "SNK-1008")
 

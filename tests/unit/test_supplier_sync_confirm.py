@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 
-from shared import retry
-from shared.messages import OrderLineMessage
-from shared.shop import WooCommerceClient
+from shared.clients.shop import WooCommerceClient
+from shared.failures import retry
+from shared.messaging.messages import OrderLineMessage
 from services.supplier_sync.confirm import ShopConfirmation
 from tests.support import free_port
 

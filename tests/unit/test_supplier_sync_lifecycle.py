@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, strategies as st
 
-from services.supplier_sync.lifecycle import StoredState, supersedes
+from shared.orders.vocabulary import HOLDING_STATUSES
 from shared.reservations.model import HeldLine, TrackedLine, allocate, releases
-from shared.vocabulary import HOLDING_STATUSES
+from services.supplier_sync.lifecycle import StoredState, supersedes
 
 
 def holds_stock(status: str, deleted: bool) -> bool:

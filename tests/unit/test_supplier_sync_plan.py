@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from shared import retry
-from shared.messages import OrderLineMessage, SupplierLine
+from shared.failures import retry
+from shared.messaging.messages import OrderLineMessage, SupplierLine
+from shared.orders.vocabulary import LineState
 from shared.reservations.model import HeldLine, Lock, Snapshot, TrackedLine
-from shared.vocabulary import LineState
 from services.supplier_sync import plan
 from services.supplier_sync.plan import Convergence, Locked, PaidLine, PaidOrder, Sent
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import retry
+from shared.failures import retry
 from services.supplier_sync.recording import split_until_alone
 
 

@@ -5,12 +5,12 @@ import re
 
 import pytest
 
-from shared.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, FAILED, READY, WORKING_ON
-from shared.sync_facts import waiting_for
-from shared.sync_status import (
+from shared.clients.rewix import BOOKED, CANCELLED, CONFIRMED, DISPATCHED, FAILED, READY, WORKING_ON
+from shared.orders.sync_facts import waiting_for
+from shared.orders.sync_status import (
     KEYWORDS, MAX_LENGTH, Line, OrderFacts, SupplierOrder, keyword, supplier_order, sync_status,
 )
-from shared.vocabulary import REFUSED_ORDER_ERROR
+from shared.orders.vocabulary import REFUSED_ORDER_ERROR
 
 
 def facts(status: str = "on-hold", *lines: Line, **more) -> OrderFacts:

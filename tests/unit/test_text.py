@@ -1,4 +1,4 @@
-"""shared.text: what outside text becomes before it is stored, sent to the supplier or logged."""
+"""shared.orders.text: what outside text becomes before it is stored, sent to the supplier or logged."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.rewix import DropshippingOrder, Recipient
-from shared.rewix.xml import TEXT_LIMITS, build_dropshipping_order, wire_text
-from shared.text import bounded, mask_free_text, storable, storable_json, stored_reason, xml_safe
+from shared.clients.rewix import DropshippingOrder, Recipient
+from shared.clients.rewix.xml import TEXT_LIMITS, build_dropshipping_order, wire_text
+from shared.orders.text import bounded, mask_free_text, storable, storable_json, stored_reason, xml_safe
 from simulators.rewix.wire import parse_dropshipping_request
 
 # Every code point, surrogates and non-characters included: what JSON from a shop can hold.
@@ -127,7 +127,7 @@ def test_control_characters_in_a_paid_order_no_longer_break_the_document() -> No
 
 
 def test_catalog_codes_are_stored_without_nul_and_within_their_column() -> None:
-    from shared.rewix.xml import parse_catalog
+    from shared.clients.rewix.xml import parse_catalog
 
     body = ('{"lastUpdate": "x", "pageItems": [{"id": 1, "models": ['
             '{"id": 10, "code": "AB\\u0000C", "barcode": "' + "9" * 250 + '", "availability": 1}]}]}')

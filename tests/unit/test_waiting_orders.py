@@ -1,7 +1,7 @@
 """Orders waiting for a product map and the shop's own products: the pure parts (no I/O).
 
-shared/waiting_orders.py says what an event makes of an order's wait and what a mapping lets go;
-shared/own_products.py reads what the owner names; shared/order_events.py leaves the shop's own
+shared/products/waiting.py says what an event makes of an order's wait and what a mapping lets go;
+shared/products/own.py reads what the owner names; shared/orders/events.py leaves the shop's own
 lines out of both the supplier lines and the unmatched ones."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from shared.orders.events import convert
+from shared.products.mapping import OWN, LineRef, Resolution
+from shared.products.own import BadTarget, Mark, parse_mark
+from shared.products.waiting import FORGET, PICKUP_SOURCE, Summary, Waiting, sort_out, wait_of
 from services.admin.health_report import ATTENTION, OK, _waiting_for_map_row
 from services.admin.own_marking import Outcome
 from services.admin.product_matching import CatalogEntry, ShopItem, match
-from shared.order_events import convert
-from shared.own_products import BadTarget, Mark, parse_mark
-from shared.product_map import OWN, LineRef, Resolution
-from shared.waiting_orders import FORGET, PICKUP_SOURCE, Summary, Waiting, sort_out, wait_of
 
 MUG = LineRef(9100, 0, "MUG-OWN")
 BAG = LineRef(2205, 0, "BAG-07")

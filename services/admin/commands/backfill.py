@@ -28,11 +28,11 @@ def backfill(ctx: Context, since: str | None, order_ids: tuple[int, ...], send_p
     given; a held order stays unsent whatever webhook comes later, until a
     backfill with --send-paid names it.
     """
+    from shared.db import ping
+    from shared.messaging.amqp import BrokerUnavailable, Publisher
+    from shared.orders.intake import OrderIntake, read_refunds
     from services.admin import backfill as bf
     from services.admin.clients import shop_client
-    from shared.amqp import BrokerUnavailable, Publisher
-    from shared.db import ping
-    from shared.order_intake import OrderIntake, read_refunds
 
     if bool(since) == bool(order_ids):
         raise Failure("give either --since ISO8601 or one or more --order ID")

@@ -23,9 +23,9 @@ def catalog_sync(ctx: Context) -> None:
     Only the changes since the last download are fetched; the whole catalog
     when there was none, or when the supplier says it was too long ago.
     """
+    from shared.failures.errors import TransientError
     from services.admin import catalog as cat
     from services.admin.clients import rewix_client
-    from shared.errors import TransientError
 
     client = rewix_client(ctx.settings)
     try:
@@ -51,9 +51,9 @@ def catalog_list(ctx: Context, as_json: bool, as_csv: bool) -> None:
     An order line matches a model when its SKU equals the model's barcode, or
     its code when no other model shares that code.
     """
-    from services.admin import catalog_listing
-    from services.admin.tables import render
     from shared.db import session_scope
+    from services.admin import catalog_listing
+    from services.admin.text_tables import render
 
     with session_scope(ctx.settings.database_url) as session:
         rows = catalog_listing.catalog_rows(session)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 from shared.settings import Settings, load_settings
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
+from shared.settings import require
 from services.admin.commands.context import Context, pass_context
 from services.admin.failures import Failure, exit_with, fails_cleanly
-from shared.settings import require
 
 
 # Where the demo is run from, for a `rewix-sync` installed without the repository.

@@ -45,8 +45,8 @@ def dlq_list(ctx: Context, all_: bool, as_json: bool) -> None:
     A letter once replayed no longer waits (its message is back on its queue);
     --all lists those too, with the time they were replayed.
     """
-    from services.admin import columns, dead_letters
     from shared.db import session_scope
+    from services.admin import columns, dead_letters
 
     _drain(ctx)
     with session_scope(ctx.settings.database_url) as session:
@@ -69,8 +69,8 @@ def dlq_list(ctx: Context, all_: bool, as_json: bool) -> None:
 @fails_cleanly
 def dlq_show(ctx: Context, id: int, as_json: bool) -> None:  # noqa: A002 - the command's word
     """One dead letter in full: reason, headers and body."""
-    from services.admin import dead_letters
     from shared.db import session_scope
+    from services.admin import dead_letters
 
     _drain(ctx)
     with session_scope(ctx.settings.database_url) as session:
@@ -133,8 +133,8 @@ def dlq_replay(ctx: Context, ids: tuple[int, ...], all_: bool) -> None:
 @fails_cleanly
 def dlq_purge(ctx: Context, ids: tuple[int, ...], all_: bool) -> None:
     """Drop dead letters for good, after printing what is dropped."""
-    from services.admin import dead_letters
     from shared.db import session_scope
+    from services.admin import dead_letters
 
     wanted = _ids_or_all(ids, all_, "purge")
     _drain(ctx)

@@ -25,9 +25,9 @@ def products_own(ctx: Context, target: str | None, undo: bool, as_sku: bool) -> 
     to a catalog model's code or barcode does not. A product not seen in any order
     yet is marked anyway. Without an argument, lists the marks.
     """
-    from services.admin import own_marking
-    from shared import own_products
     from shared.db import session_scope
+    from shared.products import own as own_products
+    from services.admin import own_marking
 
     if target is None:
         if undo or as_sku:

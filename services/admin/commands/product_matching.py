@@ -31,12 +31,12 @@ def products_match(ctx: Context, output: Path | None, do_import: bool) -> None:
     (a code several models share, typically one per size). Run
     `rewix-sync catalog sync` first.
     """
+    from shared.db import session_scope
+    from shared.products import own as own_products
+    from shared.products.mapping import CSV_HEADER, import_product_map
     from services.admin import product_matching as pm
     from services.admin.catalog_listing import catalog_rows
     from services.admin.clients import shop_client
-    from shared import own_products
-    from shared.db import session_scope
-    from shared.product_map import CSV_HEADER, import_product_map
 
     settings = ctx.settings
     with session_scope(settings.database_url) as session:
@@ -89,7 +89,7 @@ def products_export(ctx: Context, output: Path | None) -> None:
 
     from shared.db import session_scope
     from shared.db.models import ProductMapping
-    from shared.product_map import CSV_HEADER
+    from shared.products.mapping import CSV_HEADER
 
     with session_scope(ctx.settings.database_url) as session:
         rows = session.execute(
@@ -115,9 +115,9 @@ def products_unmatched(ctx: Context, as_json: bool) -> None:
     from the product map (or its SKU is ambiguous) and its orders are not
     reserved at the supplier. Once mapped it leaves the list.
     """
-    from services.admin import columns
     from shared.db import session_scope
-    from shared.unmatched_lines import unmatched
+    from shared.products.unmatched import unmatched
+    from services.admin import columns
 
     with session_scope(ctx.settings.database_url) as session:
         rows = unmatched(session)

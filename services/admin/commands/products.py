@@ -21,7 +21,7 @@ def products() -> None:
 def products_import(ctx: Context, file: Path) -> None:
     """Load FILE.csv (header wc_product_id,wc_variation_id,stock_id); all or nothing."""
     from shared.db import session_scope
-    from shared.product_map import ImportError_, import_product_map, parse_product_map
+    from shared.products.mapping import ImportError_, import_product_map, parse_product_map
 
     try:
         text = file.read_text(encoding="utf-8-sig")

@@ -9,7 +9,7 @@ import click
 
 from services.admin.commands.context import Context, emit_json, pass_context
 from services.admin.failures import exit_with, fails_cleanly
-from services.admin.tables import render
+from services.admin.text_tables import render
 
 NOT_RUNNING = ("supplier_sync is not running (nothing consumes rewix.order_lines): nothing was changed; "
                "start it, then run `rewix-sync reconcile --apply` again")
@@ -46,7 +46,7 @@ def reconcile(ctx: Context, apply_: bool, as_json: bool) -> None:
 
 
 def _three_way(ctx: Context, client: Any, apply_: bool, as_json: bool) -> None:
-    from services.admin import shop_reconcile as rec
+    from services.admin import three_way as rec
     from services.admin.clients import shop_client
     from services.admin.supplier_convergence import NotConsuming
 
@@ -207,7 +207,7 @@ def _show(value: Any) -> str:
 
 def _two_way(ctx: Context, client: Any, apply_: bool, as_json: bool) -> None:
     """The records against the supplier only (the shop's keys are not set)."""
-    from services.admin import reconcile as rec
+    from services.admin import supplier_diff as rec
 
     note = "the shop's keys are not set (WC_CONSUMER_KEY, WC_CONSUMER_SECRET): the shop was not compared"
     settings = ctx.settings
@@ -252,8 +252,8 @@ def _two_way(ctx: Context, client: Any, apply_: bool, as_json: bool) -> None:
 
 def _converge(ctx: Context, stock_ids: list[int], as_json: bool, found: list[Any], note: str) -> Any:
     """Has supplier_sync set these models, waiting for it; exits 1 when it is not running."""
+    from shared.messaging.amqp import Publisher
     from services.admin import supplier_convergence as convergence
-    from shared.amqp import Publisher
 
     settings = ctx.settings
     try:

@@ -21,7 +21,7 @@ def status(ctx: Context, as_json: bool) -> None:
     cron or a monitor can run it. WARN is worth knowing, nothing to do yet.
     """
     from services.admin.health_report import gather
-    from services.admin.tables import render
+    from services.admin.text_tables import render
 
     report = gather(ctx.settings)
     if as_json:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
+from shared.settings import refuse_weak_secrets
 from services.admin.commands.context import Context, pass_context
 from services.admin.failures import fails_cleanly
-from shared.settings import refuse_weak_secrets
 
 
 @click.command()
@@ -22,8 +22,8 @@ def web(ctx: Context, host: str) -> None:
     letters with a replay button. Log in with the token in a browser, or send
     `Authorization: Bearer <token>`.
     """
-    from services.admin.web import AdminServer
     from shared.db import ping
+    from services.admin.web import AdminServer
 
     settings = refuse_weak_secrets(ctx.settings, "ADMIN_TOKEN")
     host = host or settings.admin_host

@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
+from shared.clients.shop.webhooks import ORDER_TOPICS, missing_topics, ours, plan_install
+from shared.failures.errors import ExternalError
+from shared.settings import Settings, require
+from shared.shop_state.site_records import WHAT_TO_DO, Refused
+from shared.shop_state.sites import AcceptedSites
 from services.admin.clients import shop_client
 from services.admin.commands.context import Context, emit_json, pass_context
 from services.admin.failures import Failure, exit_with, fails_cleanly, first_line
-from shared.errors import ExternalError
-from shared.settings import Settings, require
-from shared.shop.webhooks import ORDER_TOPICS, missing_topics, ours, plan_install
-from shared.shop_sites import AcceptedSites
-from shared.site_records import WHAT_TO_DO, Refused
 
 KEY_NEEDS = ("the shop refused the REST API key (HTTP {status}): it needs read_write permission and a user who "
              "is a shop manager or administrator (WooCommerce > Settings > Advanced > REST API)")
@@ -113,7 +113,7 @@ def status(ctx: Context, delivery_url: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        from services.admin.tables import render
+        from services.admin.text_tables import render
 
         click.echo(f"webhooks delivering to {url}")
         click.echo(render(["id", "topic", "status", "last re-activated"],
@@ -144,7 +144,7 @@ def _sources(settings: Settings, shop: Any) -> tuple[AcceptedSites, list[Refused
     """Where deliveries are accepted from, after reading the shop's home again from its REST index, and
     the sources refused lately; neither the index nor the database failing stops the command."""
     from shared.db import get_engine
-    from shared.site_records import accepted_by_settings, learn_site, read_learned_site, recent_refusals
+    from shared.shop_state.site_records import accepted_by_settings, learn_site, read_learned_site, recent_refusals
 
     problems = []
     engine = get_engine(settings.database_url)
@@ -165,7 +165,7 @@ def _sources(settings: Settings, shop: Any) -> tuple[AcceptedSites, list[Refused
 def _records(settings: Settings) -> tuple[dict[int, Any], str | None]:
     """What the webhook check recorded; the shop's answer stands on its own when the database does not."""
     from shared.db import get_engine
-    from shared.webhook_records import read_records
+    from shared.shop_state.webhooks import read_records
 
     try:
         with get_engine(settings.database_url).connect() as conn:

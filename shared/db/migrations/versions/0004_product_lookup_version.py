@@ -5,7 +5,7 @@ Revises: 0003_go_live
 Create Date: 2026-12-01 20:20:00
 
 ingest keeps the resolution of order lines to supplier models in memory
-(shared/product_lookup.py) and reads this number in the statement it runs
+(shared/products/lookup.py) and reads this number in the statement it runs
 for every order anyway: a product-map import, a catalog refresh or a manual
 edit moves it, and the next order event sees the change. Statement-level
 triggers catch every writer, TRUNCATE included; a sequence is never reset

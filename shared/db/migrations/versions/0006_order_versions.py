@@ -7,7 +7,7 @@ Create Date: 2026-12-01 20:40:00
 Deliveries come in any order. ingest records, in the statement it runs for
 every order event anyway, the newest `date_modified_gmt` it has seen of each
 order, also of one without supplier lines, so an older event that arrives
-after a newer one is refused there (shared/order_intake.py): the newest state
+after a newer one is refused there (shared/orders/intake.py): the newest state
 wins even when it left the order with no supplier line.
 """
 import sqlalchemy as sa

@@ -5,10 +5,10 @@ Revises: 0016_catalog_prices
 Create Date: 2026-12-07 12:00:00
 
 status_poller writes each shop order's `rewix_sync_status` and
-`rewix_supplier_order` meta when they change (services/status_poller/sync_meta.py).
+`rewix_supplier_order` meta when they change (services/status_poller/shop_watch/sync_meta.py).
 `shop_order_meta` remembers what was last written per order, so a value is
 written once. `shop_meta_changes` says which orders to look at: a row trigger
-on every table the status is computed from (shared/sync_facts.py) appends the
+on every table the status is computed from (shared/orders/sync_facts.py) appends the
 order's id when a column the status reads changes (an update of any other
 column, a poll's timestamps or a line's version, fires nothing: the triggers'
 WHEN). Appending never waits on another writer; the loop deletes the rows it

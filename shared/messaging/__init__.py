@@ -1,0 +1,1 @@
+"""RabbitMQ: connections and publishers, the batching consumer, the topology, the messages."""
