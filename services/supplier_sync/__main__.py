@@ -1,23 +1,18 @@
-"""`python -m services.supplier_sync`: consume order-line messages until SIGTERM."""
+"""`python -m services.supplier_sync`: consume order-line messages until SIGTERM.
+
+The adapters (database, supplier, shop) are wired in bootstrap.py.
+"""
 from __future__ import annotations
 
-from shared.clients.rewix import RewixClient
-from shared.clients.shop import WooCommerceClient
 from shared.messaging import topology
-from shared.messaging.amqp import Publisher
 from shared.messaging.consumer import BatchConsumer
 from shared.observability.logging import get_logger
 from shared.observability.worker import start_endpoints
-from shared.orders.intake import OrderIntake
 from shared.service import run_until_stopped, start, wait_for_dependencies
-from shared.settings import Settings
-from services.supplier_sync.confirm import ShopConfirmation
-from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.bootstrap import order_line_handler, real_adapters
 
 # Lines coalesced into one supplier call at most; a burst fills it, a trickle does not wait for it.
 MAX_BATCH = 200
-# Short enough that a SIGTERM is honoured with a confirmation in flight.
-SHOP_TIMEOUT = 5.0
 
 
 def main() -> None:
@@ -25,9 +20,8 @@ def main() -> None:
     log = get_logger("supplier_sync")
     endpoints = start_endpoints(settings, "supplier_sync")
     wait_for_dependencies(settings, stop)
-    client = RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
-    confirmation = shop_confirmation(settings)
-    handler = OrderLineHandler(settings.database_url, client, confirmation, auto_confirm=settings.supplier_auto_confirm)
+    adapters = real_adapters(settings)
+    handler = order_line_handler(settings, adapters)
     if settings.supplier_auto_confirm:
         log.info("dropshipping orders ask the supplier to confirm them at once (SUPPLIER_AUTO_CONFIRM)")
     consumer = BatchConsumer(
@@ -41,21 +35,10 @@ def main() -> None:
     )
     log.info("supplier_sync started")
     run_until_stopped(stop, consumer.run)
-    client.close()
-    confirmation.close()
+    adapters.close()
     if endpoints is not None:
         endpoints.close()
     log.info("supplier_sync stopped")
-
-
-def shop_confirmation(settings: Settings) -> ShopConfirmation:
-    """Asks the shop before a webhook's delete or restore counts; without the shop's keys those wait."""
-    if not (settings.wc_url and settings.wc_consumer_key and settings.wc_consumer_secret):
-        get_logger("supplier_sync").warning("WC_URL or its keys are not set: deletes and restores wait unconfirmed")
-        return ShopConfirmation(None, None)
-    shop = WooCommerceClient(settings.wc_url, settings.wc_consumer_key, settings.secret("wc_consumer_secret"),
-                             timeout=SHOP_TIMEOUT)
-    return ShopConfirmation(shop, OrderIntake(settings.database_url, Publisher(settings.amqp_url), shop=shop))
 
 
 if __name__ == "__main__":

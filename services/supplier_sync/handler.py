@@ -14,6 +14,22 @@ the batch to the wait queues. A convergence request on the same queue
 (shared/messaging/messages.py, ConvergeMessage: `rewix-sync reconcile --apply` sends
 it) adds its models to the batch's convergence: supplier_sync is the one
 writer of the growing order.
+
+Every transaction is a unit of work (unit_of_work.py) the handler opens from
+its factory and commits explicitly, `with self.units() as uow: ... uow.commit()`:
+
+1. recording the batch (recording.py; one unit per part when it is split);
+2. before each call that changes what the supplier holds, the models it
+   touches marked "supplier state not known" (`_forget_before_calling`);
+3. before a dropshipping order's first request, its key frozen, and before
+   each POST, the mark that it may exist at the supplier (keys.py, sending.py);
+4. the convergence itself: the per-model locks, the snapshot, the supplier's
+   answers, the line states, the orders sent, the problems, in one unit that
+   commits at its end or not at all;
+5. the lines of the messages dead-lettered (`dead_lettering`).
+
+Nothing here opens a database connection: bootstrap.py wires the SQL units,
+the unit tests an in-memory fake.
 """
 from __future__ import annotations
 
@@ -22,35 +38,31 @@ import threading
 from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from shared.clients.rewix import GrowingOrder, RewixClient
-from shared.db import session_scope
-from shared.db.models import OrderLine
 from shared.failures import account_pause, retry
 from shared.failures.errors import ExternalError
 from shared.messaging.consumer import Delivery
 from shared.messaging.messages import ConvergeMessage, OrderLineMessage, parse_order_line, parse_order_lines_message
 from shared.observability.logging import bound_ids, get_logger
 from shared.observability.metrics import UNITS_SHORT
-from shared.orders import notices as order_notices, problems as order_problems
 from shared.orders.vocabulary import LineState
-from shared.products import waiting as waiting_orders
-from shared.reservations import repository
 from shared.reservations.model import LineKey
-from services.supplier_sync import keys, notices, plan, problems, recording, store
+from services.supplier_sync import notices, plan, problems, recording
+from services.supplier_sync.batch_changes import Recorded
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.plan import Convergence, Locked, Send, Sent, StockAnswer
 from services.supplier_sync.sending import recipient_for_supplier, send_once
+from services.supplier_sync.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = get_logger(__name__)
 
 
 class OrderLineHandler:
-    def __init__(self, database_url: str, client: RewixClient, confirm: ShopConfirmation | None = None, *,
+    def __init__(self, units: UnitOfWorkFactory, client: RewixClient, confirm: ShopConfirmation | None = None, *,
                  auto_confirm: bool = False) -> None:
-        self.database_url = database_url
+        # A new unit of work, one transaction, per call (bootstrap.py: on PostgreSQL).
+        self.units = units
         self.client = client
         # SUPPLIER_AUTO_CONFIRM: each dropshipping order asks the supplier to confirm it at once.
         self.auto_confirm = auto_confirm
@@ -106,7 +118,7 @@ class OrderLineHandler:
             outcomes[index] = plan.models_outcome(request.stock_ids, convergence)
         return [o or retry.Ack() for o in outcomes]
 
-    def _ask_shop(self, messages: list[tuple[int, OrderLineMessage]], recorded: store.Recorded,
+    def _ask_shop(self, messages: list[tuple[int, OrderLineMessage]], recorded: Recorded,
                   outcomes: list[retry.Outcome | None]) -> None:
         """Messages contradicting the recorded state of the same date: the shop is asked, once per order.
 
@@ -126,9 +138,9 @@ class OrderLineHandler:
         """The consumer stopped taking messages for a refused account: wait until the supplier accepts it."""
         account_pause.wait_until_accepted(self.client.get_growing_order, stop, worker="supplier_sync", reason=paused.reason)
 
-    def record(self, messages: list[OrderLineMessage]) -> store.Recorded:
+    def record(self, messages: list[OrderLineMessage]) -> Recorded:
         """Record the messages' order states; a message the database refuses fails alone (recording.py)."""
-        recorded = recording.record_isolating(self.database_url, messages)
+        recorded = recording.record_isolating(self.units, messages)
         for position, (message, applied) in enumerate(zip(messages, recorded.applied)):
             if not applied and position not in recorded.refused and position not in recorded.ask_shop:
                 log.info(
@@ -150,21 +162,22 @@ class OrderLineHandler:
             if message.line is not None:
                 dead[(message.order_id, message.line.line_id)] = (LineState.DEAD_LETTERED, reason[:500])
         if dead:
-            with session_scope(self.database_url) as session:
-                repository.save(session, lines=dead)
-                self._note_dead_letters(session, dead)
+            with self.units() as uow:
+                uow.reservations.save(lines=dead)
+                self._note_dead_letters(uow, dead)
+                uow.commit()
 
-    def _note_dead_letters(self, session: Session, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
+    @staticmethod
+    def _note_dead_letters(uow: UnitOfWork, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
         """A dead-lettered line is a problem for the owner, unless its order has one open already
         (a short or refused line whose message gave up is the same problem, told once)."""
-        already = {o for o, _, _ in order_problems.open_problems(session, {o for o, _ in dead})}
-        facts = _facts(session, dead)
+        already = {o for o, _, _ in uow.owner.open_problems({o for o, _ in dead})}
+        facts = uow.owner.line_facts(dead)
         for key, (_, reason) in sorted(dead.items()):
             if key[0] in already:
                 continue
             fact = facts.get(key, problems.LineFacts(key[0], key[1], 0, 0))
-            order_problems.open_problem(session, key[0], key[1], problems.DEAD_LETTERED,
-                                        problems.dead_lettered_note(fact, reason or ""))
+            uow.owner.open_problem(key[0], key[1], problems.DEAD_LETTERED, problems.dead_lettered_note(fact, reason or ""))
 
     # --- convergence -----------------------------------------------------------
 
@@ -172,8 +185,9 @@ class OrderLineHandler:
         result = Convergence()
         if not stock_ids and not order_ids:
             return result
-        with session_scope(self.database_url) as session:
-            self._converge_in(session, stock_ids, order_ids, result, set())
+        with self.units() as uow:
+            self._converge_in(uow, stock_ids, order_ids, result, set())
+            uow.commit()
         return result
 
     def _forget_before_calling(self, stock_ids: set[int], asked: set[int]) -> None:
@@ -190,40 +204,41 @@ class OrderLineHandler:
         """
         todo = stock_ids - asked
         if todo:
-            with session_scope(self.database_url) as marker:
-                repository.forget_supplier_state(marker, todo)
+            with self.units() as marker:
+                marker.reservations.forget_supplier_state(todo)
+                marker.commit()
             asked.update(todo)
 
-    def _converge_in(self, session: Session, stock_ids: set[int], order_ids: set[int], result: Convergence,
+    def _converge_in(self, uow: UnitOfWork, stock_ids: set[int], order_ids: set[int], result: Convergence,
                      asked: set[int]) -> None:
-        repository.lock(session, stock_ids)
-        paid = store.paid_orders(session, order_ids)
-        states = self._converge_stock(session, stock_ids, order_ids, result, asked)
+        uow.reservations.lock(stock_ids)
+        paid = uow.orders.paid_orders(order_ids)
+        states = self._converge_stock(uow, stock_ids, order_ids, result, asked)
         sends = plan.orders_to_send(paid, states)
-        self._send(session, sends, result, asked)
+        self._send(uow, sends, result, asked)
         sent_stock = plan.sent_stock(sends, result)
         if sent_stock:
             # The sent units left what is needed: set the supplier to the rest.
-            self._converge_stock(session, sent_stock, order_ids, result, asked)
-        self._find_orders_sent_before_a_crash(session, order_ids - {p.order_id for p in paid}, result)
-        for supplier_order in store.flag_cancelled_after_sending(session, order_ids):
+            self._converge_stock(uow, sent_stock, order_ids, result, asked)
+        self._find_orders_sent_before_a_crash(uow, order_ids - {p.order_id for p in paid}, result)
+        for flagged in uow.orders.flag_cancelled_after_sending(order_ids):
             log.warning(
                 "shop order given up or changed after it was sent to the supplier: a person must act",
-                order_id=supplier_order.shop_order_id,
-                supplier_order_id=supplier_order.supplier_order_id,
-                reason=supplier_order.last_error,
+                order_id=flagged.shop_order_id,
+                supplier_order_id=flagged.supplier_order_id,
+                reason=flagged.reason,
             )
-        self._hold_up_orders_of_failed_models(session, order_ids, result)
-        self._record_problems(session, result.lines)
+        self._hold_up_orders_of_failed_models(uow, order_ids, result)
+        self._record_problems(uow, result.lines)
         errors = plan.order_errors(order_ids, result)
-        store.note_order_sync(session, {o for o, e in errors.items() if e is None}, None)
+        uow.orders.note_order_sync({o for o, e in errors.items() if e is None}, None)
         for order_id, error in errors.items():
             if error is not None:
-                store.note_order_sync(session, {order_id}, error)
+                uow.orders.note_order_sync({order_id}, error)
 
-    def _converge_stock(self, session: Session, stock_ids: set[int], order_ids: set[int], result: Convergence,
+    def _converge_stock(self, uow: UnitOfWork, stock_ids: set[int], order_ids: set[int], result: Convergence,
                         asked: set[int]) -> plan.LineStates:
-        snapshot = repository.load(session, stock_ids, order_ids)
+        snapshot = uow.reservations.load(stock_ids, order_ids)
         wanted = plan.totals_to_set(snapshot, result.stock)
         self._forget_before_calling(set(wanted), asked)
         answers = self._set(wanted) if wanted else {}
@@ -235,7 +250,7 @@ class OrderLineHandler:
         for order_id, why in lines.short.items():
             result.short.setdefault(order_id, why)
         result.lines.update(lines.states)
-        repository.save(session, locks=plan.locks_to_save(wanted, answers), lines=lines.states)
+        uow.reservations.save(locks=plan.locks_to_save(wanted, answers), lines=lines.states)
         return lines.states
 
     def _set(self, to_set: dict[int, int]) -> dict[int, StockAnswer]:
@@ -295,15 +310,16 @@ class OrderLineHandler:
                 answers.update(self._set_split(half, seen))
         return answers
 
-    def _send(self, session: Session, sends: list[Send], result: Convergence, asked: set[int]) -> None:
+    def _send(self, uow: UnitOfWork, sends: list[Send], result: Convergence, asked: set[int]) -> None:
         for send in sends:
             order = send.order
             with bound_ids(order_id=order.order_id):
                 # A dropshipping order takes its units out of the growing order.
                 self._forget_before_calling(set(send.items), asked)
                 # The key is frozen (committed) before any request: keys.py says why.
-                with session_scope(self.database_url) as key_session:
-                    frozen = keys.freeze(key_session, order.order_id, order.number)
+                with self.units() as key_unit:
+                    frozen = key_unit.keys.freeze(order.order_id, order.number)
+                    key_unit.commit()
                 # Texts longer than the supplier takes are fitted, the same way at every attempt.
                 fitted = recipient_for_supplier(order.recipient, order.customer_note)
                 try:
@@ -326,32 +342,31 @@ class OrderLineHandler:
                         log.warning("dropshipping order not sent yet", key=frozen.key, error=exc.reason[:200])
                     result.orders[order.order_id] = outcome
                 else:
-                    store.record_supplier_order(session, order.order_id, frozen.key, status.order_id or None, status.status,
-                                                send.items)
+                    uow.orders.record_supplier_order(order.order_id, frozen.key, status.order_id or None, status.status,
+                                                     send.items)
                     # An order that waited for its product map says so once, now that it is sent.
-                    if waiting_orders.tell_if_picked_up(session, order.order_id):
+                    if uow.owner.tell_if_picked_up(order.order_id):
                         log.info("order sent once its product was mapped", key=frozen.key)
                     result.orders[order.order_id] = Sent(status.order_id or None, status.status)
                     if fitted.shortened:
                         # Once per order, with the send it describes: the owner reads what was cut.
-                        order_notices.tell_once(session, order.order_id, notices.FITTED,
-                                                notices.fitted_note(fitted.shortened))
+                        uow.owner.tell_once(order.order_id, notices.FITTED, notices.fitted_note(fitted.shortened))
                         # Which texts and their lengths only: the values are the customer's.
                         log.info("sent with shortened fields", key=frozen.key,
                                  shortened=[f"{s.field}: {s.before} -> {s.after}" for s in fitted.shortened])
                 after_send = plan.lines_after_send(send, result.orders[order.order_id])
                 result.lines.update(after_send)
-                repository.save(session, lines=after_send)
+                uow.reservations.save(lines=after_send)
 
-    def _find_orders_sent_before_a_crash(self, session: Session, order_ids: set[int], result: Convergence) -> None:
+    def _find_orders_sent_before_a_crash(self, uow: UnitOfWork, order_ids: set[int], result: Convergence) -> None:
         """Record the supplier orders a worker sent and died before recording, of orders not to be sent now.
 
         Such an order (cancelled while its message waited to come back, say)
         would otherwise exist at the supplier unknown to us: recorded, the
         poller follows it and, if the shop order was given up, the owner is
-        told to cancel it at the supplier (store.flag_cancelled_after_sending).
+        told to cancel it at the supplier (`orders.flag_cancelled_after_sending`).
         """
-        for order_id, key in store.sent_but_not_recorded(session, order_ids):
+        for order_id, key in uow.orders.sent_but_not_recorded(order_ids):
             with bound_ids(order_id=order_id):
                 try:
                     found = self.client.find_order_by_key(key)
@@ -368,15 +383,15 @@ class OrderLineHandler:
                     continue
                 if found is None:
                     continue  # the POST never reached the supplier
-                store.record_supplier_order(session, order_id, key, found.order_id or None, found.status)
-                sent = {(order_id, line_id): (LineState.SENT, None) for line_id in store.line_ids(session, order_id)}
+                uow.orders.record_supplier_order(order_id, key, found.order_id or None, found.status)
+                sent = {(order_id, line_id): (LineState.SENT, None) for line_id in uow.orders.line_ids(order_id)}
                 result.lines.update(sent)
-                repository.save(session, lines=sent)
+                uow.reservations.save(lines=sent)
                 log.warning("supplier order sent before a crash found and recorded", key=key,
                             supplier_order_id=found.order_id)
 
     @staticmethod
-    def _hold_up_orders_of_failed_models(session: Session, order_ids: set[int], result: Convergence) -> None:
+    def _hold_up_orders_of_failed_models(uow: UnitOfWork, order_ids: set[int], result: Convergence) -> None:
         """The batch's orders with a line (held, removed or released) in a model that failed with a 5xx.
 
         Their messages wait on the schedule, whatever line they carry: the
@@ -386,18 +401,15 @@ class OrderLineHandler:
         failed = {sid: a for sid, a in result.stock.items() if isinstance(a, retry.RetryLater)}
         if not failed or not order_ids:
             return
-        rows = session.execute(
-            select(OrderLine.order_id, OrderLine.stock_id)
-            .where(OrderLine.stock_id.in_(sorted(failed)), OrderLine.order_id.in_(sorted(order_ids)))
-        ).all()
-        for order_id, stock_id in rows:
+        for order_id, stock_id in uow.orders.orders_in_models(order_ids, failed):
             result.held_up.setdefault(order_id, (stock_id, failed[stock_id]))
 
-    def _record_problems(self, session: Session, states: dict[LineKey, tuple[LineState, str | None]]) -> None:
+    @staticmethod
+    def _record_problems(uow: UnitOfWork, states: dict[LineKey, tuple[LineState, str | None]]) -> None:
         """Open and clear the problems the shop owner hears of (problems.py); the notes are status_poller's."""
         if not states:
             return
-        already = order_problems.open_problems(session, {order_id for order_id, _ in states})
+        already = uow.owner.open_problems({order_id for order_id, _ in states})
         open_lines = {(o, l) for o, l, _ in already}
         # Only lines whose problem opens or clears now need their product's name: most need nothing.
         relevant = {
@@ -407,18 +419,20 @@ class OrderLineHandler:
         }
         if not relevant:
             return
-        changes = problems.from_line_states(relevant, _facts(session, relevant))
+        changes = problems.from_line_states(relevant, uow.owner.line_facts(relevant))
         for problem in changes.opened:
             if (problem.order_id, problem.line_id, problem.kind) not in already:
-                order_problems.open_problem(session, problem.order_id, problem.line_id, problem.kind, problem.note)
+                uow.owner.open_problem(problem.order_id, problem.line_id, problem.kind, problem.note)
                 log.info("problem for the shop owner", order_id=problem.order_id, line_id=problem.line_id, kind=problem.kind)
         for cleared in changes.cleared:
             if (cleared.order_id, cleared.line_id) in open_lines:
-                order_problems.clear(session, cleared.order_id, cleared.line_id, cleared.note)
+                uow.owner.clear_problem(cleared.order_id, cleared.line_id, cleared.note)
 
     def _mark_sending(self, order_id: int) -> None:
-        with session_scope(self.database_url) as session:
-            keys.mark_sending(session, order_id)
+        """Committed before the POST (sending.py): from now on the order may exist at the supplier."""
+        with self.units() as uow:
+            uow.keys.mark_sending(order_id)
+            uow.commit()
 
 
 def _told_already(key: LineKey, state: str, already: set[tuple[int, int, str]]) -> bool:
@@ -427,13 +441,6 @@ def _told_already(key: LineKey, state: str, already: set[tuple[int, int, str]]) 
     if state == LineState.SHORT:
         return (order_id, line_id, problems.SHORT) in already
     return (order_id, line_id, problems.REFUSED_MODEL) in already or (order_id, problems.ORDER_ITSELF, problems.REFUSED_ORDER) in already
-
-
-def _facts(session: Session, keys) -> dict[LineKey, problems.LineFacts]:
-    return {
-        key: problems.LineFacts(key[0], key[1], row.stock_id, row.quantity, row.name or "", row.size or "", row.code or "")
-        for key, row in order_problems.line_facts(session, keys).items()
-    }
 
 
 class _Calls:

@@ -8,6 +8,10 @@ stay one path segment of the lookup URL, one XML text, one column value. A
 number longer than its column was cut for storage and ends with a mark
 (shared/orders/events.py): it is not the shop's number any more and gets the
 fallback, so no key is ever longer than KEY_LIMIT.
+
+`freeze` and `mark_sending` work in the session they are given; the handler
+reaches them through its unit of work (unit_of_work.py, `keys`) and commits
+each in a unit of its own before the request it guards.
 """
 from __future__ import annotations
 

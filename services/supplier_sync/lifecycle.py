@@ -2,13 +2,17 @@
 
 What a shop order needs locked at the supplier follows from its latest state
 alone, so every worker computing it from the database agrees, whatever order
-the messages came in. This decides which state is the latest.
+the messages came in. This decides which state is the latest
+(batch_changes.py applies it to a batch), and what a state means for an
+order already sent to the supplier (`given_up_after_sending`).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from shared.orders.vocabulary import GIVEN_UP_STATUSES
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,39 @@ def contradicts(
     if line is not None and stored_line is not None and stored_line.version == date:
         return line != (stored_line.stock_id, stored_line.quantity)
     return False
+
+
+@dataclass(frozen=True)
+class FlaggedOrder:
+    """A supplier order its shop order gave up or changed after it was sent: a person must act on it."""
+
+    shop_order_id: int
+    supplier_order_id: int | None
+    reason: str  # why, and what to do (supplier_orders.last_error)
+
+
+def given_up_after_sending(*, deleted: bool, status: str, sent_as: object, sent_items: Mapping[int, int] | None,
+                           wanted: Mapping[int, int]) -> str | None:
+    """Why a sent supplier order no longer matches its shop order, and what to do; None while it does.
+
+    Given up: cancelled, refunded, failed or trashed; or changed: wanting other
+    units (`wanted`, stock_id -> units of its lines still in the order) than
+    it was sent with (`sent_items`; None for an order sent before those were
+    kept, judged by its status only), so the supplier would ship what the
+    customer no longer pays for, or not what was added. `sent_as` names the
+    supplier order (its id, else its key).
+    """
+    if deleted or status in GIVEN_UP_STATUSES:
+        why = f"the shop order was {'trashed' if deleted else status} after supplier order {sent_as} was sent"
+        return f"{why}: cancel it on the supplier's platform"
+    if sent_items is None:
+        return None
+    changed = {stock_id: wanted.get(stock_id, 0) - sent_items.get(stock_id, 0)
+               for stock_id in sorted(set(sent_items) | set(wanted))}
+    changed = {stock_id: delta for stock_id, delta in changed.items() if delta}
+    if not changed:
+        return None
+    which = ", ".join(f"{-delta} of stock_id {stock_id} no longer wanted" if delta < 0
+                      else f"{delta} more of stock_id {stock_id} wanted" for stock_id, delta in changed.items())
+    why = f"the shop order changed after supplier order {sent_as} was sent (refunded or edited): {which}"
+    return f"{why}: change or cancel it on the supplier's platform"

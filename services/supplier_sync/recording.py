@@ -1,9 +1,10 @@
 """Recording a batch's order states, with the messages the database refuses isolated.
 
-store.record_batch writes a whole batch in one transaction, so one message
-the database refuses (an order number longer than its column, a quantity out
-of range) would fail every message batched with it. A refused batch is split
-in two and each half recorded in its own transaction, until the culprit is
+A batch is recorded in one unit of work (unit_of_work.py, `orders.record_batch`),
+one transaction, so one message the database refuses (an order number
+longer than its column, a quantity out of range) would fail every message
+batched with it. A refused batch is split
+in two and each half recorded in a unit of its own, until the culprit is
 alone: only it is dead-lettered, with the database's reason
 (shared/failures/retry.py, database_refusal); the others are recorded as if it had
 never been there. A failure that is not about the data (the connection, a
@@ -17,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from shared.db import session_scope
 from shared.failures import retry
 from shared.messaging.messages import OrderLineMessage
 from shared.observability.logging import get_logger
-from services.supplier_sync import store
+from services.supplier_sync.batch_changes import Recorded
+from services.supplier_sync.unit_of_work import UnitOfWorkFactory
 
 log = get_logger(__name__)
 
@@ -52,12 +53,14 @@ def split_until_alone(
     return done + more, refused | also
 
 
-def record_isolating(database_url: str, messages: Sequence[OrderLineMessage]) -> store.Recorded:
+def record_isolating(units: UnitOfWorkFactory, messages: Sequence[OrderLineMessage]) -> Recorded:
     """Record the messages' order states; `refused` holds the position of each one the database refused."""
 
-    def attempt(positions: list[int]) -> store.Recorded:
-        with session_scope(database_url) as session:
-            return store.record_batch(session, [messages[p] for p in positions])
+    def attempt(positions: list[int]) -> Recorded:
+        with units() as uow:
+            recorded = uow.orders.record_batch([messages[p] for p in positions])
+            uow.commit()
+        return recorded
 
     def refusal_of(exc: BaseException) -> retry.DeadLetter | None:
         refusal = retry.database_refusal(exc)
@@ -70,4 +73,4 @@ def record_isolating(database_url: str, messages: Sequence[OrderLineMessage]) ->
         message = messages[position]
         log.error("message refused by the database", order_id=message.order_id, message_id=message.message_id,
                   reason=refusal.reason[:200])
-    return store.Recorded.merge(len(messages), parts, refused)
+    return Recorded.merge(len(messages), parts, refused)

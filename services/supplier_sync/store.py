@@ -1,13 +1,16 @@
 """supplier_sync's own reads and writes in PostgreSQL: order states, paid orders, supplier orders.
 
-Recording a message and converging the supplier are separate transactions:
-the latest state is committed first, then each affected stock_id is locked
-and its reservation loaded from committed rows (shared/reservations/repository.py).
+Each function works in the session it is given and commits nothing: the unit
+of work that owns the session (sql_unit_of_work.py, the `orders` repository)
+commits. Recording a message and converging the supplier are separate
+units: the latest state is committed first, then each affected stock_id is
+locked and its reservation loaded from committed rows
+(shared/reservations/repository.py). What a batch changes is decided by the
+pure batch_changes.py; here it is read and written.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,45 +19,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db.models import OrderLine, SendHold, ShopOrder, SupplierKey, SupplierOrder
-from shared.failures import retry
 from shared.messaging.messages import OrderLineMessage
-from shared.orders.text import storable, storable_json, stored_reason
-from shared.orders.vocabulary import GIVEN_UP_STATUSES, READY_TO_SEND, LineState, ShopStatus
-from services.supplier_sync.lifecycle import RecordedLine, StoredState, contradicts, supersedes
+from shared.orders.text import stored_reason
+from shared.orders.vocabulary import READY_TO_SEND, LineState
+from services.supplier_sync.batch_changes import Recorded, batch_changes
+from services.supplier_sync.lifecycle import FlaggedOrder, RecordedLine, given_up_after_sending
 from services.supplier_sync.plan import PaidLine, PaidOrder
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    applied: list[bool]  # per message: did it carry the order's latest state?
-    stock_ids: frozenset[int]  # every model whose total may have changed
-    order_ids: frozenset[int]  # orders whose state changed
-    # Position of each message the database refused, and why (services/supplier_sync/recording.py).
-    refused: Mapping[int, retry.DeadLetter] = field(default_factory=dict)
-    # Positions of messages not recorded because they contradict the recorded state of the same
-    # date (lifecycle.contradicts): the shop must be asked for the order as it is now.
-    ask_shop: frozenset[int] = frozenset()
-
-    @classmethod
-    def merge(
-        cls, count: int, parts: Iterable[tuple[list[int], "Recorded"]], refused: Mapping[int, retry.DeadLetter]
-    ) -> "Recorded":
-        """One Recorded for `count` messages from the parts recorded apart (their positions, their Recorded)."""
-        applied = [False] * count
-        stock_ids: set[int] = set()
-        order_ids: set[int] = set()
-        ask_shop: set[int] = set()
-        for positions, part in parts:
-            for position, was_applied in zip(positions, part.applied):
-                applied[position] = was_applied
-            stock_ids |= part.stock_ids
-            order_ids |= part.order_ids
-            ask_shop |= {positions[p] for p in part.ask_shop}
-        return cls(applied, frozenset(stock_ids), frozenset(order_ids), dict(refused), frozenset(ask_shop))
 
 
 _ORDER_COLUMNS = [c.key for c in ShopOrder.__table__.columns if c.key not in ("updated_at",)]
@@ -88,98 +62,19 @@ def record_batch(session: Session, messages: Sequence[OrderLineMessage]) -> Reco
             .with_for_update()
         ).mappings()
     }
-    recorded_lines: dict[tuple[int, int], RecordedLine] = {}
-    before: dict[int, set[int]] = {i: set() for i in ids}
-    for order_id, line_id, stock_id, quantity, version in session.execute(
-        select(OrderLine.order_id, OrderLine.line_id, OrderLine.stock_id, OrderLine.quantity, OrderLine.version)
-        .where(OrderLine.order_id.in_(ids))
-    ):
-        before[order_id].add(stock_id)
-        recorded_lines[(order_id, line_id)] = RecordedLine(stock_id, quantity, version)
-
-    applied: list[bool] = []
-    ask_shop: set[int] = set()
-    changed: set[int] = set()
-    lines: dict[tuple[int, int], dict[str, Any]] = {}
-    removals: dict[int, tuple[datetime, list[int]]] = {}
-    for position, message in enumerate(messages):
-        order = orders[message.order_id]
-        stored = None if message.order_id in created and message.order_id not in changed else StoredState(
-            order["date_modified_gmt"], order["deleted"]
+    recorded_lines = {
+        (order_id, line_id): RecordedLine(stock_id, quantity, version)
+        for order_id, line_id, stock_id, quantity, version in session.execute(
+            select(OrderLine.order_id, OrderLine.line_id, OrderLine.stock_id, OrderLine.quantity, OrderLine.version)
+            .where(OrderLine.order_id.in_(ids))
         )
-        if not supersedes(message.date_modified_gmt, message.deleted, message.topic, stored):
-            applied.append(False)
-            continue
-        if stored is not None and not message.deleted and message.source != "confirmation" and _contradicts(
-            message, order, recorded_lines
-        ):
-            # The shop's own answer (a confirmation) is the state of that date; anything else is asked again.
-            applied.append(False)
-            ask_shop.add(position)
-            continue
-        applied.append(True)
-        changed.add(message.order_id)
-        if message.deleted:
-            order.update(deleted=True, status=str(ShopStatus.TRASH))
-            continue
-        order.update(order_state(message, order))
-        version = message.date_modified_gmt
-        if message.line is not None:
-            key = (message.order_id, message.line.line_id)
-            if key not in lines or lines[key]["version"] <= version:
-                lines[key] = {"order_id": key[0], **message.line.model_dump(), "version": version}
-                recorded_lines[key] = RecordedLine(message.line.stock_id, message.line.quantity, version)
-        # Only the head knows every line of its state, so only it releases the others.
-        if message.head and (message.order_id not in removals or removals[message.order_id][0] <= version):
-            removals[message.order_id] = (version, list(message.supplier_line_ids))
+    }
 
-    _write_orders(session, [orders[i] for i in sorted(changed)])
-    _write_lines(session, list(lines.values()))
-    _mark_removed(session, removals)
-    stock_ids = set().union(*(before[i] for i in changed)) | {l["stock_id"] for l in lines.values()}
-    return Recorded(applied, frozenset(stock_ids), frozenset(changed), ask_shop=frozenset(ask_shop))
-
-
-def _contradicts(message: OrderLineMessage, order: dict[str, Any],
-                 recorded_lines: Mapping[tuple[int, int], RecordedLine]) -> bool:
-    """Does the message claim the recorded date of its order with another state? (lifecycle.contradicts)"""
-    line = message.line
-    return contradicts(
-        date=message.date_modified_gmt,
-        status=message.status,
-        line=(line.stock_id, line.quantity) if line is not None else None,
-        line_ids=message.supplier_line_ids if message.head else None,
-        stored_date=order["date_modified_gmt"],
-        stored_status=order["status"],
-        stored_line=recorded_lines.get((message.order_id, line.line_id)) if line is not None else None,
-        stored_line_ids=order["supplier_line_ids"] or (),
-    )
-
-
-def order_state(message: OrderLineMessage, stored: dict[str, Any]) -> dict[str, Any]:
-    """The shop_orders columns a (superseding, not deleted) message sets over the `stored` row.
-
-    Every message of an event carries its status, number and date; only its
-    head carries the recipient, the note and the line ids. A line of a newer
-    state arriving before its head leaves the line ids empty (not known for
-    that state yet), so the paid order is not sent until the head is recorded
-    (services/supplier_sync/plan.py, orders_to_send), whatever part of an
-    event reached the broker (ingest may have answered 503 half-way).
-    """
-    # ingest never publishes a NUL, but a message put on the queue by other means may hold one.
-    state: dict[str, Any] = dict(
-        deleted=False, status=storable(message.status), number=storable(message.order_number),
-        date_modified_gmt=message.date_modified_gmt,
-    )
-    if message.head:
-        state.update(
-            recipient=storable_json(message.recipient.model_dump()) if message.recipient else None,
-            customer_note=storable(message.customer_note),
-            supplier_line_ids=list(message.supplier_line_ids),
-        )
-    elif stored.get("date_modified_gmt") != message.date_modified_gmt:
-        state.update(supplier_line_ids=[])
-    return state
+    changes = batch_changes(messages, orders, created, recorded_lines)
+    _write_orders(session, changes.orders)
+    _write_lines(session, changes.lines)
+    _mark_removed(session, changes.removals)
+    return changes.recorded
 
 
 def _write_orders(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -310,12 +205,11 @@ def line_ids(session: Session, order_id: int) -> list[int]:
     ))
 
 
-def flag_cancelled_after_sending(session: Session, order_ids: Iterable[int]) -> list[SupplierOrder]:
+def flag_cancelled_after_sending(session: Session, order_ids: Iterable[int]) -> list[FlaggedOrder]:
     """Supplier orders whose shop order gave up on them after they were sent: an operator must act on them.
 
-    Given up: cancelled, refunded, failed or trashed; or changed: wanting other
-    units than it was sent with (a partial refund, an edit), so the supplier
-    would ship what the customer no longer pays for, or not what was added.
+    Flagged (`cancelled_in_shop`, the reason in `last_error`) by the rule of
+    lifecycle.given_up_after_sending.
     """
     ids = sorted(set(order_ids))
     if not ids:
@@ -327,36 +221,40 @@ def flag_cancelled_after_sending(session: Session, order_ids: Iterable[int]) -> 
     ).all()
     if not rows:
         return []
-    wanted: dict[tuple[int, int], int] = {}
+    wanted: dict[int, dict[int, int]] = {}
     for order_id, stock_id, units in session.execute(
         select(OrderLine.order_id, OrderLine.stock_id, func.sum(OrderLine.quantity))
         .where(OrderLine.order_id.in_([r[0].shop_order_id for r in rows]), ~OrderLine.removed)
         .group_by(OrderLine.order_id, OrderLine.stock_id)
     ):
-        wanted[(order_id, stock_id)] = int(units)
+        wanted.setdefault(order_id, {})[stock_id] = int(units)
     flagged = []
     for supplier_order, deleted, status in rows:
-        sent_as = supplier_order.supplier_order_id or supplier_order.key
-        if deleted or status in GIVEN_UP_STATUSES:
-            why = f"the shop order was {'trashed' if deleted else status} after supplier order {sent_as} was sent"
-            fix = "cancel it on the supplier's platform"
-        else:
-            if supplier_order.items is None:
-                continue  # sent before what it was sent with was kept: judged by its status only
-            sent = {int(stock_id): units for stock_id, units in supplier_order.items.items()}
-            changed = {stock_id: wanted.get((supplier_order.shop_order_id, stock_id), 0) - sent.get(stock_id, 0)
-                       for stock_id in sorted(set(sent) | {s for o, s in wanted if o == supplier_order.shop_order_id})}
-            changed = {stock_id: delta for stock_id, delta in changed.items() if delta}
-            if not changed:
-                continue
-            which = ", ".join(f"{-delta} of stock_id {stock_id} no longer wanted" if delta < 0
-                              else f"{delta} more of stock_id {stock_id} wanted" for stock_id, delta in changed.items())
-            why = f"the shop order changed after supplier order {sent_as} was sent (refunded or edited): {which}"
-            fix = "change or cancel it on the supplier's platform"
+        reason = given_up_after_sending(
+            deleted=deleted,
+            status=status,
+            sent_as=supplier_order.supplier_order_id or supplier_order.key,
+            sent_items=None if supplier_order.items is None else {
+                int(stock_id): units for stock_id, units in supplier_order.items.items()},
+            wanted=wanted.get(supplier_order.shop_order_id, {}),
+        )
+        if reason is None:
+            continue
         supplier_order.cancelled_in_shop = True
-        supplier_order.last_error = f"{why}: {fix}"
-        flagged.append(supplier_order)
+        supplier_order.last_error = reason
+        flagged.append(FlaggedOrder(supplier_order.shop_order_id, supplier_order.supplier_order_id, reason))
     return flagged
+
+
+def orders_in_models(session: Session, order_ids: Iterable[int], stock_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """(order_id, stock_id) of every line, held or not, these orders have in these models."""
+    orders, models = sorted(set(order_ids)), sorted(set(stock_ids))
+    if not orders or not models:
+        return []
+    return [(order_id, stock_id) for order_id, stock_id in session.execute(
+        select(OrderLine.order_id, OrderLine.stock_id)
+        .where(OrderLine.stock_id.in_(models), OrderLine.order_id.in_(orders))
+    )]
 
 
 def note_order_sync(session: Session, order_ids: Iterable[int], error: str | None) -> None:

@@ -3,6 +3,10 @@
 Changes to a model are serialised across processes by `lock`
 (`pg_advisory_xact_lock(stock_id)` until the transaction ends); whoever holds
 it loads, decides and saves from rows nobody can change underneath it.
+Every function works in the session it is given and commits nothing:
+supplier_sync reaches them through its unit of work (the `reservations`
+repository of services/supplier_sync/sql_unit_of_work.py), the operator's
+tools in their own sessions.
 """
 from __future__ import annotations
 

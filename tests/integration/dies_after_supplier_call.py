@@ -14,6 +14,7 @@ import sys
 from shared.clients.rewix import RewixClient
 from shared.messaging.consumer import Delivery
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 
 DIED = 9
 
@@ -41,7 +42,7 @@ class DyingClient(RewixClient):
 def main() -> None:
     url, key, password, die_after = sys.argv[1:5]
     body = sys.stdin.buffer.read()
-    handler = OrderLineHandler(os.environ["DATABASE_URL"], DyingClient(url, key, password, timeout=5, die_after=die_after))
+    handler = OrderLineHandler(sql_units(os.environ["DATABASE_URL"]), DyingClient(url, key, password, timeout=5, die_after=die_after))
     handler([Delivery(body=body, message_id="dying", headers={}, delivery_tag=1, redelivered=False)])
     sys.exit(0)  # the call never came: the test says so
 

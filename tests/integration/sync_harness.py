@@ -17,6 +17,7 @@ from shared.messaging.messages import OrderLineMessage, ShopRecipient, SupplierL
 from shared.orders.intake import OrderIntake
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 from simulators.rewix import start_in_thread
 from simulators.rewix.control import SimulatorControl
 from tests.conftest import TEST_RETRY_DELAYS
@@ -97,7 +98,7 @@ class SyncHarness:
                 confirm = ShopConfirmation(self.shop, OrderIntake(self.database_url, self.confirm_publishers[-1],
                                                                   shop=self.shop))
             consumer = BatchConsumer(
-                self.amqp_url, topology.ORDER_LINES, OrderLineHandler(self.database_url, client, confirm),
+                self.amqp_url, topology.ORDER_LINES, OrderLineHandler(sql_units(self.database_url), client, confirm),
                 retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{len(self.threads)}", max_batch=self.max_batch,
             )
             thread = threading.Thread(target=consumer.run, daemon=True)

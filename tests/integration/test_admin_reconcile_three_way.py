@@ -24,6 +24,7 @@ from shared.messaging.consumer import BatchConsumer
 from shared.orders.intake import OrderIntake
 from services.admin.cli import main
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
@@ -63,7 +64,7 @@ class World:
         self.intake = OrderIntake(db, self.publisher)
         self.stop = threading.Event()
         consumer = BatchConsumer(broker, topology.ORDER_LINES,
-                                 OrderLineHandler(db, RewixClient(self.rewix.url, KEY, PASSWORD, timeout=5)),
+                                 OrderLineHandler(sql_units(db), RewixClient(self.rewix.url, KEY, PASSWORD, timeout=5)),
                                  retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name="sync-rec")
         self.thread = threading.Thread(target=consumer.run, daemon=True)
         self.thread.start()

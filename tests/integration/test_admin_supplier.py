@@ -21,6 +21,7 @@ from shared.messaging import topology
 from shared.messaging.consumer import BatchConsumer
 from services.admin.cli import main
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 from simulators.rewix import start_in_thread
 from simulators.rewix.control import SimulatorControl
 from tests.conftest import TEST_RETRY_DELAYS, queue_depth
@@ -54,7 +55,7 @@ def sync(db: str, broker: str, supplier) -> Iterator[str]:
     url, _, _ = supplier
     stop = threading.Event()
     client = RewixClient(url, KEY, PASSWORD, timeout=5)
-    consumer = BatchConsumer(broker, topology.ORDER_LINES, OrderLineHandler(db, client),
+    consumer = BatchConsumer(broker, topology.ORDER_LINES, OrderLineHandler(sql_units(db), client),
                              retry_delays=TEST_RETRY_DELAYS, stop=stop, name="sync-admin")
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()

@@ -27,6 +27,7 @@ from services.status_poller.payment_watch import PaymentWatch
 from services.status_poller.poller import StatusPoller
 from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
@@ -71,7 +72,7 @@ class World:
         self.threads: list[threading.Thread] = []
         if sync_thread:
             consumer = BatchConsumer(broker, topology.ORDER_LINES,
-                                     OrderLineHandler(db, RewixClient(self.rewix.url, REWIX_KEY, REWIX_PASSWORD, timeout=5)),
+                                     OrderLineHandler(sql_units(db), RewixClient(self.rewix.url, REWIX_KEY, REWIX_PASSWORD, timeout=5)),
                                      retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name="sync-pay")
             self.threads.append(threading.Thread(target=consumer.run, daemon=True))
             self.threads[-1].start()

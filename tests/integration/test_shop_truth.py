@@ -26,6 +26,7 @@ from shared.orders.intake import OrderIntake
 from services.status_poller.shop_watch.catchup import ShopCatchUp
 from services.supplier_sync.confirm import ShopConfirmation
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
@@ -62,7 +63,7 @@ class World:
         self.publisher = Publisher(broker)
         self.stop = threading.Event()
         handler = OrderLineHandler(
-            db, RewixClient(self.rewix.url, API_KEY, PASSWORD, timeout=5),
+            sql_units(db), RewixClient(self.rewix.url, API_KEY, PASSWORD, timeout=5),
             ShopConfirmation(self.shop_client, OrderIntake(db, self.publisher)),
         )
         consumer = BatchConsumer(broker, topology.ORDER_LINES, handler, retry_delays=TEST_RETRY_DELAYS,

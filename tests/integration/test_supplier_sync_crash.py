@@ -12,6 +12,7 @@ from shared.clients.rewix import RewixClient
 from shared.failures.retry import Ack, RetryLater
 from shared.messaging.consumer import Delivery
 from services.supplier_sync.handler import OrderLineHandler
+from services.supplier_sync.sql_unit_of_work import sql_units
 from tests.conftest import TEST_RETRY_DELAYS, queue_depth
 from tests.integration.dies_after_supplier_call import DIED
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness, order_messages
@@ -90,7 +91,7 @@ def die_after(harness: SyncHarness, call: str, messages) -> None:
 
 
 def handle(harness: SyncHarness, messages, *, expect=Ack) -> list:
-    handler = OrderLineHandler(harness.database_url, RewixClient(harness.sim.url, API_KEY, PASSWORD, timeout=5))
+    handler = OrderLineHandler(sql_units(harness.database_url), RewixClient(harness.sim.url, API_KEY, PASSWORD, timeout=5))
     batch = [Delivery(body=m.to_bytes(), message_id=m.message_id, headers={}, delivery_tag=n, redelivered=False)
              for n, m in enumerate(messages, 1)]
     outcomes = handler(batch)

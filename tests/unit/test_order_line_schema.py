@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services.supplier_sync.store import order_state
+from services.supplier_sync.batch_changes import order_state
 from shared.messaging.messages import (
     MAX_CONVERGE_STOCK_IDS, ConvergeMessage, OrderLineMessage, ShopRecipient, SupplierLine, UnparseableMessage,
     parse_order_line, parse_order_lines_message,
