@@ -18,9 +18,19 @@ carries the shop's progress: new -> noting -> done.
 
 A session advisory lock on the history row keeps two replicas from working
 on the same status at once.
+
+What a failure means is the failure policy's (shared/failures/retry.py): a
+shop that is down or answers 5xx/429 sends the message to wait on the
+schedule, an order the shop refuses is dead-lettered, and a shop refusing the
+REST keys (401/403) blames no status change: the batch's messages go back to
+the queue untouched (`retry.Paused`), the consumer stops taking status
+changes, and `wait_until_workable` waits until the shop takes the keys again
+(shared/failures/account_pause.py). The row left at `noting` makes the
+resumed write look before it writes, so each status still reaches the shop once.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.clients.rewix import status_name
 from shared.clients.shop import WooCommerceClient
 from shared.db import get_engine
-from shared.failures import retry
+from shared.failures import account_pause, retry
 from shared.failures.errors import ExternalError
 from shared.messaging.consumer import Delivery
 from shared.messaging.messages import StatusChangeMessage, UnparseableMessage, parse_status_change
@@ -54,7 +64,18 @@ class StatusChangeApplier:
         self.customer_tracking_note = customer_tracking_note
 
     def __call__(self, batch: Sequence[Delivery]) -> list[retry.Outcome]:
-        return [self.apply_delivery(delivery) for delivery in batch]
+        outcomes: list[retry.Outcome] = []
+        for delivery in batch:
+            if outcomes and isinstance(outcomes[-1], retry.Paused):
+                outcomes.append(outcomes[-1])  # the shop refuses the keys: the rest go back untried
+            else:
+                outcomes.append(self.apply_delivery(delivery))
+        return outcomes
+
+    def wait_until_workable(self, paused: retry.Paused, stop: threading.Event) -> None:
+        """The consumer stopped taking status changes for refused keys: wait until the shop takes them again."""
+        account_pause.wait_until_accepted(self.shop.probe_keys, stop, worker="status_applier", reason=paused.reason,
+                                          account=paused.account)
 
     def apply_delivery(self, delivery: Delivery) -> retry.Outcome:
         try:
@@ -154,8 +175,9 @@ class StatusChangeApplier:
             outcome = retry.outcome_of(exc)
             if isinstance(outcome, retry.RetryLater):
                 log.warning("shop unavailable, status change will be retried", error=exc.reason[:300], status=exc.status)
-            else:
+            elif isinstance(outcome, retry.DeadLetter):
                 log.error("shop refused the status update", error=exc.reason[:300], status=exc.status)
+            # Paused: the keys, not this status change; the pause says so, once a minute.
             return outcome
         return retry.Ack()
 

@@ -135,7 +135,8 @@ class StatusPoller:
             HEALTH.beat(LOOP)  # paused on purpose, not stuck
             return self.client.get_growing_order()
 
-        account_pause.wait_until_accepted(probe, stop, worker="status_poller", reason=refused.reason)
+        account_pause.wait_until_accepted(probe, stop, worker="status_poller", reason=refused.reason,
+                                          account=refused.account)
         self.asker.refused = None
 
     def run_once(self, stop: threading.Event, pool: ThreadPoolExecutor) -> float:

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from shared.clients.rewix import RewixClient
-from shared.failures.errors import AccountRefused, PermanentError, TransientError
+from shared.failures import retry
+from shared.failures.errors import ExternalError
 from shared.observability.logging import get_logger
 from services.status_poller.budget import RequestBudget
 from services.status_poller.changes import Observation
@@ -31,8 +32,8 @@ class SupplierAsker:
         self.budget = budget
         self.lookahead = lookahead
         self.concurrency = concurrency
-        # Set by the first 401/403 of a batch; the rest of the batch is handed back unasked.
-        self.refused: AccountRefused | None = None
+        # Set by the first refused account of a batch; the rest of the batch is handed back unasked.
+        self.refused: retry.Paused | None = None
 
     def observations(
         self, leases: list[Lease], stop: threading.Event, pool: ThreadPoolExecutor, offset: timedelta
@@ -90,21 +91,8 @@ class SupplierAsker:
                 status = self.client.get_order(lease.supplier_order_id)
             else:
                 status = self.client.find_order_by_key(lease.key)
-        except AccountRefused as exc:
-            # Not this order's fault: hand the row back unpolled; the poller pauses.
-            self.budget.answered()
-            self.refused = exc
-            return Observation(lease)
-        except TransientError as exc:
-            if exc.status == 429:
-                self.budget.throttled(exc.retry_after)
-                return Observation(lease, requested=True, throttled=True, retry_after=exc.retry_after)
-            return Observation(lease, _db_now(offset), error=exc.reason, requested=True)
-        except PermanentError as exc:
-            self.budget.answered()
-            return Observation(lease, _db_now(offset), error=exc.reason, requested=True)
-        except Exception as exc:  # a bug must not stop the other orders' polls
-            return Observation(lease, _db_now(offset), error=f"unexpected error: {exc!r}"[:500], requested=True)
+        except Exception as exc:  # what it means is the failure policy's to say; a bug must not stop the others
+            return self._failed(lease, offset, exc)
         self.budget.answered()
         if status is None:
             return Observation(
@@ -112,6 +100,23 @@ class SupplierAsker:
                 requested=True,
             )
         return Observation(lease, _db_now(offset), status=status, requested=True)
+
+    def _failed(self, lease: Lease, offset: timedelta, exc: Exception) -> Observation:
+        """The observation of a poll that failed, as the failure policy (shared/failures/retry.py) reads the error."""
+        outcome = retry.outcome_of(exc)
+        if isinstance(outcome, retry.Paused):
+            # Not this order's fault: hand the row back unpolled; the poller pauses.
+            self.budget.answered()
+            self.refused = outcome
+            return Observation(lease)
+        if isinstance(outcome, retry.RetryLater) and outcome.kind == retry.RATE_LIMITED:
+            self.budget.throttled(outcome.retry_after)
+            return Observation(lease, requested=True, throttled=True, retry_after=outcome.retry_after)
+        if isinstance(outcome, retry.DeadLetter):
+            self.budget.answered()  # refused, but answered: the pace may recover
+        # The row keeps the supplier's reason; anything but the supplier's failure is a bug of ours.
+        error = exc.reason if isinstance(exc, ExternalError) else f"unexpected error: {exc!r}"[:500]
+        return Observation(lease, _db_now(offset), error=error, requested=True)
 
 
 def _db_now(offset: timedelta) -> datetime:

@@ -17,8 +17,9 @@ What is published goes through OrderIntake like any event, marked
 a state that contradicts the recorded one while claiming its date
 (services/supplier_sync/lifecycle.py, `contradicts`): the shop's answer, marked
 `confirmation`, is recorded even at an equal date. A shop that cannot be
-asked means the message is retried later on the retry policy's schedule;
-nothing is ever released on an unconfirmed delete.
+asked (down, or refusing the REST keys) means the message is retried later
+on the retry policy's schedule; nothing is ever released on an unconfirmed
+delete.
 """
 from __future__ import annotations
 
@@ -72,8 +73,9 @@ class ShopConfirmation:
                     found = "present"
             except InvalidOrder as exc:
                 return retry.DeadLetter(f"shop: the order is not valid: {exc}"[:300])
-            except Exception as exc:  # the shop, the broker or the database: the retry policy decides
-                outcome = retry.outcome_of(exc, "shop")
+            except Exception as exc:  # the shop, the broker or the database: the failure policy decides
+                # Refused shop keys stop none of supplier_sync's other work: this message waits on the schedule.
+                outcome = retry.outcome_of(exc, "shop", pause=False)
                 if isinstance(outcome, retry.DeadLetter) and not isinstance(exc, TransientError):
                     log.error("order could not be confirmed with the shop", topic=claimed_topic, reason=outcome.reason)
                 return outcome

@@ -12,9 +12,10 @@ answers feed the next step of the plan:
     (the sent units leave what is needed: the sent models converge once more)
     message_outcome(message, convergence)                # what the consumer does with each message
 
-Per-item failures are the retry policy's outcomes (shared/failures/retry.py decides
-which an exception is), kept per stock_id and per order in `Convergence`, so
-one model or one order failing never decides for the others.
+Per-item failures are the failure policy's outcomes (shared/failures/retry.py decides
+what an exception means and what kind of failure it is), kept per stock_id and
+per order in `Convergence`, so one model or one order failing never decides
+for the others; a message's outcome keeps the kind of the failure it stands for.
 """
 from __future__ import annotations
 
@@ -50,15 +51,13 @@ StockAnswer = Locked | retry.DeadLetter | retry.RetryLater
 def model_failure(exc: BaseException) -> retry.DeadLetter | retry.RetryLater | None:
     """A `set` failure that may be about one of the models named, or None when it is about the server.
 
-    A refusal (400 and the like) names a model; so may a 5xx (the server failing
-    on one model's data): both are isolated by splitting the call. A 429, a
-    timeout, a cut connection or a refused account are about the server or
-    the account, whatever the call named.
+    The failure policy decides both (shared/failures/retry.py, `about_the_item`):
+    a refusal or a 5xx may name a model, and is isolated by splitting the call;
+    a 429, a timeout, a cut connection or a refused account are about the
+    server or the account, whatever the call named.
     """
     outcome = retry.outcome_of(exc)
-    if isinstance(outcome, retry.DeadLetter):
-        return outcome
-    if isinstance(outcome, retry.RetryLater) and outcome.status is not None and 500 <= outcome.status < 600:
+    if isinstance(outcome, (retry.DeadLetter, retry.RetryLater)) and retry.about_the_item(outcome):
         return outcome
     return None
 
@@ -237,11 +236,10 @@ def models_outcome(stock_ids: Iterable[int], convergence: Convergence) -> retry.
     answers = [(stock_id, convergence.stock.get(stock_id)) for stock_id in sorted(set(stock_ids))]
     for stock_id, answer in answers:
         if isinstance(answer, retry.RetryLater):
-            return retry.RetryLater(f"supplier failed on stock_id {stock_id}: {answer.reason}", answer.status,
-                                    answer.retry_after)
+            return answer.saying(f"supplier failed on stock_id {stock_id}: {answer.reason}")
     for stock_id, answer in answers:
         if isinstance(answer, retry.DeadLetter):
-            return retry.DeadLetter(f"supplier refused stock_id {stock_id}: {answer.reason}", answer.status)
+            return answer.saying(f"supplier refused stock_id {stock_id}: {answer.reason}")
     return retry.Ack()
 
 
@@ -250,18 +248,18 @@ def message_outcome(message: OrderLineMessage, convergence: Convergence) -> retr
     if message.line is not None:
         answer = convergence.stock.get(message.line.stock_id)
         if isinstance(answer, retry.DeadLetter):
-            return retry.DeadLetter(f"supplier refused stock_id {message.line.stock_id}: {answer.reason}", answer.status)
+            return answer.saying(f"supplier refused stock_id {message.line.stock_id}: {answer.reason}")
         if isinstance(answer, retry.RetryLater):
-            return retry.RetryLater(f"supplier failed on stock_id {message.line.stock_id}: {answer.reason}", answer.status, answer.retry_after)
+            return answer.saying(f"supplier failed on stock_id {message.line.stock_id}: {answer.reason}")
     if message.order_id in convergence.held_up:
         stock_id, failure = convergence.held_up[message.order_id]
-        return retry.RetryLater(f"supplier failed on stock_id {stock_id}: {failure.reason}", failure.status, failure.retry_after)
+        return failure.saying(f"supplier failed on stock_id {stock_id}: {failure.reason}")
     sent = convergence.orders.get(message.order_id)
     if isinstance(sent, retry.DeadLetter):
-        return retry.DeadLetter(f"supplier refused the dropshipping order: {sent.reason}", sent.status)
+        return sent.saying(f"supplier refused the dropshipping order: {sent.reason}")
     if isinstance(sent, retry.RetryLater):
-        return retry.RetryLater(f"dropshipping order not sent: {sent.reason}", sent.status, sent.retry_after)
+        return sent.saying(f"dropshipping order not sent: {sent.reason}")
     if message.status == READY_TO_SEND and not message.deleted and message.order_id in convergence.short:
         # A paid order waits for its goods; it is retried, then reported.
-        return retry.RetryLater(convergence.short[message.order_id])
+        return retry.RetryLater(convergence.short[message.order_id], kind=retry.SHORT)
     return retry.Ack()

@@ -1,10 +1,17 @@
 """Typed failures of the outside world.
 
-The retry policy (shared/failures/retry.py) decides on the *type* of an error, never on
+The clients turn every failure into one of these types, with its status,
+Retry-After and whether the call may have been carried out; the failure
+policy (shared/failures/retry.py) decides on that data alone, never on
 strings or status codes spread through handlers: a TransientError goes to a
-wait queue, a PermanentError straight to the dead letters.
+wait queue, a PermanentError straight to the dead letters, an AccountRefused
+pauses the workers that need the account.
 """
 from __future__ import annotations
+
+# The outside accounts whose refusal pauses work (AccountRefused.account).
+SUPPLIER = "supplier"
+SHOP = "shop"
 
 # The statuses with which the supplier and the shop both say "these credentials are
 # refused": nothing is sent until an operator fixes them, so no retry can help.
@@ -13,6 +20,12 @@ CREDENTIALS_REFUSED = frozenset({401, 403})
 
 def refuses_credentials(status: int | None) -> bool:
     return status in CREDENTIALS_REFUSED
+
+
+def passed_authentication(status: int) -> bool:
+    """An answer that says the credentials were accepted: anything below 500 but a refusal
+    or a 429 (a 5xx or a 429 may come before the account is even looked at)."""
+    return status < 500 and status != 429 and not refuses_credentials(status)
 
 
 class ExternalError(Exception):
@@ -51,18 +64,31 @@ class TransientError(ExternalError):
         self.outcome_unknown = outcome_unknown
 
 
+class TimedOut(TransientError):
+    """No answer in time (connecting or reading)."""
+
+
+class ConnectionFailed(TransientError):
+    """The connection was refused, reset, or cut short before the whole answer came."""
+
+
 class PermanentError(ExternalError):
     """400, 404, 412 and the like: repeating the call cannot help."""
 
 
 class AccountRefused(ExternalError):
-    """401 or 403: the supplier refuses the account itself, not one order or model.
+    """401 or 403: the supplier refuses the account, or the shop the REST keys; not one order or model.
 
     Neither transient nor permanent for a message: no message is to blame, so
-    none is retried or dead-lettered for it. The workers pause instead, probe
-    the supplier and resume once it accepts the credentials (docs/interfaces.md,
-    "Order lifecycle", retries).
+    none is retried or dead-lettered for it. The workers that need the account
+    pause instead, probe it and resume once it accepts the credentials
+    (shared/failures/account_pause.py; docs/interfaces.md, "Order lifecycle", retries).
     """
+
+    def __init__(self, reason: str, *, status: int | None = None, body: str = "", account: str = SUPPLIER) -> None:
+        super().__init__(reason, status=status, body=body)
+        # Whose credentials: SUPPLIER or SHOP.
+        self.account = account
 
 
 class AmbiguousLookup(TransientError):

@@ -11,11 +11,12 @@ The queue's RetryPolicy (shared/failures/retry.py) routes every failure; a handl
 with a `dead_lettering(final)` method is told which messages are about to go
 to the dead letters, with their reasons, before they go.
 
-A `retry.Paused` outcome (the supplier refuses the account) blames no
-message: those messages go back to the queue unacked-as-if-never-taken
-(basic_nack with requeue), the connection is closed so everything else
-prefetched goes back too, and the consumer takes nothing until the handler's
-`wait_until_workable(paused, stop)` returns (shared/failures/account_pause.py).
+A `retry.Paused` outcome (the supplier refuses the account, or the shop the
+REST keys) blames no message: those messages go back to the queue
+unacked-as-if-never-taken (basic_nack with requeue), the connection is
+closed so everything else prefetched goes back too, and the consumer takes
+nothing until the handler's `wait_until_workable(paused, stop)` returns
+(shared/failures/account_pause.py).
 
 RabbitMQ may stop serving a consumer and keep its connection open: it
 cancels the consumer when its queue is deleted, and closes a channel on a
@@ -174,7 +175,7 @@ class BatchConsumer:
         log.error("not taking messages: no message is at fault", consumer=self.name, reason=paused.reason[:300])
         wait = getattr(self.handler, "wait_until_workable", None)
         # Paused on purpose, not stuck: the loop does not count for /healthz meanwhile
-        # (readiness says why: the supplier account problem stays set while it is refused).
+        # (readiness says why: the account's problem stays set while it is refused).
         HEALTH.retire_loop(self._loop)
         try:
             if wait is not None:

@@ -10,7 +10,7 @@ prometheus-client: `rewix_messages_handled` is scraped as
 Who sets what:
 - shared/messaging/consumer.py: messages handled / retried / dead-lettered;
 - shared/clients/rewix/client.py: supplier calls, latency, the account refused or not;
-- shared/clients/shop/client.py: shop calls and their latency;
+- shared/clients/shop/client.py: shop calls and their latency, the REST keys refused or not;
 - supplier_sync: units short, supplier orders sent;
 - status_poller: polls, status changes applied and their lag, the shop checks
   (catch-up, verification, webhook check, site check) through `SHOP_CHECKS`, webhooks
@@ -28,15 +28,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
 from shared.failures import retry
-from shared.failures.errors import refuses_credentials
+from shared.failures.errors import passed_authentication, refuses_credentials
 from shared.observability.health import HEALTH
 from shared.orders.vocabulary import ORDER_TOPICS
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 
-# The readiness component a refused supplier account is reported under.
+# The readiness components a refused supplier account and refused shop keys are reported under.
 SUPPLIER_ACCOUNT = "supplier account"
+SHOP_ACCOUNT = "shop account"
 
 _CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -58,59 +59,22 @@ MESSAGES_DEAD_LETTERED = Counter(
     ["queue", "reason"], registry=REGISTRY,
 )
 
-# Reason classes, so that a dashboard can tell "the supplier is down" from "one bad order".
-REASON_CLASSES = (
-    "rate_limited",     # 429
-    "account_refused",  # 401/403: the supplier or the shop refuses the credentials
-    "server_error",     # 5xx
-    "rejected",         # another 4xx: the other side refuses this order or model
-    "timeout",
-    "connection",       # connection refused, reset, cut short
-    "unparseable",      # the message itself cannot be read
-    "short",            # the supplier could not lock every unit (a paid order waits)
-    "database",         # PostgreSQL unavailable while handling
-    "handler_error",    # the handler could not run (a dependency down, a bug)
-    "gave_up",          # a transient failure with the retry schedule used up
-    "other",
-)
-
-
-def reason_class(outcome: retry.RetryLater | retry.DeadLetter) -> str:
-    """One of REASON_CLASSES for a failed message's outcome."""
-    status = outcome.status
-    text = outcome.reason.lower()
-    if status == 429:
-        return "rate_limited"
-    if refuses_credentials(status):
-        return "account_refused"
-    if status is not None and status >= 500:
-        return "server_error"
-    if status is not None and 400 <= status < 500:
-        return "rejected"
-    if text.startswith("unparseable"):
-        return "unparseable"
-    if "handler error" in text:
-        return "handler_error"
-    if "database error" in text:
-        return "database"
-    if "timeout" in text or "timed out" in text:
-        return "timeout"
-    if "connection" in text or "cut short" in text:
-        return "connection"
-    if "short" in text or re.search(r"locked \d+ of \d+", text):
-        return "short"
-    return "other"
+# The reason classes are the kinds of failure the failure policy gives every outcome
+# (shared/failures/retry.py, `outcome_of`): counted as they come, never sorted again here.
+REASON_CLASSES = retry.KINDS
 
 
 def record_outcome(queue: str, outcome: retry.Outcome, *, dead: bool = False) -> None:
-    """Count one settled message: acked, sent to a wait queue, or dead-lettered (`dead`)."""
+    """Count one settled message: acked, sent to a wait queue, or dead-lettered (`dead`), under its kind."""
     if isinstance(outcome, retry.Ack):
         MESSAGES_HANDLED.labels(queue=queue).inc()
+    elif isinstance(outcome, retry.Paused):
+        return  # back to its queue as it was: neither handled nor failed
     elif dead:
-        gave_up = isinstance(outcome, retry.RetryLater)
-        MESSAGES_DEAD_LETTERED.labels(queue=queue, reason="gave_up" if gave_up else reason_class(outcome)).inc()
+        gave_up = isinstance(outcome, retry.RetryLater)  # retried until its schedule ran out
+        MESSAGES_DEAD_LETTERED.labels(queue=queue, reason=retry.GAVE_UP if gave_up else outcome.kind).inc()
     else:
-        MESSAGES_RETRIED.labels(queue=queue, reason=reason_class(outcome)).inc()
+        MESSAGES_RETRIED.labels(queue=queue, reason=outcome.kind).inc()
 
 
 # --- the supplier (shared/clients/rewix/client.py) ------------------------------------------------
@@ -157,15 +121,20 @@ def record_supplier_call(endpoint: str, status: int | str, seconds: float) -> No
     """Count one supplier call; a 401/403 marks the account refused, an accepted answer clears it."""
     SUPPLIER_CALLS.labels(endpoint=endpoint, status=str(status)).inc()
     SUPPLIER_CALL_SECONDS.labels(endpoint=endpoint).observe(seconds)
+    _account_answered(SUPPLIER_ACCOUNT_REFUSED, SUPPLIER_ACCOUNT, "the supplier refuses the account", endpoint, status)
+
+
+def _account_answered(gauge: Gauge, component: str, refused: str, endpoint: str, status: int | str) -> None:
+    """An account's gauge and readiness after one answer: set on a refusal, cleared by an answer that passed
+    authentication, left alone by a 5xx, a 429 or no answer at all (they say nothing of the credentials)."""
     if not isinstance(status, int):
         return
     if refuses_credentials(status):
-        SUPPLIER_ACCOUNT_REFUSED.set(1)
-        HEALTH.set_problem(SUPPLIER_ACCOUNT, f"the supplier refuses the account (HTTP {status} on {endpoint})")
-    elif status < 500 and status != 429:
-        # Any other answer below 500 got past the supplier's authentication.
-        SUPPLIER_ACCOUNT_REFUSED.set(0)
-        HEALTH.clear_problem(SUPPLIER_ACCOUNT)
+        gauge.set(1)
+        HEALTH.set_problem(component, f"{refused} (HTTP {status} on {endpoint})")
+    elif passed_authentication(status):
+        gauge.set(0)
+        HEALTH.clear_problem(component)
 
 
 # --- the shop (shared/clients/shop/client.py) -------------------------------------------------------
@@ -187,9 +156,21 @@ def shop_endpoint(method: str, path: str) -> str:
     return f"{method} {_NUMBER.sub('/{id}', path).rstrip('/') or '/'}"
 
 
-def record_shop_call(endpoint: str, status: int | str, seconds: float) -> None:
+SHOP_ACCOUNT_REFUSED = Gauge(
+    "rewix_shop_account_refused",
+    "1 while the shop answers 401/403 to the REST keys (status changes wait in their queue, the shop checks "
+    "wait), else 0.",
+    registry=REGISTRY,
+)
+
+
+def record_shop_call(endpoint: str, status: int | str, seconds: float, *, authenticated: bool = True) -> None:
+    """Count one shop call; with the REST keys (`authenticated`), a 401/403 marks them refused and an
+    accepted answer clears it. A public route (the REST index) says nothing of the keys."""
     SHOP_CALLS.labels(endpoint=endpoint, status=str(status)).inc()
     SHOP_CALL_SECONDS.labels(endpoint=endpoint).observe(seconds)
+    if authenticated:
+        _account_answered(SHOP_ACCOUNT_REFUSED, SHOP_ACCOUNT, "the shop refuses the REST keys", endpoint, status)
 
 
 # --- status_poller ------------------------------------------------------------------------------
@@ -315,6 +296,7 @@ SHOP_META_WRITES = Counter(
 def _initialise() -> None:
     """Create the label sets an alert compares against, so a quiet worker serves zeros, not nothing."""
     SUPPLIER_ACCOUNT_REFUSED.set(0)
+    SHOP_ACCOUNT_REFUSED.set(0)
     WEBHOOKS_MISSING.set(0)
     for topic in ORDER_TOPICS:
         WEBHOOKS_REACTIVATED.labels(topic=topic)

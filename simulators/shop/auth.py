@@ -78,14 +78,20 @@ class ShopAuthenticator:
         self._clock = clock
         self._lock = threading.Lock()
         self._nonces: dict[str, int] = {}  # nonce -> its timestamp
+        # The shop owner revoked the key (WooCommerce > Settings > Advanced > REST API): every request is refused.
+        self.revoked = False
 
     def reset(self) -> None:
         with self._lock:
             self._nonces.clear()
+        self.revoked = False
 
     def check(self, method: str, path: str, raw_query: str, authorization: str | None,
               form: dict[str, str] | None = None) -> None:
         """Raises AuthError(code, message) exactly where WooCommerce answers 401."""
+        if self.revoked:
+            # A deleted key is no longer found: WooCommerce answers as for a key it never had.
+            raise AuthError("woocommerce_rest_authentication_error", "Consumer key is invalid.")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))  # the last of a repeated name wins, as in PHP
         if self.tls and self._basic_ok(query, authorization):
             return

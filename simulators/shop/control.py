@@ -92,6 +92,10 @@ class ShopControl:
         """Products for GET /products: {"name", "sku"?, "variations"?: [{"sku", "size"?}]} each."""
         return self._call("POST", "/products", {"products": products})
 
+    def revoke_keys(self, revoked: bool = True) -> None:
+        """The shop owner revokes the REST key (every REST request answers 401), or restores it (False)."""
+        self._call("POST", "/keys", {"revoked": revoked})
+
     def clear_faults(self) -> None:
         self._call("POST", "/faults/clear")
 

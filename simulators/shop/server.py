@@ -223,11 +223,12 @@ class ControlApi:
     """/_control: the shop's admin and the test's instruments. No auth."""
 
     def __init__(self, state: ShopState, webhooks: WebhookSender, products: ShopProducts,
-                 tracking: ShipmentTracking) -> None:
+                 tracking: ShipmentTracking, auth: ShopAuthenticator) -> None:
         self.state = state
         self.webhooks = webhooks
         self.products = products
         self.tracking = tracking
+        self.auth = auth
         order = r"/orders/(\d+)"
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(r"/products"), products.control_add),
@@ -250,6 +251,7 @@ class ControlApi:
             ("POST", re.compile(r"/webhooks/(\d+)"), self._edit_webhook),
             ("POST", re.compile(r"/faults"), self._set_faults),
             ("POST", re.compile(r"/faults/clear"), self._clear_faults),
+            ("POST", re.compile(r"/keys"), self._keys),
             ("POST", re.compile(r"/reset"), self._reset),
             ("GET", re.compile(r"/wait-deliveries"), self._wait_deliveries),
         ]
@@ -304,10 +306,16 @@ class ControlApi:
         self.state.clear_faults()
         return Reply(200, {"ok": True})
 
+    def _keys(self, match: re.Match[str], query: Query, body: Any) -> Reply:
+        """The shop owner revokes the REST key ({"revoked": true}: every REST request answers 401) or restores it."""
+        self.auth.revoked = bool(object_body(body).get("revoked"))
+        return Reply(200, {"revoked": self.auth.revoked})
+
     def _reset(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         reset(self.state, self.webhooks)
         self.products.reset()
         self.tracking.reset()
+        self.auth.reset()
         return Reply(200, {"ok": True})
 
     def _wait_deliveries(self, match: re.Match[str], query: Query, body: Any) -> Reply:
@@ -454,7 +462,8 @@ class ShopSimulator:
         self.products = ShopProducts()
         self.tracking = ShipmentTracking(lambda order_id: self.state.order(order_id) is not None)
         self._server.rest = RestApi(self.state, consumer_key, consumer_secret, self.products, self.webhooks)
-        self._server.control = ControlApi(self.state, self.webhooks, self.products, self.tracking)
+        self._server.control = ControlApi(self.state, self.webhooks, self.products, self.tracking,
+                                          self._server.rest.auth)
         self._server.tracking = self.tracking
         self._server.index = SiteIndex(self.site_url)
         self._thread: threading.Thread | None = None
@@ -475,6 +484,7 @@ class ShopSimulator:
         reset(self.state, self.webhooks)
         self.products.reset()
         self.tracking.reset()
+        self._server.rest.auth.reset()
 
     def __enter__(self) -> ShopSimulator:
         return self

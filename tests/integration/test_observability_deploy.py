@@ -79,7 +79,7 @@ def test_every_alert_the_brief_asks_for_exists():
     assert {
         "RewixDeadLettersWaiting", "RewixLinesShort", "RewixSupplierAccountRefused", "RewixShopWebhookReactivated",
         "RewixShopWebhookMissing", "RewixShopCheckWithoutSuccess", "RewixPollLag", "RewixIngest5xx",
-        "RewixServiceDown", "RewixServiceMissing", "RewixSupplierPaymentOverdue",
+        "RewixServiceDown", "RewixServiceMissing", "RewixSupplierPaymentOverdue", "RewixShopAccountRefused",
     } <= alerts
 
 

@@ -11,7 +11,7 @@ import requests
 from oauthlib.oauth1 import SIGNATURE_TYPE_QUERY, Client
 
 from shared.clients.shop import WooCommerceClient
-from shared.failures.errors import PermanentError
+from shared.failures.errors import SHOP, AccountRefused
 from simulators.shop import ShopSimulator, start_in_thread
 
 KEY, SECRET = "ck_oauth_test", "cs_oauth_test"
@@ -84,9 +84,9 @@ def test_basic_over_plain_http_is_refused(shop: ShopSimulator) -> None:
 
 
 def test_the_client_reports_a_wrong_secret_as_refused_credentials(shop: ShopSimulator) -> None:
-    with pytest.raises(PermanentError) as raised:
+    with pytest.raises(AccountRefused) as raised:
         WooCommerceClient(shop.url, KEY, "cs_wrong").get_order(1001)
-    assert raised.value.status == 401
+    assert raised.value.status == 401 and raised.value.account == SHOP
 
 
 def test_signatures_are_checked_against_the_site_url_not_the_bound_address() -> None:

@@ -20,20 +20,22 @@ from sqlalchemy import create_engine, text
 from shared.db import normalise_url
 from shared.messaging import topology
 from shared.messaging.amqp import Publisher
-from shared.messaging.consumer import Delivery
+from shared.messaging.consumer import BatchConsumer, Delivery
 from shared.messaging.messages import OrderLineMessage, StatusChangeMessage, parse_order_line, parse_status_change
 from shared.orders.intake import OrderIntake
 from shared.clients.rewix import (
     BOOKED, CANCELLED, CONFIRMED, DISPATCHED, READY, WORKING_ON, DropshippingOrder, Recipient, RewixClient,
 )
 from shared.clients.shop import WooCommerceClient
+from shared.observability.health import HEALTH
+from shared.observability.metrics import SHOP_ACCOUNT, SHOP_ACCOUNT_REFUSED
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.poller import StatusPoller
 from services.status_poller.shop_watch.catchup import CatchUpPass, ShopCatchUp
 from simulators.rewix import start_in_thread as start_rewix
 from simulators.rewix.control import SimulatorControl
-from simulators.shop import start_in_thread as start_shop
+from simulators.shop import ShopControl, start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
 from tests.support import is_sync_meta_write, record_sent_order, wait_until
 
@@ -331,6 +333,73 @@ def test_an_unparseable_status_change_is_dead_lettered(world: World) -> None:
     bad = Delivery(body=b'{"kind": "status_change"}', message_id="x", headers={}, delivery_tag=1, redelivered=False)
     [outcome] = applier([bad])
     assert type(outcome).__name__ == "DeadLetter"
+
+
+# --- the shop refusing the REST keys ----------------------------------------------------------------
+
+
+def test_a_revoked_shop_key_pauses_the_applier_dead_letters_nothing_and_every_change_arrives_once(
+        world: World) -> None:
+    orders = [world.open_order() for _ in range(4)]
+    steps = ((BOOKED, CONFIRMED, "Confirmed"), (CONFIRMED, WORKING_ON, "Working on"), (WORKING_ON, READY, "Ready"))
+    changes = [change_message(order, new, old) for order in orders for old, new, _ in steps]
+    applier = StatusChangeApplier(world.database_url, world.shop_client, customer_tracking_note=False)
+    stop = threading.Event()
+    consumer = BatchConsumer(world.amqp_url, topology.STATUS_CHANGES, applier, retry_delays=TEST_RETRY_DELAYS,
+                             stop=stop, max_batch=5, name="status_applier")
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    shop = ShopControl(world.shop.url)
+    dead = f"{topology.STATUS_CHANGES.name}.dead"
+
+    def applied() -> int:
+        with world.engine.connect() as c:
+            return c.execute(text("SELECT count(*) FROM supplier_status_history WHERE shop_state = 'done'")).scalar_one()
+
+    def waiting_to_retry() -> int:
+        return sum(queue_depth(world.amqp_url, topology.STATUS_CHANGES.wait(d)) for d in TEST_RETRY_DELAYS)
+
+    def refused() -> bool:
+        return any(p.startswith(f"{SHOP_ACCOUNT}: the shop refuses the REST keys (HTTP 401")
+                   for p in HEALTH.readiness().problems)
+
+    world.shop.state.set_faults({"latency_ms": 100})  # each write takes a while: the key goes mid-stream
+    publisher = Publisher(world.amqp_url)
+    try:
+        for message in changes:
+            publisher.publish(message.to_bytes(), routing_key=topology.STATUS_CHANGE, message_id=message.message_id)
+        thread.start()
+        wait_until(lambda: applied() >= 2, what="the first status changes in the shop")
+        shop.revoke_keys()
+        wait_until(refused, what="readiness saying the shop refuses the keys")
+        assert SHOP_ACCOUNT_REFUSED._value.get() == 1
+        # Paused: the rest wait in the queue, untaken; nothing is retried, dead-lettered or written.
+        wait_until(lambda: queue_depth(world.amqp_url, topology.STATUS_CHANGES.name) + applied() == len(changes),
+                   what="every status change not applied back in the queue")
+        waiting, done, notes = (queue_depth(world.amqp_url, topology.STATUS_CHANGES.name), applied(),
+                                sum(len(world.notes(o["shop_order_id"])) for o in orders))
+        assert waiting > 0
+        held_until = time.monotonic() + 4  # a few probes of the pause
+        while time.monotonic() < held_until:
+            assert queue_depth(world.amqp_url, dead) == 0 and waiting_to_retry() == 0
+            assert queue_depth(world.amqp_url, topology.STATUS_CHANGES.name) == waiting and applied() == done
+            assert sum(len(world.notes(o["shop_order_id"])) for o in orders) == notes
+            time.sleep(0.5)
+        assert refused() and SHOP_ACCOUNT_REFUSED._value.get() == 1
+
+        shop.revoke_keys(False)  # the shop owner restores the key: everything resumes by itself
+        wait_until(lambda: applied() == len(changes), timeout=60, what="every status change applied")
+        wait_until(lambda: queue_depth(world.amqp_url, topology.STATUS_CHANGES.name) == 0, what="the queue drained")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        publisher.close()
+        world.shop.state.clear_faults()
+    assert queue_depth(world.amqp_url, dead) == 0 and waiting_to_retry() == 0
+    assert not refused() and SHOP_ACCOUNT_REFUSED._value.get() == 0
+    for order in orders:  # every status change reached the shop once
+        sid = order["supplier_order_id"]
+        assert sorted(world.notes(order["shop_order_id"])) == sorted(
+            f"Supplier order {sid} is now {name}." for _, _, name in steps)
 
 
 # --- replicas and the request budget ------------------------------------------------------------

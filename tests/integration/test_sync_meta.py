@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event, text
 from shared.clients.rewix import CONFIRMED, DISPATCHED, READY, WORKING_ON, RewixClient
 from shared.clients.shop import WooCommerceClient
 from shared.db import normalise_url, session_scope
-from shared.failures.errors import TransientError
+from shared.failures.errors import AccountRefused, TransientError
 from shared.messaging import topology
 from shared.messaging.amqp import Publisher
 from shared.messaging.consumer import BatchConsumer
@@ -26,7 +26,7 @@ from shared.products.mapping import import_product_map
 from services.status_poller.applier import StatusChangeApplier
 from services.status_poller.budget import RequestBudget
 from services.status_poller.poller import StatusPoller
-from services.status_poller.shop_watch.sync_meta import KeyRefused, MetaPass, SyncMetaWriter
+from services.status_poller.shop_watch.sync_meta import MetaPass, SyncMetaWriter
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness
@@ -342,7 +342,7 @@ def test_a_refused_key_waits_and_loses_nothing(shop_only: ShopOnly) -> None:
     changes = shop_only.pending_changes()
     refused = SyncMetaWriter(shop_only.db, WooCommerceClient(shop_only.shop.url, CK, "cs_wrong", timeout=10),
                              budget=RequestBudget(1000))
-    with pytest.raises(KeyRefused):
+    with pytest.raises(AccountRefused):  # the keys, not the orders: the loop waits for the shop
         refused.run_once()
     assert shop_only.pending_changes() == changes  # the changes wait for a key the shop takes
     assert shop_only.sql("SELECT count(*) FROM shop_order_meta WHERE writing").scalar_one() == 0

@@ -18,6 +18,7 @@ from shared.messaging import topology
 from shared.messaging.amqp import Publisher
 from simulators.rewix import SimulatorControl
 from simulators.rewix.server import start_in_thread as start_rewix
+from simulators.shop import ShopControl
 from tests.integration.test_status_poller import World
 from tests.integration.sync_harness import order_messages
 from tests.integration.worker_processes import REWIX_KEY, REWIX_PASSWORD, ServiceProcess, free_port, worker_env
@@ -195,3 +196,16 @@ def test_status_poller_endpoints_while_working_broker_down_and_account_refused(s
     assert total(process, "rewix_supplier_calls_total", status="401") >= 1
     world.control.clear_faults()
     wait_until(lambda: ready(process), timeout=30, what="ready once the supplier accepts the account")
+
+    # The shop refuses the REST keys: the shop side pauses, readyz says so, the gauge an alert watches is 1,
+    # the loops are paused on purpose (healthz stays 200); it recovers by itself once the key is restored.
+    shop = ShopControl(world.shop.url)
+    shop.revoke_keys()
+    wait_until(not_ready_because(process, "shop account: the shop refuses the REST keys (HTTP 401"),
+               what="readyz 503 for the shop's keys")
+    assert value(process, "rewix_shop_account_refused") == 1
+    assert process.get("/healthz") == (200, "ok\n")
+    assert total(process, "rewix_messages_dead_lettered_total") == 0
+    shop.revoke_keys(False)
+    wait_until(lambda: ready(process), timeout=60, what="ready once the shop accepts the keys")
+    assert value(process, "rewix_shop_account_refused") == 0

@@ -8,6 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.failures import retry
+from shared.failures.errors import TransientError
+from shared.messaging.messages import UnparseableMessage
 from shared.observability import metrics
 from shared.observability.health import CachedCheck, Health
 from shared.observability.server import serve
@@ -115,28 +117,6 @@ def test_port_zero_serves_nothing():
     assert serve(0) is None
 
 
-@pytest.mark.parametrize(
-    ("outcome", "expected"),
-    [
-        (retry.RetryLater("supplier: POST /restful/ghost/orders/sold: HTTP 429: slow down", 429), "rate_limited"),
-        (retry.RetryLater("supplier: HTTP 503: maintenance", 503), "server_error"),
-        (retry.DeadLetter("supplier: HTTP 401: bad credentials", 401), "account_refused"),
-        (retry.DeadLetter("supplier: HTTP 404: no such model", 404), "rejected"),
-        (retry.DeadLetter("unparseable message: body is not JSON"), "unparseable"),
-        (retry.RetryLater("handler error: OperationalError('server closed the connection')"), "handler_error"),
-        (retry.RetryLater("supplier: handler error: RuntimeError('bug')"), "handler_error"),
-        (retry.RetryLater("database error: OperationalError('could not connect')"), "database"),
-        (retry.RetryLater("supplier: POST /restful/ghost/orders/sold: timeout: read timed out"), "timeout"),
-        (retry.RetryLater("supplier: GET /x: connection error: refused"), "connection"),
-        (retry.RetryLater("supplier locked 1 of 3 for stock_id 1001"), "short"),
-        (retry.RetryLater("something else"), "other"),
-    ],
-)
-def test_reason_classes(outcome, expected):
-    assert metrics.reason_class(outcome) == expected
-    assert expected in metrics.REASON_CLASSES
-
-
 def sample(name: str, **labels: str) -> float:
     value = metrics.REGISTRY.get_sample_value(name, labels)
     return 0.0 if value is None else value
@@ -146,10 +126,11 @@ def test_record_outcome_counts_handled_retried_dead_lettered_and_gave_up():
     queue = "rewix.unit_test_queue"
     metrics.start_consuming(queue)
     assert sample("rewix_messages_dead_lettered_total", queue=queue, reason="gave_up") == 0
+    server_error = retry.outcome_of(TransientError("HTTP 503", status=503))
     metrics.record_outcome(queue, retry.Ack())
-    metrics.record_outcome(queue, retry.RetryLater("HTTP 503", 503))
-    metrics.record_outcome(queue, retry.RetryLater("HTTP 503", 503), dead=True)
-    metrics.record_outcome(queue, retry.DeadLetter("unparseable message: x"), dead=True)
+    metrics.record_outcome(queue, server_error)
+    metrics.record_outcome(queue, server_error, dead=True)
+    metrics.record_outcome(queue, retry.outcome_of(UnparseableMessage("x"), "unparseable message"), dead=True)
     assert sample("rewix_messages_handled_total", queue=queue) == 1
     assert sample("rewix_messages_retried_total", queue=queue, reason="server_error") == 1
     assert sample("rewix_messages_dead_lettered_total", queue=queue, reason="gave_up") == 1
@@ -181,6 +162,21 @@ def test_supplier_account_state_follows_the_answers():
     metrics.record_supplier_call("GET /ghost/x", 404, 0.01)
     assert sample("rewix_supplier_account_refused") == 0
     assert not any(p.startswith("supplier account") for p in HEALTH.readiness().problems)
+
+
+def test_shop_account_state_follows_the_answers_to_the_keys():
+    from shared.observability.health import HEALTH
+
+    metrics.record_shop_call("GET /orders", 401, 0.01)
+    assert sample("rewix_shop_account_refused") == 1
+    assert any(p.startswith("shop account: the shop refuses the REST keys (HTTP 401")
+               for p in HEALTH.readiness().problems)
+    metrics.record_shop_call("GET /orders", 502, 0.01)  # a 5xx says nothing of the keys
+    metrics.record_shop_call("GET /wp-json/", 200, 0.01, authenticated=False)  # nor does a public route
+    assert sample("rewix_shop_account_refused") == 1
+    metrics.record_shop_call("GET /orders", 200, 0.01)
+    assert sample("rewix_shop_account_refused") == 0
+    assert not any(p.startswith("shop account") for p in HEALTH.readiness().problems)
 
 
 def test_shop_check_enable_success_failure():

@@ -12,11 +12,12 @@ from shared.messaging.messages import UnparseableMessage, parse_order_line, pars
 
 def test_transient_failures_are_retried_with_what_the_other_side_asked():
     outcome = retry.outcome_of(TransientError("HTTP 503", status=503, retry_after=40.0), "supplier")
-    assert outcome == retry.RetryLater("supplier: HTTP 503", 503, 40.0)
+    assert outcome == retry.RetryLater("supplier: HTTP 503", 503, 40.0, kind=retry.SERVER_ERROR)
 
 
 def test_permanent_failures_go_to_the_dead_letters():
-    assert retry.outcome_of(PermanentError("HTTP 404", status=404)) == retry.DeadLetter("HTTP 404", 404)
+    assert retry.outcome_of(PermanentError("HTTP 404", status=404)) == retry.DeadLetter("HTTP 404", 404,
+                                                                                        kind=retry.REJECTED)
 
 
 @pytest.mark.parametrize("parse", [parse_order_line, parse_status_change])
@@ -32,7 +33,8 @@ def test_the_database_down_or_a_bug_is_retried_never_dead_lettered():
     assert isinstance(database, retry.RetryLater) and database.reason.startswith("database error: ")
     bug = retry.outcome_of(KeyError("oops"))
     assert isinstance(bug, retry.RetryLater) and bug.reason.startswith("handler error: ")
-    assert retry.batch_failure(ValueError("x")) == retry.RetryLater("handler error: ValueError('x')")
+    assert retry.batch_failure(ValueError("x")) == retry.RetryLater("handler error: ValueError('x')",
+                                                                    kind=retry.HANDLER_ERROR)
 
 
 def test_the_policy_knows_when_a_message_is_final():

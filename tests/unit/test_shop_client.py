@@ -15,7 +15,7 @@ import pytest
 
 from shared.clients.shop.client import WooCommerceClient
 from shared.clients.shop.signature import verify
-from shared.failures.errors import PermanentError, TransientError
+from shared.failures.errors import SHOP, AccountRefused, ConnectionFailed, PermanentError, TimedOut, TransientError
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 from tests.support import RecordingSession, WebhookReceiver
 
@@ -133,13 +133,32 @@ def test_every_save_moves_date_modified_forward(sim: ShopSimulator, client: WooC
 # -- errors ----------------------------------------------------------------------------------
 
 
-def test_wrong_secret_is_permanent_and_never_leaks(sim: ShopSimulator) -> None:
+def test_wrong_secret_is_refused_keys_and_never_leaks(sim: ShopSimulator) -> None:
     client = WooCommerceClient(sim.url, KEY, "cs_wrong-secret")
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(AccountRefused) as caught:
         client.get_order(1)
     error = caught.value
     assert error.status == 401 and "woocommerce_rest_authentication_error" in error.reason
+    assert error.account == SHOP and "WC_CONSUMER_KEY" in error.reason
     assert all("cs_wrong-secret" not in text for text in (str(error), error.body, repr(client)))
+
+
+def test_a_revoked_key_is_refused_keys_on_every_route_but_the_public_index(sim: ShopSimulator,
+                                                                         client: WooCommerceClient) -> None:
+    order_id = sim.state.create_order()["id"]
+    control = ShopControl(sim.url)
+    control.revoke_keys()
+    try:
+        for call in (lambda: client.get_order(order_id), lambda: client.add_note(order_id, "x"), client.probe_keys,
+                     lambda: client.update_orders_meta({order_id: {"k": "v"}})):
+            with pytest.raises(AccountRefused) as caught:
+                call()
+            assert caught.value.account == SHOP and caught.value.status == 401
+        assert client.site_index()["home"]  # public: no key asked, none refused
+    finally:
+        control.revoke_keys(False)
+    client.probe_keys()
+    assert client.get_order(order_id)["id"] == order_id
 
 
 def test_the_client_shows_neither_half_of_its_keys() -> None:
@@ -195,7 +214,7 @@ def test_429_carries_retry_after(sim: ShopSimulator, client: WooCommerceClient) 
 def test_timeout_on_a_write_leaves_the_outcome_unknown(sim: ShopSimulator) -> None:
     order_id = sim.state.create_order()["id"]
     sim.state.set_faults({"latency_ms": 600})
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(TimedOut) as caught:
         WooCommerceClient(sim.url, KEY, SECRET, timeout=0.2).add_note(order_id, "slow")
     assert caught.value.outcome_unknown
 
@@ -204,7 +223,7 @@ def test_refused_connection_is_transient_and_not_sent() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(ConnectionFailed) as caught:
         WooCommerceClient(f"http://127.0.0.1:{port}", KEY, SECRET, timeout=1).add_note(1, "x")
     assert caught.value.outcome_unknown is False
 

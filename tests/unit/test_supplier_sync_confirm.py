@@ -32,3 +32,14 @@ def test_a_shop_that_cannot_be_asked_means_retry_later() -> None:
 def test_without_the_shop_configured_a_claim_waits() -> None:
     outcome = ShopConfirmation(None, None)(_claim("order.deleted"))
     assert isinstance(outcome, retry.RetryLater) and "WC_URL" in outcome.reason
+
+
+def test_a_shop_refusing_the_keys_makes_the_claim_wait_without_stopping_supplier_sync() -> None:
+    from simulators.shop import start_in_thread
+
+    with start_in_thread(consumer_key="ck_right", consumer_secret="cs_right") as sim:
+        shop = WooCommerceClient(sim.url, "ck_right", "cs_wrong", timeout=5)
+        confirm = ShopConfirmation(shop, NoIntake())  # type: ignore[arg-type]
+        outcome = confirm(_claim("order.deleted"))
+    # Waits on the schedule (supplier_sync's other messages need no shop), never dead-lettered at once.
+    assert isinstance(outcome, retry.RetryLater) and outcome.kind == retry.ACCOUNT_REFUSED and outcome.status == 401

@@ -186,7 +186,8 @@ def test_message_outcomes():
     assert plan.message_outcome(message(2), result) == retry.DeadLetter("supplier refused the dropshipping order: bad address", 400)
     assert plan.message_outcome(message(3), result) == retry.RetryLater("dropshipping order not sent: HTTP 503", 503, 30.0)
     # A paid order short of goods is retried; an unpaid one just waits for the next change.
-    assert plan.message_outcome(message(4), result) == retry.RetryLater("supplier locked 0 of 1 for stock_id 1001")
+    assert plan.message_outcome(message(4), result) == retry.RetryLater("supplier locked 0 of 1 for stock_id 1001",
+                                                                        kind=retry.SHORT)
     assert plan.message_outcome(message(5, "pending"), result) == retry.Ack()
     assert plan.message_outcome(message(6), result) == retry.Ack()
 

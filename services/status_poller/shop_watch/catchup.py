@@ -89,9 +89,9 @@ class ShopCatchUp(ShopOrderReader):
             return self.interval
 
         # Silent for an interval between passes; a pass beats once per order it reads.
-        run_check_loop(stop, check, loop=LOOP, label="shop catch-up", max_silence=self.interval + 120.0,
-                       retry_first=2.0, retry_cap=min(60.0, self.interval), run_pass=run_pass,
-                       sleep=lambda seconds: self._sleep(stop, seconds))
+        run_check_loop(stop, check, self.shop, loop=LOOP, label="shop catch-up",
+                       max_silence=self.interval + 120.0, retry_first=2.0, retry_cap=min(60.0, self.interval),
+                       run_pass=run_pass, sleep=lambda seconds: self._sleep(stop, seconds))
         log.info("shop catch-up stopped")
 
     def _sleep(self, stop: threading.Event, seconds: float) -> None:

@@ -25,7 +25,8 @@ verification sweep does for the orders that hold units.
 
 A pass that fails (the shop, RabbitMQ or the database down) loses nothing:
 a waiting order's row changes only with its submission, so the next pass,
-after a growing backoff, takes it again.
+after a growing backoff, takes it again; while the shop refuses the REST
+keys the loop waits for it instead (key_pause.py).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from shared.products import waiting as waiting_orders
 from shared.products.mapping import LineRef, ProductResolver
 from shared.products.waiting import Waiting
 from services.status_poller.budget import RequestBudget
+from services.status_poller.shop_watch.key_pause import wait_if_keys_refused
 from services.status_poller.shop_watch.order_reader import ShopOrderReader
 
 log = get_logger(__name__)
@@ -103,6 +105,9 @@ class MappingPickup(ShopOrderReader):
                 delays = backoff_delays(first=2.0, cap=60.0)
                 wait = 0.0 if done.more else self.interval
             except Exception as exc:  # shop, broker or database down: the orders keep waiting, nothing is lost
+                if wait_if_keys_refused(exc, self.shop, stop, worker=LOOP, loop=LOOP):
+                    delays = backoff_delays(first=2.0, cap=60.0)
+                    continue  # the shop takes the keys again (or we stop): a pass at once
                 wait = next(delays)
                 log.warning("mapping pickup failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)

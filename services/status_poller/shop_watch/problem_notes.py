@@ -6,7 +6,8 @@ note once: the problem's row stays locked (FOR UPDATE SKIP LOCKED, so another
 status_poller skips it) from before the note is written until it is marked
 told, and a note already on the order (a crash after writing it) is not
 written again. Notices (shared/orders/notices.py), things that happened that
-the owner reads once, are written the same way.
+the owner reads once, are written the same way. While the shop refuses the
+REST keys the loop waits for it (key_pause.py) and every note stays due.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from shared.observability.logging import bound_ids, get_logger
 from shared.orders.notices import claim_due_notice, mark_sent
 from shared.orders.problems import claim_due_note, mark_told
 from services.status_poller.shop_updates import has_note
+from services.status_poller.shop_watch.key_pause import wait_if_keys_refused
 
 log = get_logger(__name__)
 
@@ -49,7 +51,10 @@ class ProblemNotes:
                 self.run_once()
                 delays = backoff_delays(first=2.0, cap=60.0)
                 wait = self.interval
-            except Exception as exc:  # shop or database down: the notes wait, nothing is lost
+            except Exception as exc:  # shop or database down, key refused: the notes wait, nothing is lost
+                if wait_if_keys_refused(exc, self.shop, stop, worker=LOOP, loop=LOOP):
+                    delays = backoff_delays(first=2.0, cap=60.0)
+                    continue  # the shop takes the keys again (or we stop): a pass at once
                 wait = next(delays)
                 log.warning("problem notes pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)
@@ -93,7 +98,7 @@ class ProblemNotes:
             return 1
         except PermanentError as exc:
             if exc.status not in (404, 410):
-                raise  # refused keys and the like: the note waits for the next pass
+                raise  # any other refusal: the note waits for the next pass (refused keys are no PermanentError)
             # The shop no longer has this order: the note cannot be written, ever.
             log.warning("note not written: the shop has no such order", status=exc.status, error=exc.reason[:200])
             return 0

@@ -48,8 +48,9 @@ class SiteCheck:
             self.run_once()
             return self.interval
 
-        run_check_loop(stop, self.check, loop=LOOP, label="shop site check", max_silence=self.interval + 120.0,
-                       retry_first=2.0, retry_cap=min(60.0, self.interval), run_pass=run_pass)
+        run_check_loop(stop, self.check, self.shop, loop=LOOP, label="shop site check",
+                       max_silence=self.interval + 120.0, retry_first=2.0, retry_cap=min(60.0, self.interval),
+                       run_pass=run_pass)
         log.info("shop site check stopped")
 
     def run_once(self) -> LearnedSite:

@@ -24,9 +24,11 @@ any delivery; supplier_sync finds nothing to change at the supplier).
 What fails: the shop down, a 5xx or 429 (the whole request, or one order's
 item in a batch) leaves the orders' change rows in place: the next pass
 tries them again, after a growing backoff when the whole pass failed. A
-refused key (401/403) stops the pass and waits the same way, as the other
-shop writes do. An order the shop no longer has (404, or 400 "Invalid ID."
-on an update, batch item or not) is marked gone and never written again.
+refused key (401/403, the shop's AccountRefused) stops the pass with nothing
+counted against any order, and the loop waits until the shop accepts the key
+again, as the other shop writes do (key_pause.py). An order the shop no
+longer has (404, or 400 "Invalid ID." on an update, batch item or not) is
+marked gone and never written again.
 Any other refusal of one order (a plugin's validation) is recorded with its
 reason and not tried again until the order's values change.
 """
@@ -43,7 +45,8 @@ from sqlalchemy.orm import Session
 from shared.clients.shop import WooCommerceClient
 from shared.clients.shop.client import BATCH_LIMIT, BatchAnswer, order_gone
 from shared.db import get_engine
-from shared.failures.errors import ExternalError, PermanentError, TransientError
+from shared.failures import retry
+from shared.failures.errors import AccountRefused, ExternalError, PermanentError, TransientError
 from shared.messaging.amqp import backoff_delays
 from shared.observability import metrics
 from shared.observability.health import HEALTH
@@ -52,6 +55,7 @@ from shared.orders.sync_facts import read_facts
 from shared.orders.sync_status import STATUS_META, SUPPLIER_ORDER_META, OrderFacts, supplier_order, sync_status
 from services.status_poller.budget import RequestBudget
 from services.status_poller.shop_watch import sync_meta_store as store
+from services.status_poller.shop_watch.key_pause import wait_if_keys_refused
 from services.status_poller.shop_watch.shop_statuses import ListedStatuses
 from services.status_poller.shop_watch.sync_meta_store import Settled, Written
 
@@ -133,10 +137,6 @@ class MetaPass:
     written_ids: list[int] = field(default_factory=list)
 
 
-class KeyRefused(Exception):
-    """The shop refused the API key (401/403): the pass stops, and the loop waits."""
-
-
 class SyncMetaWriter:
     def __init__(self, database_url: str, shop: WooCommerceClient, interval: float = INTERVAL_SECONDS, *,
                  budget: RequestBudget | None = None, batch_size: int = BATCH_LIMIT) -> None:
@@ -160,6 +160,9 @@ class SyncMetaWriter:
                 delays = backoff_delays(first=2.0, cap=60.0)
                 wait = 0.0 if done.more else self.interval
             except Exception as exc:  # shop or database down, key refused: the changes wait, nothing is lost
+                if wait_if_keys_refused(exc, self.shop, stop, worker=LOOP, loop=LOOP):
+                    delays = backoff_delays(first=2.0, cap=60.0)
+                    continue  # the shop takes the key again (or we stop): a pass at once
                 wait = next(delays)
                 log.warning("order meta pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
             stop.wait(wait)
@@ -241,7 +244,7 @@ class SyncMetaWriter:
                     self.shop.update_order_meta(order_id, metas[order_id])
                     return [BatchAnswer(order_id)]
                 except PermanentError as exc:
-                    if exc.refuses_credentials or exc.status == 413:
+                    if exc.status == 413:
                         raise
                     return [BatchAnswer(order_id, exc)]  # this one order's refusal, as a batch item's
             return self.shop.update_orders_meta(metas)
@@ -251,13 +254,12 @@ class SyncMetaWriter:
                     store.stop_writing(connection, ids)
             metrics.SHOP_META_WRITES.labels(outcome="retry").inc(len(ids))
             raise  # the orders stay marked when the shop may have saved them: the next pass reads them first
-        except PermanentError as exc:
+        except (PermanentError, AccountRefused) as exc:
+            # Refused: the shop saved none of it. Refused keys are no order's fault: the loop waits for the shop.
             with self.engine.begin() as connection:
                 store.stop_writing(connection, ids)
             if exc.status == 413:
                 raise BatchTooLarge(_limit_of(exc, len(ids))) from None
-            if exc.refuses_credentials:
-                raise KeyRefused(exc.reason) from None
             raise
 
     def _record(self, answers: Sequence[BatchAnswer], want: Mapping[int, Meta], rows_of: Mapping[int, list[int]],
@@ -266,6 +268,7 @@ class SyncMetaWriter:
         settled: dict[int, Settled] = {}
         gone: list[int] = []
         again: list[int] = []
+        unkeyed: list[int] = []  # refused with the keys: no failure of theirs, written once the shop takes the keys
         refused_key: ExternalError | None = None
         answered = {a.order_id: a for a in answers}
         for order_id in sorted(want):
@@ -274,15 +277,18 @@ class SyncMetaWriter:
                 if answer is None:
                     again.append(order_id)  # the shop's answer left it out: read it back next pass
                     log.warning("the shop's batch answer says nothing of the order")
-                elif answer.error is None:
+                    continue
+                if answer.error is None:
                     settled[order_id] = _settled(want[order_id])
-                elif order_gone(answer.error):
+                    continue
+                fate = retry.outcome_of(answer.error)
+                if order_gone(answer.error):
                     gone.append(order_id)
                     log.warning("order meta not written: the shop has no such order", status=answer.error.status)
-                elif answer.error.refuses_credentials:
+                elif isinstance(fate, retry.Paused):
                     refused_key = answer.error
-                    again.append(order_id)
-                elif isinstance(answer.error, TransientError):
+                    unkeyed.append(order_id)
+                elif isinstance(fate, retry.RetryLater):
                     again.append(order_id)
                     log.warning("order meta not written, tried again next pass", error=answer.error.reason[:300],
                                 status=answer.error.status)
@@ -294,7 +300,7 @@ class SyncMetaWriter:
             store.settle(connection, settled)
             store.mark_gone(connection, gone)
             if answers:  # an item the answer named and failed was not saved: nothing to read back for it
-                store.stop_writing(connection, [o for o in again if o in answered])
+                store.stop_writing(connection, [o for o in (*again, *unkeyed) if o in answered])
             store.forget(connection, [row for o in (*settled, *gone) for row in rows_of[o]])
         ok = [o for o, s in settled.items() if s.error is None]
         done.written += len(ok)
@@ -307,7 +313,7 @@ class SyncMetaWriter:
             if count:
                 metrics.SHOP_META_WRITES.labels(outcome=outcome).inc(count)
         if refused_key is not None:
-            raise KeyRefused(refused_key.reason)
+            raise refused_key
 
     def _read_back(self, order_ids: Iterable[int], done: MetaPass) -> dict[int, Meta | None]:
         """What the shop's meta says now, for orders whose last write was not recorded (100 ids a request);

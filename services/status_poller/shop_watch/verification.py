@@ -86,9 +86,9 @@ class VerificationSweep(ShopOrderReader):
             except Exception:  # the database is what failed: the claim runs out by itself
                 pass
 
-        run_check_loop(stop, check, loop=LOOP, label="shop verification", max_silence=self.interval + 300.0,
-                       retry_first=5.0, retry_cap=min(300.0, self.interval), run_pass=run_pass,
-                       after_failure=give_up_claim)
+        run_check_loop(stop, check, self.shop, loop=LOOP, label="shop verification",
+                       max_silence=self.interval + 300.0, retry_first=5.0, retry_cap=min(300.0, self.interval),
+                       run_pass=run_pass, after_failure=give_up_claim)
         log.info("shop verification stopped")
 
     def sweep_once(self, stop: threading.Event | None = None) -> Sweep:

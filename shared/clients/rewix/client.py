@@ -17,7 +17,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from shared.failures.errors import (
-    AccountRefused, AmbiguousLookup, PermanentError, TransientError, parse_retry_after, refuses_credentials,
+    SUPPLIER, AccountRefused, AmbiguousLookup, ConnectionFailed, PermanentError, TimedOut, TransientError,
+    parse_retry_after, refuses_credentials,
 )
 from shared.clients.http_body import MIB, BodyTooLarge, read_bounded
 from shared.clients.rewix import xml as wire
@@ -190,20 +191,20 @@ class RewixClient:
             read_bounded(resp, MAX_BODY)
         except requests.ConnectTimeout as exc:
             answer = "timeout"
-            raise TransientError(f"{what}: connect timeout: {exc}") from exc
+            raise TimedOut(f"{what}: connect timeout: {exc}") from exc
         except requests.Timeout as exc:
             answer = "timeout"
-            raise TransientError(f"{what}: timeout: {exc}", outcome_unknown=may_have_acted) from exc
+            raise TimedOut(f"{what}: timeout: {exc}", outcome_unknown=may_have_acted) from exc
         except requests.ConnectionError as exc:
             answer = "connection_error"
             sent = not _never_connected(exc)
-            raise TransientError(f"{what}: connection error: {exc}", outcome_unknown=may_have_acted and sent) from exc
+            raise ConnectionFailed(f"{what}: connection error: {exc}", outcome_unknown=may_have_acted and sent) from exc
         except BodyTooLarge as exc:
             raise TransientError(f"{what}: {exc}", status=answer if isinstance(answer, int) else None,
                                  outcome_unknown=may_have_acted) from None
         except requests.exceptions.ChunkedEncodingError as exc:
             answer = "connection_error"
-            raise TransientError(f"{what}: answer cut short: {exc}", outcome_unknown=may_have_acted) from exc
+            raise ConnectionFailed(f"{what}: answer cut short: {exc}", outcome_unknown=may_have_acted) from exc
         except requests.RequestException as exc:
             # Invalid URL and the like: no retry can fix the configuration.
             raise PermanentError(f"{what}: {exc}") from exc
@@ -253,6 +254,7 @@ def _raise_for_status(what: str, resp: requests.Response) -> None:
             "and that the account is enabled for dropshipping)",
             status=code,
             body=text,
+            account=SUPPLIER,
         )
     if code == 429:
         raise TransientError(reason, status=code, body=text, retry_after=parse_retry_after(resp.headers.get("Retry-After")))

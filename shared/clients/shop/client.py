@@ -1,7 +1,9 @@
 """WooCommerce REST API v3 client for orders, order notes, webhooks and shipment tracking.
 
 Every failure leaves as a typed error from shared.failures.errors, decided in one place
-(`_raise_for`), so the retry policy never has to look at status codes.
+(`_raise_for`), so the failure policy never has to look at status codes: a 401 or
+403 to the REST keys is an AccountRefused of the shop, as the supplier client's is
+of the supplier's account, and pauses the workers that write to the shop.
 """
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from shared.clients.http_body import MIB, BodyTooLarge, read_bounded
 from shared.clients.shop.auth import shop_auth
-from shared.failures.errors import ExternalError, PermanentError, TransientError, parse_retry_after
+from shared.failures.errors import (
+    SHOP, AccountRefused, ConnectionFailed, ExternalError, PermanentError, TimedOut, TransientError, parse_retry_after,
+    refuses_credentials,
+)
 from shared.observability.metrics import record_shop_call, shop_endpoint
 from shared.orders.vocabulary import ShopStatus
 
@@ -166,6 +171,11 @@ class WooCommerceClient:
         if not isinstance(rows, list):
             raise TransientError("shop GET /orders: the listing is not a JSON array", status=200)
         return rows, _int_header(response, "X-WP-Total"), _int_header(response, "X-WP-TotalPages")
+
+    def probe_keys(self) -> None:
+        """The cheapest read the REST keys must pass (one order id): raises AccountRefused while the
+        shop refuses them. What the shop key pause probes with (shared/failures/account_pause.py)."""
+        self._call("GET", "/orders", params={"per_page": 1, "_fields": "id"})
 
     def count_orders_modified_since(self, since: datetime) -> int:
         """How many orders `iter_orders_modified_since` would walk (X-WP-Total), for progress."""
@@ -381,16 +391,16 @@ class WooCommerceClient:
             )
             read_bounded(response, MAX_BODY)
         except BodyTooLarge as exc:
-            record_shop_call(endpoint, response.status_code, time.monotonic() - started)
+            record_shop_call(endpoint, response.status_code, time.monotonic() - started, authenticated=authenticate)
             raise TransientError(f"{what}: {exc}", status=response.status_code,
                                  outcome_unknown=method != "GET") from None
         except requests.RequestException as exc:
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
-            record_shop_call(endpoint, kind, time.monotonic() - started)
+            record_shop_call(endpoint, kind, time.monotonic() - started, authenticated=authenticate)
             raise _transport_error(what, exc, write=method != "GET") from None
         # One place for the shop's call metrics: every request passes here.
-        record_shop_call(endpoint, response.status_code, time.monotonic() - started)
-        _raise_for(what, response, expect, write=method != "GET")
+        record_shop_call(endpoint, response.status_code, time.monotonic() - started, authenticated=authenticate)
+        _raise_for(what, response, expect, write=method != "GET", authenticated=authenticate)
         return _CheckedResponse(what, response, write=method != "GET")
 
 
@@ -418,6 +428,8 @@ def _item_error(what: str, error: dict[str, Any]) -> ExternalError:
     status = data.get("status") if isinstance(data, dict) else None
     status = status if isinstance(status, int) and not isinstance(status, bool) else 500
     reason = f"{what}: {status} {code}: {message}"
+    if refuses_credentials(status):
+        return AccountRefused(f"{reason}{KEYS_REFUSED}", status=status, account=SHOP)
     if status == 429 or status >= 500:
         return TransientError(reason, status=status)
     return PermanentError(reason, status=status)
@@ -446,9 +458,11 @@ class _CheckedResponse:
 
 
 def _transport_error(what: str, exc: requests.RequestException, *, write: bool) -> TransientError:
-    kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+    timed_out = isinstance(exc, requests.Timeout)
+    error = TimedOut if timed_out else ConnectionFailed
     # The request's URL carries no credentials, but exception texts are not ours to vouch for.
-    return TransientError(f"{what}: {kind} ({type(exc).__name__})", outcome_unknown=write and _may_have_been_sent(exc))
+    return error(f"{what}: {'timeout' if timed_out else 'connection error'} ({type(exc).__name__})",
+                 outcome_unknown=write and _may_have_been_sent(exc))
 
 
 def _may_have_been_sent(exc: requests.RequestException) -> bool:
@@ -460,13 +474,21 @@ def _may_have_been_sent(exc: requests.RequestException) -> bool:
     return True
 
 
-def _raise_for(what: str, response: requests.Response, expect: int, *, write: bool) -> None:
+# Said with every refusal of the keys: what to check.
+KEYS_REFUSED = (" (the shop refuses the REST keys: check WC_CONSUMER_KEY and WC_CONSUMER_SECRET, and that the key"
+                " has read_write)")
+
+
+def _raise_for(what: str, response: requests.Response, expect: int, *, write: bool, authenticated: bool = True) -> None:
     status = response.status_code
     if status == expect:
         return
     code, message = _error_fields(response)
     reason = f"{what}: {status} {code}: {message}" if code else f"{what}: HTTP {status}"
     body = response.text
+    if authenticated and refuses_credentials(status):
+        # The keys, not this order or this call: the workers that write to the shop pause.
+        raise AccountRefused(f"{reason}{KEYS_REFUSED}", status=status, body=body, account=SHOP)
     if status == 429 or status >= 500:
         raise TransientError(
             reason,
