@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from shared.db import get_engine
-from shared.messaging.amqp import backoff_delays
-from shared.observability.health import HEALTH
 from shared.observability.logging import bound_ids, get_logger
 from shared.observability.metrics import payment_waits
 from shared.orders.notices import tell_once
 from shared.orders.payment_waits import (
     NOTICE_KIND, alert_after_seconds, customers_waiting, note_text, overdue, utc_text, waiting_for_payment,
 )
+from services.status_poller.loop import run_loop
 
 log = get_logger(__name__)
 
@@ -59,19 +58,11 @@ class PaymentWatch:
 
     def run(self, stop: threading.Event) -> None:
         log.info("payment watch started", interval=round(self.interval, 2), alert_after_seconds=self.alert_after)
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
-        delays = backoff_delays(first=2.0, cap=60.0)
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            try:
-                self.run_once()
-                delays = backoff_delays(first=2.0, cap=60.0)
-                wait = self.interval
-            except Exception as exc:  # database down: the counts stay as last seen, the next pass catches up
-                wait = next(delays)
-                log.warning("payment watch pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            stop.wait(wait)
-        HEALTH.retire_loop(LOOP)
+        def one_pass() -> float:
+            self.run_once()
+            return self.interval
+
+        run_loop(stop, loop=LOOP, label="payment watch pass", max_silence=self.interval + 120.0, run_pass=one_pass)
         log.info("payment watch stopped")
 
     def run_once(self) -> WatchPass:

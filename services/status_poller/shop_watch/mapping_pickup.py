@@ -42,7 +42,6 @@ from sqlalchemy.orm import Session
 
 from shared.clients.shop import WooCommerceClient
 from shared.db import session_scope
-from shared.messaging.amqp import backoff_delays
 from shared.observability.health import HEALTH
 from shared.observability.logging import bound_ids, get_logger
 from shared.orders.events import InvalidOrder, parse_gmt
@@ -51,8 +50,8 @@ from shared.products import waiting as waiting_orders
 from shared.products.mapping import LineRef, ProductResolver
 from shared.products.waiting import Waiting
 from services.status_poller.budget import RequestBudget
-from services.status_poller.shop_watch.key_pause import wait_if_keys_refused
 from services.status_poller.shop_watch.order_reader import ShopOrderReader
+from services.status_poller.loop import run_loop
 
 log = get_logger(__name__)
 
@@ -96,22 +95,8 @@ class MappingPickup(ShopOrderReader):
 
     def run(self, stop: threading.Event) -> None:
         log.info("mapping pickup started", interval=self.interval)
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 300.0)
-        delays = backoff_delays(first=2.0, cap=60.0)
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            try:
-                done = self.run_once(stop)
-                delays = backoff_delays(first=2.0, cap=60.0)
-                wait = 0.0 if done.more else self.interval
-            except Exception as exc:  # shop, broker or database down: the orders keep waiting, nothing is lost
-                if wait_if_keys_refused(exc, self.shop, stop, worker=LOOP, loop=LOOP):
-                    delays = backoff_delays(first=2.0, cap=60.0)
-                    continue  # the shop takes the keys again (or we stop): a pass at once
-                wait = next(delays)
-                log.warning("mapping pickup failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            stop.wait(wait)
-        HEALTH.retire_loop(LOOP)
+        run_loop(stop, loop=LOOP, label="mapping pickup", max_silence=self.interval + 300.0,
+                 run_pass=lambda: 0.0 if self.run_once(stop).more else self.interval, shop=self.shop)
         log.info("mapping pickup stopped")
 
     def run_once(self, stop: threading.Event | None = None) -> PickupPass:

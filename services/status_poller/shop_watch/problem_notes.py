@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session
 from shared.clients.shop import WooCommerceClient
 from shared.db import get_engine
 from shared.failures.errors import PermanentError
-from shared.messaging.amqp import backoff_delays
-from shared.observability.health import HEALTH
 from shared.observability.logging import bound_ids, get_logger
 from shared.orders.notices import claim_due_notice, mark_sent
 from shared.orders.problems import claim_due_note, mark_told
 from services.status_poller.shop_updates import has_note
-from services.status_poller.shop_watch.key_pause import wait_if_keys_refused
+from services.status_poller.loop import run_loop
 
 log = get_logger(__name__)
 
@@ -43,22 +41,11 @@ class ProblemNotes:
 
     def run(self, stop: threading.Event) -> None:
         log.info("problem notes started", interval=self.interval)
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 120.0)
-        delays = backoff_delays(first=2.0, cap=60.0)
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            try:
-                self.run_once()
-                delays = backoff_delays(first=2.0, cap=60.0)
-                wait = self.interval
-            except Exception as exc:  # shop or database down, key refused: the notes wait, nothing is lost
-                if wait_if_keys_refused(exc, self.shop, stop, worker=LOOP, loop=LOOP):
-                    delays = backoff_delays(first=2.0, cap=60.0)
-                    continue  # the shop takes the keys again (or we stop): a pass at once
-                wait = next(delays)
-                log.warning("problem notes pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            stop.wait(wait)
-        HEALTH.retire_loop(LOOP)
+        def one_pass() -> float:
+            self.run_once()
+            return self.interval
+
+        run_loop(stop, loop=LOOP, label="problem notes pass", max_silence=self.interval + 120.0, run_pass=one_pass, shop=self.shop)
         log.info("problem notes stopped")
 
     def run_once(self) -> int:

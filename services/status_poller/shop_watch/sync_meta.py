@@ -47,7 +47,6 @@ from shared.clients.shop.client import BATCH_LIMIT, BatchAnswer, order_gone
 from shared.db import get_engine
 from shared.failures import retry
 from shared.failures.errors import AccountRefused, ExternalError, PermanentError, TransientError
-from shared.messaging.amqp import backoff_delays
 from shared.observability import metrics
 from shared.observability.health import HEALTH
 from shared.observability.logging import bound_ids, get_logger
@@ -55,9 +54,9 @@ from shared.orders.sync_facts import read_facts
 from shared.orders.sync_status import STATUS_META, SUPPLIER_ORDER_META, OrderFacts, supplier_order, sync_status
 from services.status_poller.budget import RequestBudget
 from services.status_poller.shop_watch import sync_meta_store as store
-from services.status_poller.shop_watch.key_pause import wait_if_keys_refused
 from services.status_poller.shop_watch.shop_statuses import ListedStatuses
 from services.status_poller.shop_watch.sync_meta_store import Settled, Written
+from services.status_poller.loop import run_loop
 
 log = get_logger(__name__)
 
@@ -150,24 +149,10 @@ class SyncMetaWriter:
 
     def run(self, stop: threading.Event) -> None:
         log.info("order meta started", interval=self.interval)
-        HEALTH.register_loop(LOOP, max_silence=self.interval + 300.0)
         self._in_loop = True
-        delays = backoff_delays(first=2.0, cap=60.0)
-        while not stop.is_set():
-            HEALTH.beat(LOOP)
-            try:
-                done = self.run_once(stop)
-                delays = backoff_delays(first=2.0, cap=60.0)
-                wait = 0.0 if done.more else self.interval
-            except Exception as exc:  # shop or database down, key refused: the changes wait, nothing is lost
-                if wait_if_keys_refused(exc, self.shop, stop, worker=LOOP, loop=LOOP):
-                    delays = backoff_delays(first=2.0, cap=60.0)
-                    continue  # the shop takes the key again (or we stop): a pass at once
-                wait = next(delays)
-                log.warning("order meta pass failed", error=repr(exc)[:300], retry_in=round(wait, 2))
-            stop.wait(wait)
+        run_loop(stop, loop=LOOP, label="order meta pass", max_silence=self.interval + 300.0,
+                 run_pass=lambda: 0.0 if self.run_once(stop).more else self.interval, shop=self.shop)
         self._in_loop = False
-        HEALTH.retire_loop(LOOP)
         log.info("order meta stopped")
 
     def run_once(self, stop: threading.Event | None = None) -> MetaPass:
