@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -30,3 +32,24 @@ def emit_json(value: Any) -> None:
     from services.admin.views import jsonable
 
     click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def shop_reading_progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while the shop's open orders are read (stdout stays the report):
+    yields `progress(done, total)`, shown from its first call."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label="reading the shop's open orders",
+                                    file=click.get_text_stream("stderr"), show_pos=True)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)

@@ -1,12 +1,9 @@
 """`rewix-sync pay [--json]`: the supplier orders waiting for payment, and whether it is right to pay them now."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 import click
 
-from services.admin.commands.context import Context, emit_json, pass_context
+from services.admin.commands.context import Context, emit_json, pass_context, shop_reading_progress
 from services.admin.failures import exit_with, fails_cleanly
 
 
@@ -35,7 +32,7 @@ def pay(ctx: Context, as_json: bool) -> None:
     supplier = rewix_client(settings)
     shop = shop_client(settings) if payments.shop_keys_set(settings) else None
     try:
-        with _progress_bar() as progress:
+        with shop_reading_progress() as progress:
             report = payments.build(settings, supplier, shop, progress)
     finally:
         supplier.close()
@@ -46,22 +43,3 @@ def pay(ctx: Context, as_json: bool) -> None:
     if report.exit_code:
         exit_with(report.exit_code)
 
-
-@contextmanager
-def _progress_bar() -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr while the shop's open orders are read (stdout stays the report)."""
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=max(total, 1), label="reading the shop's open orders",
-                                    file=click.get_text_stream("stderr"), show_pos=True)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
-    try:
-        yield progress
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from services.admin.commands.context import Context, emit_json, pass_context
+from services.admin.commands.context import Context, emit_json, pass_context, shop_reading_progress
 from services.admin.failures import exit_with, fails_cleanly
 from services.admin.text_tables import render
 
@@ -52,12 +52,13 @@ def _three_way(ctx: Context, client: Any, apply_: bool, as_json: bool) -> None:
 
     settings = ctx.settings
     shop = shop_client(settings)
-    found = _with_progress(lambda progress: rec.compare(settings.database_url, shop, client, progress))
+    with shop_reading_progress() as progress:
+        found = rec.compare(settings.database_url, shop, client, progress)
     applied = None
     if apply_ and (found.stale or found.stock):
         try:
-            applied = _with_progress(lambda progress: rec.apply(
-                settings.database_url, settings.amqp_url, shop, client, found, progress, WaitLine()))
+            with shop_reading_progress() as progress:
+                applied = rec.apply(settings.database_url, settings.amqp_url, shop, client, found, progress, WaitLine())
         except NotConsuming:
             if as_json:
                 emit_json({**_three_way_json(found), "ok": False, "error": NOT_RUNNING})
@@ -157,24 +158,6 @@ class WaitLine:
         click.echo(f"waiting for supplier_sync: {of - left} of {of} {self.LABELS.get(step, step)} done ({waited} s)",
                    file=self.stream)
 
-
-def _with_progress(work: Any) -> Any:
-    """Runs `work(progress)` with a progress bar on stderr while the shop is read."""
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=max(total, 1), label="reading the shop's open orders",
-                                    file=click.get_text_stream("stderr"), show_pos=True)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
-    try:
-        return work(progress)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
 
 
 def three_way_text(result: Any) -> str:
