@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import text
@@ -44,13 +42,13 @@ from shared.clients.shop import WooCommerceClient
 from shared.db import session_scope
 from shared.observability.health import HEALTH
 from shared.observability.logging import bound_ids, get_logger
-from shared.orders.events import InvalidOrder, parse_gmt
+from shared.orders.events import InvalidOrder
 from shared.orders.intake import OrderIntake
 from shared.products import waiting as waiting_orders
 from shared.products.mapping import LineRef, ProductResolver
 from shared.products.waiting import Waiting
 from services.status_poller.budget import RequestBudget
-from services.status_poller.shop_watch.order_reader import ShopOrderReader
+from services.status_poller.shop_watch.order_reader import ShopOrderReader, batches, newer_in_the_shop
 from services.status_poller.loop import run_loop
 
 log = get_logger(__name__)
@@ -138,7 +136,7 @@ class MappingPickup(ShopOrderReader):
         if not ids:
             return done
         statuses = self.statuses.current()
-        for batch in _batches(ids, BATCH):
+        for batch in batches(ids, BATCH):
             if not self.budget.acquire(stop):
                 break
             found = {int(o["id"]): o for o in self.shop.get_orders(batch, statuses) if isinstance(o, dict) and "id" in o}
@@ -195,7 +193,7 @@ class MappingPickup(ShopOrderReader):
         if order is None:
             if self._submit(row, {"id": row.order_id}, "order.deleted", done):
                 done.updated += 1
-        elif order.get("status") != row.status or _newer(order, row.date_modified_gmt):  # trashed, paid, newer
+        elif order.get("status") != row.status or newer_in_the_shop(order, row.date_modified_gmt):  # trashed, paid, newer
             if self._submit(row, order, "order.updated", done):
                 done.updated += 1
 
@@ -215,19 +213,3 @@ class MappingPickup(ShopOrderReader):
             waiting_orders.forget_unless_rewritten(session, row)
         return True
 
-
-def _batches(ids: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield list(ids[start:start + size])
-
-
-def _newer(order: dict[str, Any], recorded: datetime | None) -> bool:
-    try:
-        modified = parse_gmt(order.get("date_modified_gmt"))
-    except InvalidOrder:
-        return False
-    if recorded is None:
-        return True
-    if recorded.tzinfo is None:
-        recorded = recorded.replace(tzinfo=timezone.utc)
-    return modified > recorded

@@ -17,22 +17,20 @@ orders cost about 100 requests.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from shared.clients.shop import WooCommerceClient
 from shared.observability.health import HEALTH
 from shared.observability.logging import bound_ids, get_logger
 from shared.observability.metrics import VERIFICATION
-from shared.orders.events import InvalidOrder, parse_gmt
+from shared.orders.events import InvalidOrder
 from shared.orders.intake import OrderIntake
 from shared.shop_state.checks import PeriodicCheck
 from services.status_poller.budget import RequestBudget, pace
 from services.status_poller.shop_watch import verification_store as vstore
 from services.status_poller.shop_watch.check_loop import run_check_loop
-from services.status_poller.shop_watch.order_reader import ShopOrderReader
+from services.status_poller.shop_watch.order_reader import ShopOrderReader, batches, newer_in_the_shop
 from services.status_poller.shop_watch.shop_statuses import TRASH
 
 log = get_logger(__name__)
@@ -99,7 +97,7 @@ class VerificationSweep(ShopOrderReader):
         self.budget.set_demand(pace(self.budget.limit, -(-len(recorded) // BATCH), max(self.interval, 1.0) / 2))
         counts = {"requests": 0, "deleted": 0, "trashed": 0, "updated": 0, "invalid": 0}
         statuses: list[str] | None = None
-        for batch in _batches(recorded, BATCH):
+        for batch in batches(recorded, BATCH):
             if statuses is None:
                 statuses = self.statuses.current()
             if not self._request(stop, counts):
@@ -119,7 +117,7 @@ class VerificationSweep(ShopOrderReader):
                             continue
                     if order.get("status") == TRASH:
                         self._submit(order, "order.updated", counts, "trashed")
-                    elif _newer(order, record.date_modified_gmt):
+                    elif newer_in_the_shop(order, record.date_modified_gmt):
                         self._submit(order, "order.updated", counts, "updated")
             HEALTH.beat(LOOP)
             if stop.is_set():
@@ -145,20 +143,3 @@ class VerificationSweep(ShopOrderReader):
         counts[outcome] += 1
         log.info("verification corrected an order", outcome=outcome, status=body.get("status"))
 
-
-def _batches(rows: Sequence[vstore.Recorded], size: int) -> Iterator[Sequence[vstore.Recorded]]:
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
-
-
-def _newer(order: dict[str, Any], recorded: datetime | None) -> bool:
-    """The shop's state is newer than the record's (or the record has no date to compare)."""
-    try:
-        modified = parse_gmt(order.get("date_modified_gmt"))
-    except InvalidOrder:
-        return False
-    if recorded is None:
-        return True
-    if recorded.tzinfo is None:
-        recorded = recorded.replace(tzinfo=timezone.utc)
-    return modified > recorded
