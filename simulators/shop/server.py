@@ -392,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
         """What WordPress's REST server adds to every answer: `_fields` filtering of a success, the
         API root Link unless paging links are there, Allow on a route reached, X-Robots-Tag."""
         fields = first_param(query, "_fields")
-        body = filter_fields(reply.body, fields) if fields and reply.status < 400 else reply.body
+        body = filter_fields(reply.body, fields) if fields is not None and reply.status < 400 else reply.body
         headers = {"X-Robots-Tag": "noindex", "Link": api_root_link(self.server.rest.state.site_url), **reply.headers}
         if self._allow:
             headers["Allow"] = self._allow

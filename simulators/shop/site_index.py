@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from simulators.shop.orders import SITE_TZ
-from simulators.shop.wire import Handler, Query, Reply, first_param
+from simulators.shop.wire import Handler, Query, Reply, filter_fields, first_param
 
 INDEX_PATH = "/wp-json"
 # The namespaces this shop serves (the Shipment Tracking plugin's only while it is on: left out).
@@ -50,7 +50,4 @@ class SiteIndex:
     def _index(self, match: re.Match[str], query: Query, body: Any) -> Reply:
         document = self.document()
         fields = first_param(query, "_fields")
-        if fields:
-            wanted = {name.strip() for name in fields.split(",") if name.strip()}
-            document = {key: value for key, value in document.items() if key in wanted}
-        return Reply(200, document)
+        return Reply(200, document if fields is None else filter_fields(document, fields))

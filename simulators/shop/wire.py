@@ -319,14 +319,16 @@ def object_body(body: Any) -> dict[str, Any]:
 
 
 def filter_fields(body: Any, fields: str) -> Any:
-    """rest_filter_response_fields(): only the `_fields` asked for (comma-separated, `a.b` for a key
-    inside an object), in the resource's own order; `_links` only when named. A collection is
-    filtered item by item, but a list inside an item is not: `line_items.sku` leaves
-    `line_items` empty, as it does in WordPress."""
+    """rest_filter_response_fields(): only the `_fields` asked for (`wp_parse_list`: split on commas
+    and whitespace; `a.b` for a key inside an object), in the resource's own order; `_links` only
+    when named. A collection is filtered item by item, but a list inside an item is not:
+    `line_items.sku` leaves `line_items` empty, as it does in WordPress. What the filter leaves
+    empty is PHP's empty array, which json_encode writes `[]`, not `{}`."""
+    paths = parse_list(fields)
+    if not paths:
+        return body  # nothing named: WordPress leaves the answer whole
     mask: dict[str, Any] = {}
-    for path in (f.strip() for f in fields.split(",")):
-        if not path:
-            continue
+    for path in paths:
         node = mask
         *parents, last = path.split(".")
         for part in parents:
@@ -349,8 +351,13 @@ def filter_fields(body: Any, fields: str) -> Any:
                 kept[key] = item
             elif wanted:
                 kept[key] = apply(item, wanted)
-        return kept
+        return kept or []
 
     if isinstance(body, list):
         return [apply(item, mask) for item in body]
     return apply(body, mask)
+
+
+def parse_list(value: str) -> list[str]:
+    """wp_parse_list(): a string split on commas and whitespace, empty parts dropped."""
+    return [part for part in re.split(r"[\s,]+", value) if part]

@@ -29,6 +29,7 @@ from shared.clients.shop.client import WooCommerceClient
 from shared.clients.shop.signature import verify
 from simulators.shop import ShopControl, ShopSimulator, start_in_thread
 from simulators.shop.orders import utc_now
+from simulators.shop.php_json import wp_json_encode
 from tests.json_shape import Shape, differences, merged
 from tests.recordings import RECORDED_SITE, RestAnswer, deliveries, rest_answer, rest_answers
 from tests.support import WebhookReceiver, wait_until
@@ -202,6 +203,17 @@ def _link_form(header: str, site: str) -> list[tuple[str, str, list[str], str | 
         page = dict(parse_qsl(parts.query)).get("page")
         form.append((rel, parts.path, names, page))
     return form
+
+
+def test_a_fields_listing_has_the_recorded_keys_in_order_written_as_php_writes_them(shop: SeededShop) -> None:
+    """What the verification sweep reads: `_fields=id,status,date_modified_gmt`, each order those three
+    keys in that order and nothing else (no `_links`), compact JSON as wp_json_encode writes it."""
+    [recorded] = [a for a in rest_answers() if "_fields" in a.query]
+    response = _ask(shop, recorded)
+    body = response.json()
+    assert len(body) == len(recorded.body)
+    assert [list(order) for order in body] == [list(order) for order in recorded.body]
+    assert response.content == wp_json_encode(body)
 
 
 def test_every_recorded_answer_is_compared() -> None:

@@ -159,6 +159,21 @@ def test_fields_keeps_only_what_is_asked(sim: ShopSimulator, client: WooCommerce
     assert list(one) == ["status", "_links"]
 
 
+def test_fields_left_empty_are_php_empty_arrays_and_the_list_is_read_as_wordpress_reads_it(
+    sim: ShopSimulator, client: WooCommerceClient
+) -> None:
+    order_id = sim.state.create_order()["id"]
+    # What the filter empties is PHP's array(), which json_encode writes [].
+    assert client._call("GET", "/orders", params={"_fields": "no_such_field"}).json() == [[]]
+    one = requests.get(f"{sim.url}/wp-json/wc/v3/orders/{order_id}", params={"_fields": "id,billing.no_such_field"},
+                       auth=shop_auth(sim.url, KEY, SECRET), timeout=5)
+    assert one.content == b'{"id":%d,"billing":[]}' % order_id
+    # wp_parse_list: whitespace separates as a comma does; nothing named, nothing filtered.
+    spaced = client._call("GET", f"/orders/{order_id}", params={"_fields": "id status"}).json()
+    assert spaced == {"id": order_id, "status": "pending"}
+    assert client._call("GET", f"/orders/{order_id}", params={"_fields": ","}).json() == client.get_order(order_id)
+
+
 def test_a_refused_status_is_named_by_its_place_in_the_list(sim: ShopSimulator) -> None:
     answer = requests.get(sim.url + "/wp-json/wc/v3/orders", params={"status": "pending,ready-for-pickup"},
                           auth=shop_auth(sim.url, KEY, SECRET), timeout=5)
