@@ -80,9 +80,14 @@ def test_the_sweep_releases_an_order_trashed_and_one_deleted_without_any_webhook
 
     assert (done.checked, done.trashed, done.deleted, done.updated) == (3, 1, 1, 0)
     setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 1}, what="the trashed and deleted released")
-    # One batch for all three, one GET for the id the batch did not return (404), and the status list once.
-    assert setup.session.paths == ["/reports/orders/totals", "/orders", f"/orders/{deleted['id']}"]
-    assert done.requests == 2
+    # The status list once; the versions of all three in one request; one GET for the id they did not
+    # return (404); then the trashed order whole, alone.
+    assert setup.session.paths == ["/reports/orders/totals", "/orders", f"/orders/{deleted['id']}", "/orders"]
+    versions, whole = setup.session.calls[1][1], setup.session.calls[3][1]
+    assert versions["_fields"] == "id,status,date_modified_gmt"
+    assert _ids(versions) == {trashed["id"], deleted["id"], kept["id"]}
+    assert "_fields" not in whole and _ids(whole) == {trashed["id"]}
+    assert done.requests == 3
     assert kept["id"] in {r[0] for r in setup.sync.query("SELECT id FROM shop_orders WHERE NOT deleted")}
 
 
@@ -100,14 +105,37 @@ def test_a_newer_shop_state_goes_down_the_normal_path_and_an_unchanged_one_costs
     assert (again.updated, again.trashed, again.deleted) == (0, 0, 0)
 
 
-def test_the_sweep_asks_100_orders_a_request(setup: Setup) -> None:
-    for _ in range(230):
-        setup.order("on-hold", line(T_SHIRT, 1))
+def test_the_sweep_asks_100_orders_a_request_and_reads_whole_only_what_changed(setup: Setup) -> None:
+    orders = [setup.order("on-hold", line(T_SHIRT, 1)) for _ in range(230)]
     setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 230}, timeout=60, what="230 locked")
     setup.session.calls.clear()
+    unchanged = setup.sweep().sweep_once()
+    assert unchanged.checked == 230 and unchanged.requests == 3
+    assert [params.get("_fields") for _path, params in _listings(setup)] == ["id,status,date_modified_gmt"] * 3
+
+    # Lost webhooks, one in each batch of 100: an edit, a trash, an edit.
+    edited, trashed, edited_too = orders[5]["id"], orders[150]["id"], orders[229]["id"]
+    setup.shop.state.admin_edit(edited, {"lines": [line(T_SHIRT, 2)]})
+    setup.shop.state.trash(trashed)
+    setup.shop.state.admin_edit(edited_too, {"lines": [line(T_SHIRT, 3)]})
+    setup.session.calls.clear()
     done = setup.sweep().sweep_once()
-    assert done.checked == 230 and done.requests == 3
-    assert setup.session.paths.count("/orders") == 3
+    assert (done.updated, done.trashed, done.deleted) == (2, 1, 0)
+    # Three reads of the versions, then the three changed orders whole in one request.
+    assert done.requests == 4
+    listings = _listings(setup)
+    assert [params.get("_fields") for _path, params in listings] == ["id,status,date_modified_gmt"] * 3 + [None]
+    assert _ids(listings[-1][1]) == {edited, trashed, edited_too}
+    setup.sync.wait_until(lambda: setup.sync.locks() == {T_SHIRT: 230 - 1 + 1 + 2},
+                          what="the edits and the trash applied")
+
+
+def _listings(setup: Setup) -> list[tuple[str, dict[str, Any]]]:
+    return [(path, params) for path, params in setup.session.calls if path == "/orders"]
+
+
+def _ids(params: dict[str, Any]) -> set[int]:
+    return {int(i) for i in str(params["include"]).split(",")}
 
 
 def test_replicas_sweep_once_per_interval_and_the_last_success_is_recorded(setup: Setup) -> None:

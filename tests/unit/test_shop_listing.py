@@ -88,6 +88,17 @@ def test_include_returns_only_those_ids_and_a_deleted_one_is_missing_and_404(
         client.get_orders(list(range(1, 102)), LIVE)
 
 
+def test_include_with_fields_answers_only_those_keys_of_each_order(
+    sim: ShopSimulator, client: WooCommerceClient
+) -> None:
+    a, b = (sim.state.create_order()["id"] for _ in range(2))
+    sim.state.trash(b)
+    found = client.get_orders([a, b], [*LIVE, "trash"], fields=("id", "status", "date_modified_gmt"))
+    assert [sorted(o) for o in found] == [["date_modified_gmt", "id", "status"]] * 2
+    assert [(o["id"], o["status"]) for o in found] == [(a, "pending"), (b, "trash")]
+    assert found[0]["date_modified_gmt"] == client.get_order(a)["date_modified_gmt"]
+
+
 def test_a_permanent_delete_sends_no_webhook(sim: ShopSimulator) -> None:
     sim.webhooks.configure(enabled=True, url="http://127.0.0.1:9/nowhere", secret="s")
     order_id = sim.state.create_order()["id"]

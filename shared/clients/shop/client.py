@@ -132,10 +132,16 @@ class WooCommerceClient:
             raise TransientError("shop GET /reports/orders/totals: not a JSON array", status=200)
         return [str(row["slug"]) for row in rows if isinstance(row, dict) and row.get("slug")]
 
-    def get_orders(self, order_ids: Sequence[int], statuses: Sequence[str]) -> list[dict[str, Any]]:
+    def get_orders(
+        self, order_ids: Sequence[int], statuses: Sequence[str], fields: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
         """The orders among `order_ids` (at most 100) that the shop has in `statuses`, in one
         request (`include=`). An id missing from the answer is deleted, or in a status not
-        asked for: `get_order` tells which."""
+        asked for: `get_order` tells which.
+
+        With `fields`, only those keys of each order (`_fields=`, WordPress's
+        rest_filter_response_fields): WooCommerce 9.2.5 answered a page of 100 orders in
+        7.4 KB with `id,status,date_modified_gmt` against 202 KB whole, in about half the time."""
         ids = [int(i) for i in order_ids]
         if not ids:
             return []
@@ -143,6 +149,8 @@ class WooCommerceClient:
             raise ValueError("WooCommerce answers at most 100 orders per request")
         params = {"include": ",".join(map(str, ids)), "per_page": 100, "status": ",".join(statuses),
                   "orderby": "id", "order": "asc"}
+        if fields:
+            params["_fields"] = ",".join(fields)
         rows = self._call("GET", "/orders", params=params).json()
         if not isinstance(rows, list):
             raise TransientError("shop GET /orders: the listing is not a JSON array", status=200)
