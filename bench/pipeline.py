@@ -59,6 +59,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,7 @@ def attempt(spec: RunSpec, say: Callable[[str], None], tries: int = 2) -> RunRes
                 result.problems.append(f"run failed: {failure}")
                 return result
             say(f"    run could not be carried out ({failure}); trying again")
-            spec = RunSpec(spec.worker, spec.latency_ms, spec.burst, spec.senders,
-                           spec.log_dir.with_name(spec.log_dir.name + f"-try{number + 1}"), spec.timeout, spec.feed)
+            spec = replace(spec, log_dir=spec.log_dir.with_name(spec.log_dir.name + f"-try{number + 1}"))
     raise AssertionError("unreachable")
 
 

@@ -24,6 +24,7 @@ class RunSpec:
     log_dir: Path
     timeout: float
     feed: str = "webhooks"
+    replicas: int = 1  # worker processes consuming the work queue together
 
 
 @dataclass
@@ -52,6 +53,12 @@ class RunResult:
     convergence_interval: float | None = None  # mean time from one such transaction to the next
     models_per_call_mean: float | None = None
     memory: dict[str, dict[str, float | int]] = field(default_factory=dict)  # service -> peak RSS/PSS
+    replicas: int = 1
+    # Each process's CPU use from the first message fed to the first exact look, in CPUs
+    # (each worker replica, PostgreSQL, RabbitMQ, the supplier simulator, the benchmark itself).
+    cpu: dict[str, float] = field(default_factory=dict)
+    # The run database's client backends over the same time, mean number in each state (bench/db_waits.py).
+    db_backends: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     log_dir: str = ""
 
@@ -61,7 +68,7 @@ class RunResult:
 
 def new_result(spec: RunSpec) -> RunResult:
     return RunResult(spec.worker, spec.latency_ms, len(spec.burst.webhooks), spec.burst.line_count,
-                     feed=spec.feed, log_dir=str(spec.log_dir))
+                     feed=spec.feed, log_dir=str(spec.log_dir), replicas=spec.replicas)
 
 
 def note_answers(result: RunResult, answers: list[Answer], started: float) -> None:

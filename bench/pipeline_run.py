@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from bench.burst import SHOP_URL, WEBHOOK_SECRET, Burst
 from bench.common import Service, scratch_database, scratch_vhost, service_env, start_rewix_simulator, wait_until
+from bench.cpu_use import busy_share, cpu_by_process
+from bench.db_waits import DatabaseWaits
 from bench.memory import PeakMemory
 from bench.pipeline_result import RunResult, RunSpec, lock_stamps, note_answers, note_latencies
 from bench.pipeline_watch import ExactWatcher, consumers, difference, models_per_call, settle
@@ -88,34 +90,52 @@ def run_one(spec: RunSpec, result: RunResult) -> RunResult:
         )
         control.faults(latency_ms=spec.latency_ms)
 
-        common = dict(DATABASE_URL=database_url, AMQP_URL=amqp_url, SYNC_RETRY_DELAYS=RETRY_DELAYS, LOG_LEVEL="INFO")
-        ingest_url = None
+        # METRICS_PORT 0: no endpoints, so replicas on one machine do not contend for a port.
+        common = dict(DATABASE_URL=database_url, AMQP_URL=amqp_url, SYNC_RETRY_DELAYS=RETRY_DELAYS, LOG_LEVEL="INFO",
+                      METRICS_PORT="0")
+        ingest_url = ingest = None
         if spec.feed == "webhooks":
             ingest, ingest_url = start_receiver("ingest", "services.ingest", spec.log_dir,
                                                 **common, WC_WEBHOOK_SECRET=WEBHOOK_SECRET, WC_URL=SHOP_URL)
             stack.callback(ingest.stop)
             memory.append(watch_memory(stack, "ingest", ingest))
 
-        worker = Service(
-            spec.worker, WORKERS[spec.worker],
-            service_env(**common, REWIX_API_URL=simulator_url, REWIX_API_KEY=API_KEY, REWIX_API_PASSWORD=PASSWORD,
-                        BENCH_LOCK_LOG=str(lock_log)),
-            spec.log_dir,
-        )
-        stack.callback(worker.stop)
-        memory.append(watch_memory(stack, spec.worker, worker))
-        wait_until(lambda: consumers(amqp_url) > 0, timeout=30, interval=0.1, what=f"{spec.worker} consuming")
+        workers = []
+        for number in range(1, spec.replicas + 1):
+            name = spec.worker if spec.replicas == 1 else f"{spec.worker}-{number}"
+            worker = Service(
+                name, WORKERS[spec.worker],
+                service_env(**common, REWIX_API_URL=simulator_url, REWIX_API_KEY=API_KEY, REWIX_API_PASSWORD=PASSWORD,
+                            BENCH_LOCK_LOG=str(lock_log)),
+                spec.log_dir,
+            )
+            stack.callback(worker.stop)
+            workers.append(worker)
+            memory.append(watch_memory(stack, name, worker))
+        wait_until(lambda: consumers(amqp_url) >= spec.replicas, timeout=30, interval=0.1,
+                   what=f"{spec.replicas} {spec.worker} consuming")
+        processes = {w.name: w.process.pid for w in workers}
+        processes["supplier simulator"] = simulator.process.pid
+        if ingest is not None:
+            processes["ingest"] = ingest.process.pid
 
         watcher = ExactWatcher(simulator_url, burst.expected)
         watcher.start()
         stack.callback(watcher.halt.set)
+        waits = DatabaseWaits(database_url)
+        waits.start()
+        stack.callback(waits.stop)
+        cpu_before = cpu_by_process(processes)
         started = time.time()
         if ingest_url is not None:
             answers = send_burst(ingest_url, burst.webhooks, spec.senders)
         else:
             answers = feed_queue(amqp_url, burst)
         note_answers(result, answers, started)
-        if not watcher.exact.wait(timeout=spec.timeout):
+        exact_in_time = watcher.exact.wait(timeout=spec.timeout)
+        result.cpu = busy_share(cpu_before, cpu_by_process(processes), time.time() - started)
+        result.db_backends = waits.stop()
+        if not exact_in_time:
             result.problems.append(
                 f"growing order not exact after {spec.timeout:.0f} s: {difference(burst.expected, watcher.last_locks)}"
             )
