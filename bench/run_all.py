@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-BENCHMARKS = ["bench.ingest", "bench.pipeline", "bench.poller", "bench.shop_load", "bench.admin"]
+BENCHMARKS = ["bench.ingest", "bench.pipeline", "bench.poller", "bench.shop_load", "bench.scale_out", "bench.admin"]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
