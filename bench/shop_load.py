@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"   {what['trashed']} trashed, {what['deleted']} deleted, {what['updated']} newer")
             print("verification: `_fields=id,status,date_modified_gmt` for every held order, the changed ones whole;"
                   "\nwhole orders: the same sweep without `_fields` (as it was); naive: one GET /orders/{id} each;"
-                  "\nbytes read: the answers' bodies as the client read them; 1 MB = 1,000,000 bytes\n")
+                  "\nbytes read: the answers' bodies as the client read them; 1 MB = 1,000,000 bytes")
             (_n, sweep_requests, sweep_bytes, _s, sweep_found) = rows[0]
             (_n, naive_requests, naive_bytes, _s, naive_found) = rows[2]
 
