@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -482,9 +483,9 @@ def test_database_unreachable_answers_503_and_publishes_nothing(amqp_url: str, c
 def test_broker_outage_answers_503_and_recovers_without_restart(
     database_url: str, catalog: str, broker: str
 ) -> None:
-    proxy = TcpProxy(("127.0.0.1", 5672))
-    vhost = broker.rsplit("/", 1)[1]
-    server = Ingest(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}", DATABASE_URL=database_url)
+    address = urllib.parse.urlsplit(broker)
+    proxy = TcpProxy((address.hostname or "127.0.0.1", address.port or 5672))
+    server = Ingest(AMQP_URL=proxy.url_for(broker), DATABASE_URL=database_url)
     try:
         assert server.order(make_order(5103, lines=[VARIATION])).status_code == 200
         assert len(published(broker)) == 1
