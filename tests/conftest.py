@@ -24,8 +24,32 @@ from shared.db.migrate import upgrade
 from shared.db.models import Base
 from shared.messaging import topology
 
+# Per process: each pytest-xdist worker has a database and a vhost of its own.
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_RETRY_DELAYS = [1, 2, 4, 8, 16]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--servers-stopped", choices=("with", "without", "only"), default="with",
+        help="the tests marked stops_servers: run them too (default), leave them out (the parallel run of "
+             "scripts/test), or run only them (its serial run afterwards)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    choice = config.getoption("--servers-stopped")
+    if choice == "with":
+        return
+    keep_stopping = choice == "only"
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        stops = item.get_closest_marker("stops_servers") is not None
+        (kept if stops == keep_stopping else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def with_database_retry(action, timeout: float = 60.0):
