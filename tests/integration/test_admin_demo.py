@@ -10,11 +10,12 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import pytest
 import requests
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from devstack import demo
+from devstack import demo, scratch
 from devstack.servers import rabbitmqctl_command
 from devstack.stack import DevStack
 from devstack.waiting import wait_until
@@ -110,9 +111,11 @@ def test_feed_only_drives_an_already_running_stack(database_url: str, amqp_url: 
     assert stack.name not in databases(database_url) and stack.name not in vhosts(amqp_url)
 
 
-def test_demo_fails_with_one_line() -> None:
+def test_demo_fails_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(main, ["demo", "--name", "Bad-Name"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
+    # The scratch database waits out a PostgreSQL restart (30 s); a port nothing listens on needs no such wait.
+    monkeypatch.setattr(scratch, "RESTART_PATIENCE", 1.0)
     result = CliRunner().invoke(main, ["demo"], env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"})
     assert result.exit_code == 2 and "database unavailable" in result.output and result.output.count("\n") == 1
     result = CliRunner().invoke(main, ["demo", "--feed-only"], env={"REWIX_API_URL": "", "WC_URL": ""})

@@ -593,7 +593,7 @@ def run_script(checkout: Path, script: str, *args: str, pytest_status: int = 0, 
     servers) with `serial_pytest_status` when given."""
     log = checkout.parent / "log"
     log.write_text("")
-    env = {**os.environ, "STUB_LOG": str(log), "STUB_PYTEST_STATUS": str(pytest_status),
+    env = {**{k: v for k, v in os.environ.items() if k != "TEST_WORKERS"}, "STUB_LOG": str(log), "STUB_PYTEST_STATUS": str(pytest_status),
            "STUB_COMPOSE_STATUS": str(compose_status),
            **({} if serial_pytest_status is None else {"STUB_SERIAL_PYTEST_STATUS": str(serial_pytest_status)}),
            "PATH": f"{checkout.parent / 'bin'}:{os.environ['PATH']}"}
