@@ -29,7 +29,7 @@ from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
+from tests.integration.ingest_process import Ingest
 from tests.support import TcpProxy, free_port
 
 CK, CS = "ck_pickup", "cs_pickup"

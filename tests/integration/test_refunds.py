@@ -19,7 +19,7 @@ from shared.db import session_scope
 from shared.products.mapping import import_product_map
 from simulators.shop import start_in_thread as start_shop
 from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_ingest_http import SECRET, Ingest
+from tests.integration.ingest_process import SECRET, Ingest
 from tests.recordings import RECORDED_SITE, deliveries, rest_answer
 
 CK, CS = "ck_refunds", "cs_refunds"

@@ -25,9 +25,7 @@ from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.conftest import drain
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
-    LINES, SECRET, SITE, STOCK, VARIATION, Ingest, catalog, ingest, published,
-)
+from tests.integration.ingest_process import LINES, SECRET, SITE, STOCK, VARIATION, Ingest, published
 from tests.recordings import recording
 from tests.support import wait_until
 
