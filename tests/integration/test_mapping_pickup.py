@@ -258,7 +258,9 @@ def test_a_held_paid_order_stays_held_once_mapped_until_the_owner_sends_it(world
     assert set(world.waiting()) == {paid["id"]}
 
     world.import_map((2205, 0, BAG))
-    world.sync.wait_until(lambda: world.sync.locks() == {BAG: 1}, what="locked once mapped")
+    # More patience than the harness's 20 s: on a busy machine a pickup pass that failed (the shop or the
+    # database slow to answer) is tried again after a backoff.
+    world.sync.wait_until(lambda: world.sync.locks() == {BAG: 1}, timeout=60, what="locked once mapped")
     world.sync.wait_until(lambda: world.waiting() == {} and world.settled(), what="picked up")
     assert world.sync.supplier_orders() == [] and world.shop_notes(paid["id"]) == []
 
