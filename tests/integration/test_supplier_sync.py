@@ -133,6 +133,9 @@ def test_a_refused_model_is_dead_lettered_alone(sync):
     reasons = [props.headers["x-rewix-reason"] for props, _ in dead]
     assert all("1009" in r for r in reasons)
     assert {props.headers["x-rewix-http-status"] for props, _ in dead} == {400}
+    # The line is marked after its message went to the dead letters: wait for the mark.
+    sync.wait_until(lambda: {sync.line_statuses().get(key) for key in ((7, 71), (9, 92))} == {"dead_lettered"},
+                    what="the refused lines marked dead-lettered")
     statuses = sync.line_statuses()
     assert statuses[(7, 71)] == "dead_lettered" and statuses[(9, 92)] == "dead_lettered"
     assert statuses[(8, 81)] == "locked" and statuses[(9, 91)] == "locked"
@@ -194,7 +197,10 @@ def test_a_paid_event_is_sent_only_once_its_head_and_every_line_are_recorded(syn
 def test_a_paid_event_missing_a_line_is_not_sent(sync):
     lines = {61: (1009, 1), 62: (1010, 1)}
     sync.publish(order_messages(6, "pending", lines, version=0))
-    sync.wait_until(lambda: sync.locks() == {1009: 1, 1010: 1})
+    # Locked and recorded: the pending state's convergence is over before `before` is taken.
+    sync.wait_until(lambda: sync.locks() == {1009: 1, 1010: 1}
+                    and sync.line_statuses() == {(6, 61): "locked", (6, 62): "locked"},
+                    what="pending order locked and recorded")
     head, last = order_messages(6, "processing", lines, version=1)
     before = datetime.now(timezone.utc)
     sync.publish([head])  # the last line's message never made it
