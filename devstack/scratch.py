@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from devstack.servers import rabbitmqctl_command
 from shared.db import normalise_url
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -98,11 +99,14 @@ def rabbitmqctl_available() -> bool:
     return shutil.which("rabbitmqctl") is not None
 
 
-def rabbitmqctl(*args: str, ok: tuple[int, ...] = (0,), patience: float = RESTART_PATIENCE) -> None:
-    """Run `rabbitmqctl -q ARGS`, trying again for a while when the broker does not answer."""
+def rabbitmqctl(*args: str, ok: tuple[int, ...] = (0,), patience: float = RESTART_PATIENCE,
+                amqp_url: str | None = None) -> None:
+    """Run `rabbitmqctl -q ARGS` on the node serving `amqp_url` (default: AMQP_URL's), trying again for a
+    while when the broker does not answer."""
+    command = rabbitmqctl_command(amqp_url or base_amqp_url())
     deadline = time.monotonic() + patience
     while True:
-        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
         if done.returncode in ok:
             return
         if time.monotonic() >= deadline:
@@ -114,16 +118,17 @@ def rabbitmqctl(*args: str, ok: tuple[int, ...] = (0,), patience: float = RESTAR
 
 def create_vhost(name: str, amqp_url: str | None = None) -> str:
     """A fresh vhost (an old one of that name goes first) the URL's user may use; returns its URL."""
-    parsed = urllib.parse.urlsplit(amqp_url or base_amqp_url())
+    amqp_url = amqp_url or base_amqp_url()
+    parsed = urllib.parse.urlsplit(amqp_url)
     user = urllib.parse.unquote(parsed.username or "guest")
-    rabbitmqctl("delete_vhost", name, ok=(0, NO_SUCH_VHOST))
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+    rabbitmqctl("delete_vhost", name, ok=(0, NO_SUCH_VHOST), amqp_url=amqp_url)
+    rabbitmqctl("add_vhost", name, amqp_url=amqp_url)
+    rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*", amqp_url=amqp_url)
     return parsed._replace(path="/" + urllib.parse.quote(name, safe="")).geturl()
 
 
-def delete_vhost(name: str) -> None:
-    rabbitmqctl("delete_vhost", name, ok=(0, NO_SUCH_VHOST))
+def delete_vhost(name: str, amqp_url: str | None = None) -> None:
+    rabbitmqctl("delete_vhost", name, ok=(0, NO_SUCH_VHOST), amqp_url=amqp_url)
 
 
 @contextmanager
@@ -135,4 +140,4 @@ def scratch_vhost(prefix: str = "scratch", *, name: str | None = None, base_url:
         yield create_vhost(name, base_url)
     finally:
         if not keep:
-            delete_vhost(name)
+            delete_vhost(name, base_url)

@@ -34,6 +34,7 @@ from shared.messaging.messages import OrderLineMessage, parse_order_line
 from shared.products.mapping import import_product_map
 from services.status_poller.shop_updates import plan
 from devstack.processes import Service
+from devstack.servers import AMQP_PORT, amqp_port_of, postgres_cluster, rabbitmq_node, rabbitmqctl_command, url_port
 from devstack.stack import service_env
 from devstack.waiting import wait_until
 from simulators.rewix import start_in_thread as start_rewix
@@ -168,24 +169,22 @@ def rabbitmq_outage(amqp_url: str, seconds: float) -> float:
     The broker is shared with other runs: start_app is always called, whatever happens, and
     this returns only once it accepts connections again. Returns how long it was down.
     """
+    rabbitmqctl = rabbitmqctl_command(amqp_url)
+    node = rabbitmq_node(amqp_url)
+    port = url_port(amqp_url, AMQP_PORT)
+    # Stop only the broker this run talks to: the node must be the one listening on the URL's port.
+    assert amqp_port_of(node) == port, f"RabbitMQ node {node or '(default)'} does not serve port {port}"
     started = time.monotonic()
     try:
-        _run(["rabbitmqctl", "-q", "stop_app"], timeout=30)
+        _run([*rabbitmqctl, "stop_app"], timeout=30)
         left = min(seconds, MAX_OUTAGE) - (time.monotonic() - started)
         if left > 0:
             time.sleep(left)
     finally:
-        _run(["rabbitmqctl", "-q", "start_app"], timeout=60, check=False)
+        _run([*rabbitmqctl, "start_app"], timeout=60, check=False)
         down = time.monotonic() - started
         wait_until(lambda: _broker_answers(amqp_url), 60, "RabbitMQ to accept connections again", interval=0.2)
     return down
-
-
-def _postgres_cluster() -> tuple[str, str]:
-    versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".") if p.isdigit()])
-    version = versions[-1]
-    clusters = sorted(os.listdir(f"/etc/postgresql/{version}"))
-    return version, "main" if "main" in clusters else clusters[0]
 
 
 def postgres_outage(database_url: str, seconds: float) -> float:
@@ -194,7 +193,7 @@ def postgres_outage(database_url: str, seconds: float) -> float:
     Shared with other runs: the cluster is always started again, whatever happens, and this
     returns only once it accepts connections. Returns how long it was down.
     """
-    version, cluster = _postgres_cluster()
+    version, cluster = postgres_cluster(database_url)
     ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster]
     started = time.monotonic()
     try:

@@ -5,8 +5,10 @@ persisted; the others (ingest answers 503 while a dependency is down, and WooCom
 a webhook after a few failures) come back through status_poller's shop catch-up. The supplier
 ends exactly as the shop needs, and every paid order gets its Booked note once.
 
-Both servers are shared with other runs on this machine: the guards in conftest.py always start
-them again, and the outages stay short.
+Both servers may be shared with other runs on this machine: the guards in conftest.py always start
+them again, and the outages stay short. The tests that stop a server are marked `stops_servers`:
+scripts/test runs them last and alone, and they stop the server DATABASE_URL or AMQP_URL points
+at (devstack/servers.py), never another one on the machine.
 """
 from __future__ import annotations
 
@@ -98,12 +100,14 @@ def test_rabbitmq_unreachable_in_a_burst(world: World) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.stops_servers
 @pytest.mark.timeout(180)
 def test_rabbitmq_stopped_and_started_in_a_burst(world: World) -> None:
     outage_in_a_burst(world, "RabbitMQ stop_app/start_app", lambda: rabbitmq_outage(world.amqp_url, seconds=5))
 
 
 @pytest.mark.slow
+@pytest.mark.stops_servers
 @pytest.mark.timeout(180)
 def test_postgresql_stopped_and_started_in_a_burst(world: World) -> None:
     outage_in_a_burst(world, "PostgreSQL stop/start", lambda: postgres_outage(world.database_url, seconds=4))

@@ -10,11 +10,13 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import pytest
 import requests
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from devstack import demo
+from devstack import demo, scratch
+from devstack.servers import rabbitmqctl_command
 from devstack.stack import DevStack
 from devstack.waiting import wait_until
 from shared.db import normalise_url
@@ -43,8 +45,8 @@ def databases(database_url: str) -> set[str]:
         engine.dispose()
 
 
-def vhosts() -> set[str]:
-    done = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, timeout=60, check=True)
+def vhosts(amqp_url: str) -> set[str]:
+    done = subprocess.run([*rabbitmqctl_command(amqp_url), "list_vhosts"], capture_output=True, text=True, timeout=60, check=True)
     return {line.strip() for line in done.stdout.splitlines()}
 
 
@@ -77,7 +79,7 @@ def test_demo_runs_everything_and_cleans_up(database_url: str, amqp_url: str) ->
     urls = re.findall(r"http://127\.0\.0\.1:\d+", out.split("rewix-sync reservations")[0])
     assert len(set(urls)) >= 3 and all(closed(url) for url in set(urls))
     assert name not in databases(database_url)
-    assert name not in vhosts()
+    assert name not in vhosts(amqp_url)
 
 
 def test_feed_only_drives_an_already_running_stack(database_url: str, amqp_url: str) -> None:
@@ -106,12 +108,14 @@ def test_feed_only_drives_an_already_running_stack(database_url: str, amqp_url: 
         rows = result.output.split("rewix-sync orders\n")[1].strip().splitlines()[2:]
         assert sum("Dispatched" in row for row in rows) == 2
     assert all(p.process.poll() is not None for p in stack.services)
-    assert stack.name not in databases(database_url) and stack.name not in vhosts()
+    assert stack.name not in databases(database_url) and stack.name not in vhosts(amqp_url)
 
 
-def test_demo_fails_with_one_line() -> None:
+def test_demo_fails_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(main, ["demo", "--name", "Bad-Name"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
+    # The scratch database waits out a PostgreSQL restart (30 s); a port nothing listens on needs no such wait.
+    monkeypatch.setattr(scratch, "RESTART_PATIENCE", 1.0)
     result = CliRunner().invoke(main, ["demo"], env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"})
     assert result.exit_code == 2 and "database unavailable" in result.output and result.output.count("\n") == 1
     result = CliRunner().invoke(main, ["demo", "--feed-only"], env={"REWIX_API_URL": "", "WC_URL": ""})

@@ -7,7 +7,7 @@ their own line and the event's identity only.
 from __future__ import annotations
 
 from tests.conftest import drain
-from tests.integration.test_ingest_http import LINES, VARIATION, Ingest, catalog, ingest  # noqa: F401
+from tests.integration.ingest_process import LINES, VARIATION, Ingest
 from shared.messaging.messages import parse_order_line
 from simulators.shop.orders import make_order
 

@@ -22,7 +22,7 @@ from shared.products.mapping import import_product_map
 from simulators.shop.orders import make_order, set_status, stamp_modified
 from simulators.shop.php_json import wp_json_encode
 from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_ingest_http import Ingest
+from tests.integration.ingest_process import Ingest
 
 ORDERS = 40
 FIRST_ORDER = 8001

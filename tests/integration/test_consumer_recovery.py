@@ -33,11 +33,13 @@ class Recorder:
         return [retry.Ack() for _ in batch]
 
 
-def _queue_exists(amqp_url: str) -> bool:
+def _queue_consumed(amqp_url: str) -> bool:
+    """The queue exists and has a consumer again. The consumer declares the queue, then its binding,
+    then consumes (shared/messaging/consumer.py): once it consumes, a publish is routed to the queue;
+    a queue that merely exists may not be bound yet, and a publish then is unroutable."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        connection.channel().queue_declare(QUEUE.name, passive=True)
-        return True
+        return connection.channel().queue_declare(QUEUE.name, passive=True).method.consumer_count > 0
     except pika.exceptions.ChannelClosedByBroker:
         return False
     finally:
@@ -59,7 +61,7 @@ def test_a_consumer_whose_queue_was_deleted_declares_it_again_and_consumes(broke
         connection.channel().queue_delete(QUEUE.name)  # RabbitMQ cancels the consumer
         connection.close()
 
-        wait_until(lambda: _queue_exists(broker), timeout=20, what="the consumer declaring its queue again")
+        wait_until(lambda: _queue_consumed(broker), timeout=20, what="the consumer declaring, binding and consuming its queue again")
         publisher.publish(b"after", routing_key=topology.ORDER_LINE, message_id="after")
         wait_until(lambda: b"after" in recorder.bodies, timeout=20, what="a message after the queue came back")
     finally:

@@ -550,7 +550,10 @@ def test_the_compose_check_names_no_path_of_this_machine():
 STUB = textwrap.dedent("""\
     #!/bin/sh
     echo "$(basename "$0") $* @ $(pwd)" >> "$STUB_LOG"
-    case "$*" in *pytest*) exit "$STUB_PYTEST_STATUS";; esac
+    case "$*" in
+        *pytest*--servers-stopped=only*) exit "${STUB_SERIAL_PYTEST_STATUS:-$STUB_PYTEST_STATUS}";;
+        *pytest*) exit "$STUB_PYTEST_STATUS";;
+    esac
     exit 0
     """)
 
@@ -584,17 +587,24 @@ def checkout(tmp_path) -> Iterator[Path]:
     yield repo
 
 
-def run_script(checkout: Path, script: str, *args: str, pytest_status: int = 0,
+def run_script(checkout: Path, script: str, *args: str, pytest_status: int = 0, serial_pytest_status: int | None = None,
                compose_status: int = 0) -> tuple[int, list[str]]:
+    """Run `script` with stub tools; pytest exits with `pytest_status`, its serial run (the tests that stop
+    servers) with `serial_pytest_status` when given."""
     log = checkout.parent / "log"
     log.write_text("")
-    env = {**os.environ, "STUB_LOG": str(log), "STUB_PYTEST_STATUS": str(pytest_status),
+    env = {**{k: v for k, v in os.environ.items() if k != "TEST_WORKERS"}, "STUB_LOG": str(log), "STUB_PYTEST_STATUS": str(pytest_status),
            "STUB_COMPOSE_STATUS": str(compose_status),
+           **({} if serial_pytest_status is None else {"STUB_SERIAL_PYTEST_STATUS": str(serial_pytest_status)}),
            "PATH": f"{checkout.parent / 'bin'}:{os.environ['PATH']}"}
     # Started from elsewhere: the scripts move to the repository root themselves.
     done = subprocess.run([str(checkout / script), *args], cwd=checkout.parent, env=env,
                           capture_output=True, text=True, timeout=60)
     return done.returncode, log.read_text().splitlines()
+
+
+PARALLEL_RUN = "python -m pytest -q -n 4 --dist loadfile --durations=10 --servers-stopped=without"
+SERIAL_RUN = "python -m pytest -q --durations=10 --servers-stopped=only"
 
 
 def test_test_command_sets_up_the_venv_and_returns_pytest_status(checkout):
@@ -605,21 +615,35 @@ def test_test_command_sets_up_the_venv_and_returns_pytest_status(checkout):
         f"python3 -m venv .venv{at}",
         f"python -m pip install -q --disable-pip-version-check -r requirements.lock -r requirements-dev.lock{at}",
         f"python -m pip install -q --disable-pip-version-check --no-deps -e .{at}",
-        f"python -m pytest -q tests/unit -k x y{at}",
+        f"{PARALLEL_RUN} tests/unit -k x y{at}",
+        f"{SERIAL_RUN} tests/unit -k x y{at}",
     ]
     # No test collected is a failure too, and an existing .venv is reused.
     status, log = run_script(checkout, "scripts/test", pytest_status=5)
     assert status == 5
     assert not any(line.startswith("python3 ") for line in log)
-    assert log[-1] == f"python -m pytest -q{at}"
+    assert log[-2:] == [f"{PARALLEL_RUN}{at}", f"{SERIAL_RUN}{at}"]
+
+
+def test_test_command_fails_when_either_run_fails_and_not_for_a_part_with_no_tests(checkout):
+    # The parallel run is everything but the tests that stop servers; the serial run is only those.
+    assert run_script(checkout, "scripts/test", pytest_status=0, serial_pytest_status=1)[0] == 1
+    assert run_script(checkout, "scripts/test", pytest_status=1, serial_pytest_status=0)[0] == 1
+    assert run_script(checkout, "scripts/test", pytest_status=2, serial_pytest_status=5)[0] == 2
+    # A selection with none of the tests that stop servers (or only those) leaves one run empty.
+    assert run_script(checkout, "scripts/test", "tests/unit", pytest_status=0, serial_pytest_status=5)[0] == 0
+    assert run_script(checkout, "scripts/test", pytest_status=5, serial_pytest_status=0)[0] == 0
 
 
 def test_ci_entry_point_runs_the_tests_then_the_compose_check(checkout):
     status, log = run_script(checkout, ".ci/run", pytest_status=0)
-    assert status == 0 and log[-2:] == [f"python -m pytest -q @ {checkout}", f"compose-check @ {checkout}"]
+    assert status == 0 and log[-3:] == [f"{PARALLEL_RUN} @ {checkout}", f"{SERIAL_RUN} @ {checkout}",
+                                        f"compose-check @ {checkout}"]
     # A failing suite (or none collected) stops CI before the compose check ...
     status, log = run_script(checkout, ".ci/run", pytest_status=5)
-    assert status == 5 and log[-1] == f"python -m pytest -q @ {checkout}"
+    assert status == 5 and log[-1] == f"{SERIAL_RUN} @ {checkout}"
+    status, log = run_script(checkout, ".ci/run", pytest_status=0, serial_pytest_status=1)
+    assert status == 1 and log[-1] == f"{SERIAL_RUN} @ {checkout}"
     # ... and a failing compose check fails CI.
     status, log = run_script(checkout, ".ci/run", compose_status=1)
     assert status == 1 and log[-1] == f"compose-check @ {checkout}"

@@ -13,14 +13,14 @@ def test_two_stacks_at_once_do_not_collide_and_clean_up(database_url: str, amqp_
     with DevStack("devstack_test", database_url=database_url, amqp_url=amqp_url) as one, \
             DevStack("devstack_test", database_url=database_url, amqp_url=amqp_url) as two:
         assert one.name != two.name
-        assert {one.name, two.name} <= databases(database_url) and {one.name, two.name} <= vhosts()
+        assert {one.name, two.name} <= databases(database_url) and {one.name, two.name} <= vhosts(amqp_url)
         assert one.database_url != two.database_url and one.amqp_url != two.amqp_url
         url = one.start_rewix_simulator("k", "p")
         assert requests.get(url + "/", timeout=5).status_code < 500
         (simulator,) = one.services
     assert simulator.process.poll() is not None
     assert not {one.name, two.name} & databases(database_url)
-    assert not {one.name, two.name} & vhosts()
+    assert not {one.name, two.name} & vhosts(amqp_url)
 
 
 def test_wait_until_is_an_assertion_for_tests_and_a_timeout_for_scripts() -> None:

@@ -14,7 +14,7 @@ import requests
 from shared.db import session_scope
 from shared.products.mapping import import_product_map
 from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_ingest_http import Ingest
+from tests.integration.ingest_process import Ingest
 from tests.recordings import RECORDED_SITE, delivery_of
 
 GIFT_ORDER = 158

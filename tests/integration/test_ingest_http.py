@@ -7,190 +7,31 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, text
 
 from shared.clients.shop.signature import sign
-from shared.db import HOT_PATH_STATEMENT_TIMEOUT_SECONDS, get_autocommit_engine, normalise_url, session_scope
-from shared.db.models import CatalogModel
-from shared.messaging import topology
+from shared.db import HOT_PATH_STATEMENT_TIMEOUT_SECONDS, get_autocommit_engine, normalise_url
 from shared.messaging.messages import parse_order_line
-from shared.products.mapping import import_product_map
 from simulators.shop.orders import make_order, replace_lines
 from simulators.shop.php_json import wp_json_encode
-from tests.conftest import TEST_RETRY_DELAYS, drain
+from tests.conftest import drain
+from tests.integration.ingest_process import (
+    BY_BARCODE, BY_CODE, DECODED_SECRET, LINES, MAX_BODY, ROOT, SECRET, SHOP_OWN, SIMPLE, STOCK, STOP_TIMEOUT,
+    VARIATION, Ingest, published,
+)
 from tests.support import TcpProxy
 
-ROOT = Path(__file__).resolve().parents[2]
-# As stored in WooCommerce: it signs with the entities decoded ("&amp;" -> "&", "&#039;" -> "'").
-SECRET = "wh-s3cr&amp;t&#039;42-long-enough-to-be-accepted"
-DECODED_SECRET = "wh-s3cr&t'42-long-enough-to-be-accepted"
-MAX_BODY = 1024 * 1024
-# The shop's site (WC_URL); WooCommerce sends home_url('/') as X-WC-Webhook-Source.
-SITE = "https://shop.example.com"
-LINES = topology.ORDER_LINES.name
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 10.0
-
-# Supplier products of these tests.
-VARIATION = {"product_id": 2101, "variation_id": 2104, "quantity": 2, "sku": "SNK-GRÜN-42",
-             "name": "Sneaker „Grünwald“ - 42", "price": "89.90"}
-SIMPLE = {"product_id": 3307, "variation_id": 0, "quantity": 1, "sku": "TEE-0001",
-          "name": "T-shirt <Basic> & co.", "price": "19.50"}
-BY_CODE = {"product_id": 4400, "variation_id": 4401, "quantity": 3, "sku": "JKT-ÉTÉ-M",
-           "name": "Jacket Été - M", "price": "120.00"}
-BY_BARCODE = {"product_id": 4500, "variation_id": 0, "quantity": 1, "sku": "8056789012345",
-              "name": "Scarf", "price": "25.00"}
-SHOP_OWN = {"product_id": 9100, "variation_id": 0, "quantity": 5, "sku": "GIFT-CARD",
-            "name": "Gift card", "price": "50.00"}
-STOCK = {2101: 70001, 3307: 70002, 4400: 70003, 4500: 70004}
-
-
-class Ingest:
-    """A running `python -m services.ingest` with its log in a file."""
-
-    def __init__(self, **env: str) -> None:
-        self.log_file = tempfile.NamedTemporaryFile(prefix="ingest-", suffix=".log", delete=False)
-        full_env = {
-            **os.environ,
-            "WC_WEBHOOK_SECRET": SECRET,
-            "WC_URL": SITE,
-            "SYNC_RETRY_DELAYS": ",".join(str(d) for d in TEST_RETRY_DELAYS),
-            "INGEST_HOST": "127.0.0.1",
-            "INGEST_PORT": "0",
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
-            **env,
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.ingest"],
-            cwd=ROOT, env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT,
-        )
-        try:
-            self.url = self._wait_listening()
-        except BaseException:
-            self.close()
-            raise
-
-    def _wait_listening(self) -> str:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            for line in self.lines():
-                if line.get("event") == "ingest listening":
-                    return line["url"]
-            if self.process.poll() is not None:
-                raise AssertionError(f"ingest exited with {self.process.returncode}: {self.text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"ingest did not start: {self.text()}")
-
-    def text(self) -> str:
-        return Path(self.log_file.name).read_text(encoding="utf-8", errors="replace")
-
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        for raw in self.text().splitlines():
-            try:
-                out.append(json.loads(raw))
-            except ValueError:
-                out.append({"raw": raw})
-        return out
-
-    def post(self, body: bytes, topic: str | None = "order.updated", *, signed: bool = True,
-             headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
-        # WordPress speaks HTTP/1.0: one connection per delivery.
-        all_headers = {"Content-Type": "application/json", "User-Agent": "WooCommerce/9.9.0 Hookshot (WordPress/6.8)",
-                       "Connection": "close"}
-        if topic is not None:
-            resource, _, event = topic.partition(".")
-            all_headers |= {
-                "X-WC-Webhook-Source": SITE + "/",
-                "X-WC-Webhook-Topic": topic,
-                "X-WC-Webhook-Resource": resource,
-                "X-WC-Webhook-Event": event,
-                "X-WC-Webhook-ID": "7",
-                "X-WC-Webhook-Delivery-ID": hashlib.md5(str(time.time()).encode()).hexdigest(),
-            }
-        if signed:
-            all_headers["X-WC-Webhook-Signature"] = sign(body, SECRET)
-        all_headers |= headers or {}
-        return requests.post(self.url + "/webhooks/woocommerce", data=body, headers=all_headers, timeout=15, **kw)
-
-    def order(self, order: dict[str, Any], topic: str = "order.updated") -> requests.Response:
-        return self.post(wp_json_encode(order), topic)
-
-    def get(self, path: str) -> requests.Response:
-        return requests.get(self.url + path, headers={"Connection": "close"}, timeout=15)
-
-    def metric(self, name: str, **labels: str) -> float:
-        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
-        for line in self.get("/metrics").text.splitlines():
-            if line.startswith(wanted + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def stop(self) -> int:
-        """SIGTERM; it must exit 0 within STOP_TIMEOUT seconds."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError("ingest did not stop within 10 s of SIGTERM") from None
-        finally:
-            self.log_file.close()
-        return code
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.log_file.close()
-        Path(self.log_file.name).unlink(missing_ok=True)
-
-
-# -- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
-    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url)
-    yield server
-    try:
-        assert server.stop() == 0
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def catalog(db: str, broker: str) -> str:
-    """Product map for VARIATION and SIMPLE, catalog models for BY_CODE (code) and BY_BARCODE (barcode)."""
-    with session_scope(db) as session:
-        import_product_map(session, [(2101, 2104, STOCK[2101]), (3307, 0, STOCK[3307])])
-        session.execute(insert(CatalogModel), [
-            {"stock_id": STOCK[4400], "product_id": 500, "code": "JKT-ÉTÉ-M", "barcode": "8056789000001"},
-            {"stock_id": STOCK[4500], "product_id": 501, "code": "SCARF", "barcode": "8056789012345"},
-            # A model whose code matches no SKU in these orders.
-            {"stock_id": 70099, "product_id": 502, "code": "OTHER", "barcode": ""},
-        ])
-    return db
-
-
-def published(amqp_url: str) -> list[Any]:
-    return [parse_order_line(body) for _props, body in drain(amqp_url, LINES)]
 
 
 def a_valid_order(order_id: int = 5001) -> bytes:
@@ -482,9 +323,9 @@ def test_database_unreachable_answers_503_and_publishes_nothing(amqp_url: str, c
 def test_broker_outage_answers_503_and_recovers_without_restart(
     database_url: str, catalog: str, broker: str
 ) -> None:
-    proxy = TcpProxy(("127.0.0.1", 5672))
-    vhost = broker.rsplit("/", 1)[1]
-    server = Ingest(AMQP_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}", DATABASE_URL=database_url)
+    address = urllib.parse.urlsplit(broker)
+    proxy = TcpProxy((address.hostname or "127.0.0.1", address.port or 5672))
+    server = Ingest(AMQP_URL=proxy.url_for(broker), DATABASE_URL=database_url)
     try:
         assert server.order(make_order(5103, lines=[VARIATION])).status_code == 200
         assert len(published(broker)) == 1

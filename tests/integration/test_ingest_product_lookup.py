@@ -8,7 +8,7 @@ from shared.db import session_scope
 from shared.db.models import CatalogModel, ProductMapping
 from shared.products.mapping import import_product_map
 from simulators.shop.orders import make_order
-from tests.integration.test_ingest_http import SHOP_OWN, Ingest, ingest, published  # noqa: F401 (fixture)
+from tests.integration.ingest_process import SHOP_OWN, Ingest, published
 
 NEW_PRODUCT = {"product_id": 7700, "variation_id": 7701, "quantity": 1, "sku": "NEW-7701",
                "name": "Boot - 41", "price": "150.00"}

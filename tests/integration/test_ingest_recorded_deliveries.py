@@ -23,7 +23,7 @@ from shared.messaging import topology
 from shared.messaging.messages import OrderLineMessage, parse_order_line
 from shared.products.mapping import import_product_map
 from tests.conftest import drain
-from tests.integration.test_ingest_http import Ingest
+from tests.integration.ingest_process import Ingest
 from tests.recordings import RECORDED_SITE, Delivery, deliveries
 
 LINES = topology.ORDER_LINES.name

@@ -11,9 +11,7 @@ import requests
 
 from shared.clients.shop.signature import sign
 from services.ingest.worker import READ_DEADLINE_SECONDS
-from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
-    SECRET, SITE, VARIATION, Ingest, catalog, ingest, published,
-)
+from tests.integration.ingest_process import SECRET, SITE, VARIATION, Ingest, published
 from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 

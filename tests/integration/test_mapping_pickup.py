@@ -29,7 +29,7 @@ from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from tests.conftest import drain, queue_depth
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
+from tests.integration.ingest_process import Ingest
 from tests.support import TcpProxy, free_port
 
 CK, CS = "ck_pickup", "cs_pickup"
@@ -170,7 +170,10 @@ def test_open_orders_wait_for_the_map_and_go_through_once_it_is_imported(world: 
 
 def test_a_line_mapped_after_its_order_was_sent_is_told_to_the_owner(world: World) -> None:
     paid = world.order("processing", line(SNEAKER_LINE, 1), line(BAG_LINE, 1))
-    world.sync.wait_until(lambda: len(world.sync.supplier_orders()) == 1, what="sent with the sneaker alone")
+    # Sent, and the sent sneaker out of the growing order: supplier_sync leaves the growing order
+    # after the supplier order is made, and the check at the end must not see that step still to come.
+    world.sync.wait_until(lambda: len(world.sync.supplier_orders()) == 1 and world.sync.locks() == {},
+                          what="sent with the sneaker alone, which left the growing order")
     assert set(world.waiting()) == {paid["id"]}
 
     world.import_map((2205, 0, BAG))
@@ -255,7 +258,9 @@ def test_a_held_paid_order_stays_held_once_mapped_until_the_owner_sends_it(world
     assert set(world.waiting()) == {paid["id"]}
 
     world.import_map((2205, 0, BAG))
-    world.sync.wait_until(lambda: world.sync.locks() == {BAG: 1}, what="locked once mapped")
+    # More patience than the harness's 20 s: on a busy machine a pickup pass that failed (the shop or the
+    # database slow to answer) is tried again after a backoff.
+    world.sync.wait_until(lambda: world.sync.locks() == {BAG: 1}, timeout=60, what="locked once mapped")
     world.sync.wait_until(lambda: world.waiting() == {} and world.settled(), what="picked up")
     assert world.sync.supplier_orders() == [] and world.shop_notes(paid["id"]) == []
 

@@ -19,7 +19,7 @@ from services.status_poller.shop_watch.problem_notes import ProblemNotes
 from simulators.shop import start_in_thread as start_shop
 from simulators.shop.orders import make_order
 from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_ingest_http import SECRET, Ingest
+from tests.integration.ingest_process import SECRET, Ingest
 from tests.unit.test_rewix_fitting import PHONE_72, STREET_230
 
 CK, CS = "ck_odd_text", "cs_odd_text"

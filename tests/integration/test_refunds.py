@@ -19,7 +19,7 @@ from shared.db import session_scope
 from shared.products.mapping import import_product_map
 from simulators.shop import start_in_thread as start_shop
 from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_ingest_http import SECRET, Ingest
+from tests.integration.ingest_process import SECRET, Ingest
 from tests.recordings import RECORDED_SITE, deliveries, rest_answer
 
 CK, CS = "ck_refunds", "cs_refunds"
@@ -86,7 +86,8 @@ def test_the_recorded_order_157_after_its_refund_reserves_and_sends_two_pairs_of
 
         sent = world.supplier_order("157")
         assert sent["items"] == {str(JEANS): 2, str(T_SHIRT): 1}
-        assert world.sync.locks() == {}
+        # The supplier order is made before the growing order is left: wait for the second step.
+        world.sync.wait_until(lambda: world.sync.locks() == {}, what="the sent units left the growing order")
     finally:
         world.close()
 
@@ -107,10 +108,16 @@ def test_a_partial_refund_before_sending_reserves_and_sends_only_what_is_left(wo
     world.shop.state.admin_edit(order["id"], {"status": "processing"})  # paid
     world.delivered()
     assert world.supplier_order(str(order["id"]))["items"] == {str(JEANS): 2}
-    world.sync.wait_until(lambda: world.sync.locks() == {}, what="the sent units left the growing order")
-    statuses = {line_id: state for (order_id, line_id), state in world.sync.line_statuses().items()
+
+    def statuses() -> dict[int, str]:
+        return {line_id: state for (order_id, line_id), state in world.sync.line_statuses().items()
                 if order_id == order["id"]}
-    assert statuses == {jeans: "sent", t_shirt: "released"}
+
+    # supplier_sync makes the supplier order, leaves the growing order, then records the lines: wait for
+    # the record too, not only for the growing order.
+    world.sync.wait_until(lambda: world.sync.locks() == {} and set(statuses().values()) <= {"sent", "released"},
+                          what="the sent units left the growing order and their lines are recorded")
+    assert statuses() == {jeans: "sent", t_shirt: "released"}
 
 
 def test_a_sent_order_refunded_afterwards_needs_a_person_like_one_cancelled(world: World) -> None:
@@ -120,11 +127,12 @@ def test_a_sent_order_refunded_afterwards_needs_a_person_like_one_cancelled(worl
     world.shop.state.refund(order["id"], {order["line_items"][0]["id"]: 1}, reason="one pair returned")
     world.delivered()
 
-    def flagged() -> tuple:
+    def flagged() -> tuple | None:
+        """(cancelled_in_shop, last_error); None until supplier_sync records the order it made."""
         with world.sync.engine.connect() as c:
             return c.execute(text("SELECT cancelled_in_shop, last_error FROM supplier_orders WHERE shop_order_id = :id"),
-                             {"id": order["id"]}).one()
+                             {"id": order["id"]}).one_or_none()
 
-    world.sync.wait_until(lambda: flagged()[0], what="the supplier order flagged for a person")
+    world.sync.wait_until(lambda: (flagged() or (False,))[0], what="the supplier order flagged for a person")
     assert "1 of stock_id 1001 no longer wanted" in flagged()[1]
     assert world.sync.locks() == {}  # nothing locked again for the sent order

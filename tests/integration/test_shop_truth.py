@@ -33,7 +33,7 @@ from simulators.shop import start_in_thread as start_shop
 from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.conftest import TEST_RETRY_DELAYS
-from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
+from tests.integration.ingest_process import Ingest
 from tests.support import wait_until
 
 API_KEY, PASSWORD = "truth-key", "truth-password"

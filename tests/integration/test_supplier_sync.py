@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from shared.reservations import repository
-from tests.conftest import drain, queue_depth
+from tests.conftest import TEST_RETRY_DELAYS, drain, queue_depth
 from tests.integration.sync_harness import SyncHarness, deleted_message, order_messages
 
 DEAD = "rewix.order_lines.dead"
@@ -100,7 +100,8 @@ def test_shuffled_and_duplicated_deliveries_converge_exactly(sync):
 
 
 def test_supplier_outage_is_ridden_out(sync):
-    sync.control.faults(status_window={"status": 503, "seconds": 20})
+    # Down for two thirds of the retry schedule: an attempt after the window gets through.
+    sync.control.faults(status_window={"status": 503, "seconds": sum(TEST_RETRY_DELAYS) * 2 // 3})
     sync.publish(order_messages(5, "pending", {51: (1006, 2)}))
     sync.publish(order_messages(6, "processing", {61: (1007, 1)}))
     sync.wait_until(lambda: len(sync.supplier_orders()) == 1 and sync.locks() == {1006: 2}, timeout=60, what="recovery")
@@ -108,7 +109,8 @@ def test_supplier_outage_is_ridden_out(sync):
 
 
 def test_rate_limit_is_ridden_out(sync):
-    sync.control.faults(rate_limit={"per_second": 2, "retry_after": 1})
+    # One call every two seconds: even a slowed-down worker (a busy machine) calls faster than that.
+    sync.control.faults(rate_limit={"per_second": 0.5, "retry_after": 1})
     for order_id in range(60, 70):
         # Spaced out so they are not coalesced into one call: each must get through.
         sync.publish(order_messages(order_id, "pending", {order_id * 10: (1008, 1)}))
@@ -131,6 +133,9 @@ def test_a_refused_model_is_dead_lettered_alone(sync):
     reasons = [props.headers["x-rewix-reason"] for props, _ in dead]
     assert all("1009" in r for r in reasons)
     assert {props.headers["x-rewix-http-status"] for props, _ in dead} == {400}
+    # The line is marked after its message went to the dead letters: wait for the mark.
+    sync.wait_until(lambda: {sync.line_statuses().get(key) for key in ((7, 71), (9, 92))} == {"dead_lettered"},
+                    what="the refused lines marked dead-lettered")
     statuses = sync.line_statuses()
     assert statuses[(7, 71)] == "dead_lettered" and statuses[(9, 92)] == "dead_lettered"
     assert statuses[(8, 81)] == "locked" and statuses[(9, 91)] == "locked"
@@ -165,7 +170,11 @@ def converged_since(sync, order_id: int, moment: datetime) -> bool:
 def test_a_paid_event_is_sent_only_once_its_head_and_every_line_are_recorded(sync):
     lines = {51: (1006, 1), 52: (1007, 2), 53: (1008, 1)}
     sync.publish(order_messages(5, "pending", lines, version=0))
-    sync.wait_until(lambda: sync.locks() == {1006: 1, 1007: 2, 1008: 1}, what="pending order locked")
+    # Locked at the supplier and recorded as such: the convergence of the pending state is over before
+    # `before` is taken (the supplier is called first, the records written after).
+    sync.wait_until(lambda: sync.locks() == {1006: 1, 1007: 2, 1008: 1}
+                    and sync.line_statuses() == {(5, 51): "locked", (5, 52): "locked", (5, 53): "locked"},
+                    what="pending order locked and recorded")
     head, *others = order_messages(5, "processing", lines, version=1)
     # Ingest answered 503 half-way: only the line messages of the paid state reached the broker.
     before = datetime.now(timezone.utc)
@@ -188,7 +197,10 @@ def test_a_paid_event_is_sent_only_once_its_head_and_every_line_are_recorded(syn
 def test_a_paid_event_missing_a_line_is_not_sent(sync):
     lines = {61: (1009, 1), 62: (1010, 1)}
     sync.publish(order_messages(6, "pending", lines, version=0))
-    sync.wait_until(lambda: sync.locks() == {1009: 1, 1010: 1})
+    # Locked and recorded: the pending state's convergence is over before `before` is taken.
+    sync.wait_until(lambda: sync.locks() == {1009: 1, 1010: 1}
+                    and sync.line_statuses() == {(6, 61): "locked", (6, 62): "locked"},
+                    what="pending order locked and recorded")
     head, last = order_messages(6, "processing", lines, version=1)
     before = datetime.now(timezone.utc)
     sync.publish([head])  # the last line's message never made it

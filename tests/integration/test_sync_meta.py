@@ -30,7 +30,7 @@ from services.status_poller.shop_watch.sync_meta import MetaPass, SyncMetaWriter
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import TEST_RETRY_DELAYS
 from tests.integration.sync_harness import API_KEY, PASSWORD, SyncHarness
-from tests.integration.test_ingest_http import SECRET, Ingest
+from tests.integration.ingest_process import SECRET, Ingest
 from tests.support import wait_until
 
 CK, CS = "ck_sync_meta", "cs_sync_meta"

@@ -26,8 +26,8 @@ from simulators.rewix.server import start_in_thread as start_rewix
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.conftest import TEST_RETRY_DELAYS, drain
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_ingest_http import SECRET as WEBHOOK_SECRET
-from tests.integration.test_ingest_http import Ingest
+from tests.integration.ingest_process import SECRET as WEBHOOK_SECRET
+from tests.integration.ingest_process import Ingest
 from tests.integration.worker_processes import ServiceProcess, free_port
 from tests.support import TcpProxy, wait_until
 

@@ -25,9 +25,7 @@ from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.conftest import drain
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_ingest_http import (  # noqa: F401 (fixtures)
-    LINES, SECRET, SITE, STOCK, VARIATION, Ingest, catalog, ingest, published,
-)
+from tests.integration.ingest_process import LINES, SECRET, SITE, STOCK, VARIATION, Ingest, published
 from tests.recordings import recording
 from tests.support import wait_until
 
@@ -267,5 +265,6 @@ def test_real_woocommerce_deliveries_are_accepted_only_from_the_shops_site(
     if signed_answer == 403:
         assert drain(broker, LINES) == []
         assert count_rows(db, "order_versions") == 0
-        # The first was written at once, the others when ingest stopped: all of them counted.
-        assert refused_rows(db) == {"http://127.0.0.1:8090/": len(signed)}
+        # The first was written at once, the others when ingest stopped: all of them counted. (Only this
+        # source's row: the module's own ingest may write what it refused earlier a minute later.)
+        assert refused_rows(db).get("http://127.0.0.1:8090/") == len(signed)

@@ -13,8 +13,8 @@ from shared.db import normalise_url
 from shared.shop_state.webhooks import record_reactivated
 from simulators.shop import ShopSimulator, start_in_thread
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_ingest_http import SECRET as INGEST_SECRET
-from tests.integration.test_ingest_http import Ingest, ingest  # noqa: F401 (fixture)
+from tests.integration.ingest_process import SECRET as INGEST_SECRET
+from tests.integration.ingest_process import Ingest
 
 KEY, CONSUMER_SECRET = "ck_webhooks_cli", "cs_webhooks_cli"
 

@@ -15,8 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Anything that only tests, drives a browser or talks to a Docker engine.
-TEST_TOOLS = {"pytest", "pytest-timeout", "hypothesis", "playwright", "testcontainers", "docker", "pyyaml",
-              "iniconfig", "pluggy", "greenlet", "sortedcontainers", "pygments", "wrapt"}
+TEST_TOOLS = {"pytest", "pytest-timeout", "pytest-xdist", "execnet", "hypothesis", "playwright", "testcontainers",
+              "docker", "pyyaml", "iniconfig", "pluggy", "greenlet", "sortedcontainers", "pygments", "wrapt"}
 
 
 def normalised(name: str) -> str:
