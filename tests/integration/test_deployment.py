@@ -551,7 +551,7 @@ STUB = textwrap.dedent("""\
     #!/bin/sh
     echo "$(basename "$0") $* @ $(pwd)" >> "$STUB_LOG"
     case "$*" in
-        *pytest*--servers-stopped=only*) exit "${STUB_SERIAL_PYTEST_STATUS:-$STUB_PYTEST_STATUS}";;
+        *pytest*--alone=only*) exit "${STUB_SERIAL_PYTEST_STATUS:-$STUB_PYTEST_STATUS}";;
         *pytest*) exit "$STUB_PYTEST_STATUS";;
     esac
     exit 0
@@ -603,8 +603,8 @@ def run_script(checkout: Path, script: str, *args: str, pytest_status: int = 0, 
     return done.returncode, log.read_text().splitlines()
 
 
-PARALLEL_RUN = "python -m pytest -q -n 4 --dist loadfile --durations=10 --servers-stopped=without"
-SERIAL_RUN = "python -m pytest -q --durations=10 --servers-stopped=only"
+PARALLEL_RUN = "python -m pytest -q -n 4 --dist loadfile --durations=10 --alone=without"
+SERIAL_RUN = "python -m pytest -q --durations=10 --alone=only"
 
 
 def test_test_command_sets_up_the_venv_and_returns_pytest_status(checkout):

@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.parse
 
+import pytest
 import requests
 
 from shared.clients.shop.signature import sign
@@ -58,6 +59,7 @@ class Trickler(threading.Thread):
             self.lifetimes.append(time.monotonic() - opened)
 
 
+@pytest.mark.needs_quiet  # its assertion is a time: scripts/test runs it alone
 def test_a_fresh_webhook_is_answered_within_5_s_while_16_connections_trickle(
     ingest: Ingest, catalog: str, broker: str
 ) -> None:
