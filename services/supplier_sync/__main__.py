@@ -9,10 +9,22 @@ from shared.messaging.consumer import BatchConsumer
 from shared.observability.logging import get_logger
 from shared.observability.worker import start_endpoints
 from shared.service import run_until_stopped, start, wait_for_dependencies
-from services.supplier_sync.bootstrap import order_line_handler, real_adapters
+from services.supplier_sync import send_worker
+from services.supplier_sync.bootstrap import order_line_handler, order_send_handler, real_adapters
 
 # Lines coalesced into one supplier call at most; a burst fills it, a trickle does not wait for it.
 MAX_BATCH = 200
+# With a request budget, the share of it the lock work paces itself to (one `set` per batch at most
+# this often): the rest goes to sends and polls. The lock latency it adds is bounded by LONGEST_PACE.
+LOCK_SHARE = 0.25
+LONGEST_PACE = 1.0
+
+
+def lock_pace(requests_per_second: float) -> float:
+    """Seconds from one lock batch to the next: none without a budget, else a LOCK_SHARE of it."""
+    if requests_per_second <= 0:
+        return 0.0
+    return min(LONGEST_PACE, 1.0 / (requests_per_second * LOCK_SHARE))
 
 
 def main() -> None:
@@ -31,10 +43,20 @@ def main() -> None:
         retry_delays=topology.ORDER_LINES.retry_delays(settings),
         stop=stop,
         max_batch=MAX_BATCH,
+        min_interval=lock_pace(settings.supplier_requests_per_second),
         name="supplier_sync",
     )
-    log.info("supplier_sync started")
-    run_until_stopped(stop, consumer.run)
+    sends = BatchConsumer(
+        settings.amqp_url,
+        topology.ORDER_SENDS,
+        order_send_handler(settings, adapters),
+        retry_delays=topology.ORDER_SENDS.retry_delays(settings),
+        stop=stop,
+        max_batch=send_worker.MAX_BATCH,
+        name="supplier_sync sends",
+    )
+    log.info("supplier_sync started", requests_per_second=settings.supplier_requests_per_second or "unlimited")
+    run_until_stopped(stop, consumer.run, sends.run)
     adapters.close()
     if endpoints is not None:
         endpoints.close()
