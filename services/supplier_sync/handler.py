@@ -167,11 +167,11 @@ class OrderLineHandler:
         if dead:
             with self.units() as uow:
                 uow.reservations.save(lines=dead)
-                self._note_dead_letters(uow, dead)
+                self.note_dead_letters(uow, dead)
                 uow.commit()
 
     @staticmethod
-    def _note_dead_letters(uow: UnitOfWork, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
+    def note_dead_letters(uow: UnitOfWork, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
         """A dead-lettered line is a problem for the owner, unless its order has one open already
         (a short or refused line whose message gave up is the same problem, told once)."""
         already = {o for o, _, _ in uow.owner.open_problems({o for o, _ in dead})}

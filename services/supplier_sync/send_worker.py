@@ -32,6 +32,7 @@ from shared.messaging.amqp import Outgoing, Publisher
 from shared.messaging.consumer import Delivery
 from shared.messaging.messages import MAX_CONVERGE_STOCK_IDS, ConvergeMessage, SendOrderMessage, parse_send
 from shared.observability.logging import bound_ids, get_logger
+from shared.orders.vocabulary import LineState
 from services.supplier_sync import plan
 from services.supplier_sync.handler import OrderLineHandler
 
@@ -80,6 +81,27 @@ class OrderSendHandler:
             if sent_models:
                 self.ask_to_converge(sent_models)
             return plan.send_outcome(order_id, convergence)
+
+    def dead_lettering(self, final: Sequence[tuple[Delivery, str]]) -> None:
+        """Send requests about to be dead-lettered: their orders' lines show it, and the owner hears of it once,
+        as for a line's message given up (handler.py)."""
+        reasons: dict[int, str] = {}
+        for delivery, reason in final:
+            try:
+                reasons.setdefault(parse_send(delivery.body).order_id, reason)
+            except ValueError:
+                continue  # no order to mark
+        if not reasons:
+            return
+        with self.sender.units() as uow:
+            dead: dict[tuple[int, int], tuple[LineState, str | None]] = {
+                (order_id, line_id): (LineState.DEAD_LETTERED, reason[:500])
+                for order_id, reason in reasons.items() for line_id in uow.orders.line_ids(order_id)
+            }
+            if dead:
+                uow.reservations.save(lines=dead)
+                OrderLineHandler.note_dead_letters(uow, dead)
+            uow.commit()
 
     def wait_until_workable(self, paused: retry.Paused, stop: threading.Event) -> None:
         """The supplier refused the account: wait, as the lock work does, until it accepts it."""

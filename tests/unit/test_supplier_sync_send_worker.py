@@ -114,6 +114,19 @@ def test_an_order_the_supplier_refuses_is_dead_lettered_with_its_reason(split):
     assert "refused the dropshipping order" in outcome.reason
 
 
+def test_a_send_request_given_up_marks_its_lines_and_tells_the_owner(split):
+    split.lock(order(1, "processing", {11: (1001, 2), 12: (1002, 1)}))
+    (request,) = deliveries(split.send_queue)
+
+    split.sends.dead_lettering([(request, "gave up after 6 attempts: supplier: HTTP 503")])
+
+    states = {k: r["sync_status"] for k, r in split.db.rows("order_lines").items()}
+    assert states == {(1, 11): "dead_lettered", (1, 12): "dead_lettered"}
+    problems = list(split.db.rows("order_problems").values())
+    assert len(problems) == 2  # one per line, as for lines' messages given up
+    assert all(p["kind"] == "dead_lettered" and "HTTP 503" in p["note"] for p in problems)
+
+
 def test_the_lock_work_paces_itself_to_a_quarter_of_the_budget_and_never_longer_than_its_bound():
     assert lock_pace(0) == 0.0
     assert lock_pace(10) == pytest.approx(0.4)
