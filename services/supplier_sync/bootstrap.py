@@ -11,7 +11,7 @@ in-memory unit of work, a fake supplier and a fake shop instead
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.clients.rewix import RewixClient
 from shared.clients.rewix.budget import FIRST, LEFTOVER, RequestBudget, request_budget
@@ -38,14 +38,16 @@ class Adapters:
     budget: RequestBudget
     confirmation: ShopConfirmation
     send_publisher: Publisher  # the lock work's thread: send requests
-    converge_publisher: Publisher  # the send worker's thread: convergence requests
+    # One per send worker thread (a Publisher belongs to one thread): convergence requests.
+    converge_publishers: list[Publisher] = field(default_factory=list)
 
     def close(self) -> None:
         self.client.close()
         self.send_client.close()
         self.confirmation.close()
         self.send_publisher.close()
-        self.converge_publisher.close()
+        for publisher in self.converge_publishers:
+            publisher.close()
 
 
 def real_adapters(settings: Settings) -> Adapters:
@@ -62,7 +64,6 @@ def real_adapters(settings: Settings) -> Adapters:
         budget=budget,
         confirmation=shop_confirmation(settings),
         send_publisher=Publisher(settings.amqp_url),
-        converge_publisher=Publisher(settings.amqp_url),
     )
 
 
@@ -74,10 +75,15 @@ def order_line_handler(settings: Settings, adapters: Adapters) -> OrderLineHandl
 
 
 def order_send_handler(settings: Settings, adapters: Adapters) -> OrderSendHandler:
-    """The send worker: the same convergence code, with the LEFTOVER client, one order at a time."""
+    """A send worker: the same convergence code, with the LEFTOVER client, one order at a time.
+
+    Each call makes one, for a thread of its own (__main__.py runs SEND_WORKERS of them).
+    """
     sender = OrderLineHandler(adapters.units, adapters.send_client, adapters.confirmation,
                               auto_confirm=settings.supplier_auto_confirm)
-    return OrderSendHandler(sender, converge_requests(adapters.converge_publisher), adapters.budget.wait_until_free)
+    publisher = Publisher(settings.amqp_url)
+    adapters.converge_publishers.append(publisher)
+    return OrderSendHandler(sender, converge_requests(publisher), adapters.budget.wait_until_free)
 
 
 def shop_confirmation(settings: Settings) -> ShopConfirmation:

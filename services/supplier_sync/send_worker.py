@@ -39,7 +39,7 @@ from services.supplier_sync.handler import OrderLineHandler
 log = get_logger(__name__)
 
 # Send requests taken per batch: each order is still sent on its own.
-MAX_BATCH = 20
+MAX_BATCH = 5
 
 
 class OrderSendHandler:
