@@ -5,7 +5,8 @@ each delivered as WooCommerce delivers it (`order.created` and
 `order.updated` together when made, another `order.updated` PAY_DELAY
 seconds later when paid; 60% paid, 15% cancelled, the rest left pending),
 three supplier lines each over 200 models, through ingest, to supplier_sync
-(budget SUPPLIER_REQUESTS_PER_SECOND set to the supplier's limit), against
+(SUPPLIER_REQUESTS_PER_SECOND at 90% of the supplier's limit, a little under
+it as the setting is documented), against
 the supplier simulator at 50 ms latency answering 429 above its limit
 (10 requests/s by default). The same run measures the baseline: the naive
 one-call-per-line worker (bench/naive_worker.py) at the same rate.
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import install_cleanup, log_directory, percentile
-from bench.rush_run import LINES_PER_ORDER, RushResult, RushSpec, run_rush
+from bench.rush_run import BUDGET_SHARE, LINES_PER_ORDER, RushResult, RushSpec, run_rush
 
 FLAT_SECONDS = 2.0  # a backlog under this many seconds of arrivals is flat
 PROBE_SECONDS = 30.0
@@ -55,7 +56,8 @@ def run(*, rate: float = 20.0, seconds: float = 180.0, limit: float = 10.0, late
     log_dir = log_dir or log_directory("bench-rush")
     say = out or (lambda _line: None)
     say(f"rush: orders at a steady rate, {LINES_PER_ORDER} supplier lines each over {models} models, supplier at "
-        f"{latency_ms} ms with a limit of {limit:g} requests/s (429 above), {os.cpu_count()} CPUs "
+        f"{latency_ms} ms with a limit of {limit:g} requests/s (429 above; supplier_sync's "
+        f"SUPPLIER_REQUESTS_PER_SECOND={limit * BUDGET_SHARE:g}), {os.cpu_count()} CPUs "
         f"(load average {os.getloadavg()[0]:.1f}); logs in {log_dir}")
     began = time.monotonic()
 
