@@ -83,7 +83,7 @@ def order_send_handler(settings: Settings, adapters: Adapters) -> OrderSendHandl
                               auto_confirm=settings.supplier_auto_confirm)
     publisher = Publisher(settings.amqp_url)
     adapters.converge_publishers.append(publisher)
-    return OrderSendHandler(sender, converge_requests(publisher), adapters.budget.wait_until_free)
+    return OrderSendHandler(sender, converge_requests(publisher), adapters.budget)
 
 
 def shop_confirmation(settings: Settings) -> ShopConfirmation:

@@ -13,8 +13,9 @@ dead-lettered with the supplier's reason when it refuses the order.
 
 Each order is sent in a unit of work of its own, under its own models' locks
 only (`OrderLineHandler.send_paid`), so a lock batch waits on at most one
-send. Before taking those locks the worker waits for the budget to be free,
-so it does not hold them while waiting its turn. The units a send took leave
+send. Before taking those locks the worker reserves the two requests of a
+send (the POST and the lookup of its key) on the budget, so it does not hold
+them while waiting its turn. The units a send took leave
 what is needed: the models are asked of the lock work (a `ConvergeMessage`,
 source "send"), which sets them in the call it makes anyway.
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.clients.rewix.budget import RequestBudget, Unlimited
 from shared.failures import retry
 from shared.failures.errors import ExternalError
 from shared.messaging import topology
@@ -40,15 +42,17 @@ log = get_logger(__name__)
 
 # Send requests taken per batch: each order is still sent on its own.
 MAX_BATCH = 5
+# A first send: the dropshipping POST, then the lookup of its key (sending.py).
+REQUESTS_PER_SEND = 2
 
 
 class OrderSendHandler:
     def __init__(self, sender: OrderLineHandler, ask_to_converge: Callable[[Iterable[int]], None],
-                 wait_for_budget: Callable[[], None] = lambda: None) -> None:
+                 budget: RequestBudget | None = None) -> None:
         # An OrderLineHandler whose client spends the LEFTOVER priority (bootstrap.py).
         self.sender = sender
         self.ask_to_converge = ask_to_converge
-        self.wait_for_budget = wait_for_budget
+        self.budget = budget or Unlimited()
 
     def __call__(self, batch: Sequence[Delivery]) -> list[retry.Outcome]:
         outcomes: list[retry.Outcome] = []
@@ -68,7 +72,8 @@ class OrderSendHandler:
 
     def _send(self, order_id: int, message_id: str) -> retry.Outcome:
         with bound_ids(order_id=order_id, message_id=message_id):
-            self.wait_for_budget()
+            # The POST and the lookup after it, reserved before the models' locks are taken.
+            self.budget.reserve(REQUESTS_PER_SEND)
             try:
                 convergence, sent_models = self.sender.send_paid(order_id)
             except ExternalError as exc:
@@ -78,6 +83,8 @@ class OrderSendHandler:
             except SQLAlchemyError as exc:
                 log.warning("database unavailable, send request will be retried", error=type(exc).__name__)
                 return retry.outcome_of(exc, "database")
+            finally:
+                self.budget.release()
             if sent_models:
                 self.ask_to_converge(sent_models)
             return plan.send_outcome(order_id, convergence)

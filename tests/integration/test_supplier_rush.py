@@ -89,6 +89,30 @@ def test_locks_overtake_throttled_sends_which_then_drain_exactly_once(db, broker
         sync.stop()
 
 
+def test_sends_waiting_on_the_budget_survive_a_killed_worker_and_go_out_once(db, broker, supplier, publish):
+    sim, control = supplier
+    env = dict(SUPPLIER_REQUESTS_PER_SECOND="2", SYNC_RETRY_DELAYS="1,1,1,1,1,1,1,1")
+    sync = start_sync(db, broker, sim, **env)
+    paid = range(1, 9)
+    try:
+        for order_id in paid:
+            publish(order_messages(order_id, "processing", {order_id * 10: (2001 + order_id, 1)}))
+        wait_until(lambda: sent_keys(control), timeout=30, what="the first send")
+        sync.process.kill()  # SIGKILL: no goodbye, the requests not acked go back to the queue
+        sync.process.wait()
+        assert len(sent_keys(control)) < len(paid), "nothing was left waiting when the worker died"
+    finally:
+        sync.stop()
+
+    again = start_sync(db, broker, sim, **env)
+    try:
+        wait_until(lambda: len(sent_keys(control)) == len(paid), timeout=60, what="every paid order sent")
+        assert sent_keys(control) == Counter({f"WC-{order_id}": 1 for order_id in paid})
+        wait_until(lambda: locked(control) == {}, timeout=30, what="nothing held for orders sent")
+    finally:
+        again.stop()
+
+
 BUDGET_USER = """
 import sys
 from shared.clients.rewix import RewixClient

@@ -50,3 +50,9 @@ def test_no_rate_is_no_budget():
     assert isinstance(request_budget(None, 0), Unlimited)
     with pytest.raises(ValueError, match="DATABASE_URL"):
         request_budget(None, 10)
+
+
+def test_a_send_reserves_its_requests_in_a_row_and_only_when_nothing_is_taken_ahead():
+    slot = leftover_slot(next_free=99.0, now=100.0, interval=INTERVAL, count=2)
+    assert slot is not None and slot.wait == 0.0 and slot.next_free == pytest.approx(100.2)
+    assert leftover_slot(next_free=100.01, now=100.0, interval=INTERVAL, count=2) is None

@@ -23,6 +23,22 @@ def deliveries(messages) -> list[Delivery]:
             for n, m in enumerate(messages, 1)]
 
 
+class CountingBudget:
+    """Notes on the timeline when slots are reserved and released."""
+
+    def __init__(self, timeline: list[str]) -> None:
+        self.timeline = timeline
+
+    def spend(self, priority: str) -> None:
+        return None
+
+    def reserve(self, count: int) -> None:
+        self.timeline.append(f"reserve {count}")
+
+    def release(self) -> None:
+        self.timeline.append("release")
+
+
 class Split:
     """The lock work and the send worker on one fake database and supplier, with the queues between them."""
 
@@ -33,15 +49,12 @@ class Split:
         self.converge_queue: list[ConvergeMessage] = []
         self.lines = OrderLineHandler(self.db.units, self.supplier, FakeShop(self.db.timeline),
                                       ask_to_send=lambda ids: self.send_queue.extend(SendOrderMessage(order_id=i) for i in ids))
-        self.waits = 0
+        self.budget = CountingBudget(self.db.timeline)
         self.sends = OrderSendHandler(
             OrderLineHandler(self.db.units, self.supplier),
             lambda ids: self.converge_queue.append(ConvergeMessage(source="send", stock_ids=sorted(ids))),
-            self._wait,
+            self.budget,
         )
-
-    def _wait(self) -> None:
-        self.waits += 1
 
     def lock(self, messages) -> list:
         return self.lines(deliveries(messages))
@@ -77,7 +90,10 @@ def test_the_send_worker_sends_once_and_asks_the_lock_work_to_set_what_is_left(s
     assert split.send_all() == [Ack()]
 
     assert split.calls("send") == ["send WC-1"]
-    assert split.waits == 1  # it waited for the budget before taking the order's locks
+    # Its two requests were reserved before any lock was taken, and what was left given back after.
+    timeline = split.db.timeline[split.db.timeline.index("reserve 2"):]
+    assert timeline[0] == "reserve 2" and timeline[-1] == "release"
+    assert timeline.index("send WC-1") > 0
     assert [m.stock_ids for m in split.converge_queue] == [[1001]]
     assert split.converge_after_sends() == [Ack()]
     # Order 2's unit only is held once order 1 took its two.

@@ -58,19 +58,26 @@ def first_slot(next_free: float, now: float, interval: float) -> Slot:
     return Slot(start - now, start + interval)
 
 
-def leftover_slot(next_free: float, now: float, interval: float) -> Slot | None:
-    """LEFTOVER: a slot now if none is taken ahead, else None (ask again once the schedule is free)."""
+def leftover_slot(next_free: float, now: float, interval: float, count: int = 1) -> Slot | None:
+    """LEFTOVER: `count` slots from now if none is taken ahead, else None (ask again once the schedule is free).
+
+    The slots are now, now + interval, ...: a send reserves its two requests before it takes its
+    models' locks, so it never holds them while waiting its turn (services/supplier_sync/send_worker.py).
+    """
     if next_free > now:
         return None
-    return Slot(0.0, now + interval)
+    return Slot(0.0, now + count * interval)
 
 
 class RequestBudget(Protocol):
     def spend(self, priority: str) -> None:
         """Wait until one request of this priority may go to the supplier."""
 
-    def wait_until_free(self) -> None:
-        """Wait until no slot is taken ahead: a LEFTOVER request now would go at once, unless FIRST comes first."""
+    def reserve(self, count: int) -> None:
+        """Wait for `count` LEFTOVER slots in a row; this thread's next `count` requests spend them."""
+
+    def release(self) -> None:
+        """Forget this thread's reserved slots not spent (a slot unused is simply lost)."""
 
 
 class Unlimited:
@@ -79,7 +86,10 @@ class Unlimited:
     def spend(self, priority: str) -> None:
         return None
 
-    def wait_until_free(self) -> None:
+    def reserve(self, count: int) -> None:
+        return None
+
+    def release(self) -> None:
         return None
 
 
@@ -95,7 +105,7 @@ _TAKE_FIRST = text(
 _TAKE_LEFTOVER = text(
     """
     UPDATE supplier_request_budget
-       SET next_free = extract(epoch FROM clock_timestamp()) + :interval
+       SET next_free = extract(epoch FROM clock_timestamp()) + :interval * :count
      WHERE id = 1 AND next_free <= extract(epoch FROM clock_timestamp())
     RETURNING 0.0 AS wait
     """
@@ -114,13 +124,31 @@ class SqlBudget:
         self.interval = 1.0 / per_second
         self._sleep = sleep
         self._row_checked = threading.Event()
+        self._reserved = threading.local()  # this thread's slots taken ahead: monotonic times
 
     def spend(self, priority: str) -> None:
         if priority not in PRIORITIES:
             raise ValueError(f"unknown priority {priority!r}")
+        slots = getattr(self._reserved, "slots", None)
+        if slots:
+            wait = slots.pop(0) - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+            return
+        self._take_slots(priority, 1)
+
+    def reserve(self, count: int) -> None:
+        self._take_slots(LEFTOVER, count)
+        now = time.monotonic()
+        self._reserved.slots = [now + n * self.interval for n in range(count)]
+
+    def release(self) -> None:
+        self._reserved.slots = []
+
+    def _take_slots(self, priority: str, count: int) -> None:
         self._ensure_row()
         while True:
-            wait = self._take(priority)
+            wait = self._take(priority, count)
             if wait is not None:
                 if wait > 0:
                     self._sleep(wait)
@@ -132,18 +160,10 @@ class SqlBudget:
             # LEFTOVER and the schedule is taken: wait until it is free, then ask again.
             self._sleep(min(LONGEST_RECHECK, max(ahead, 0.001)))
 
-    def wait_until_free(self) -> None:
-        self._ensure_row()
-        while (ahead := self._ahead()) is None or ahead > 0:
-            if ahead is None:
-                self._ensure_row(again=True)
-                continue
-            self._sleep(min(LONGEST_RECHECK, ahead))
-
-    def _take(self, priority: str) -> float | None:
+    def _take(self, priority: str, count: int) -> float | None:
         statement = _TAKE_FIRST if priority == FIRST else _TAKE_LEFTOVER
         with self.engine.begin() as connection:
-            row = connection.execute(statement, {"interval": self.interval}).first()
+            row = connection.execute(statement, {"interval": self.interval, "count": count}).first()
         return None if row is None else max(0.0, float(row[0]))
 
     def _ahead(self) -> float | None:
