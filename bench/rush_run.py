@@ -85,6 +85,7 @@ class RushResult:
     calls: dict[str, int] = field(default_factory=dict)
     rejected_429: int = 0
     paid_orders: int = 0
+    sent_orders: int = 0  # supplier orders at the end
     started_at: float = 0.0  # time.time() the first order was due
     rush_end: float = 0.0  # seconds since start when the last webhook was due
     drained_at: float | None = None  # seconds since start when the last paid order was sent
@@ -182,6 +183,7 @@ def run_rush(spec: RushSpec) -> RushResult:
         state = control.state()
         result.calls = {k: int(v) for k, v in state["calls"].items()}
         result.rejected_429 = int(state["rejected_429"])
+        result.sent_orders = len(state["orders"])
         result.per_second = {int(s): int(n) for s, n in state["requests_per_second"].items()}
         stamps = lock_stamps(engine, lock_log, spec.worker)
         for order in orders:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clients.rewix.budget import Slot, first_slot, leftover_slot, request_budget, Unlimited
+from shared.clients.rewix.budget import FIRST, SqlBudget, Slot, Unlimited, first_slot, leftover_slot, request_budget
 
 INTERVAL = 0.1  # 10 requests/s
 
@@ -56,3 +56,27 @@ def test_a_send_reserves_its_requests_in_a_row_and_only_when_nothing_is_taken_ah
     slot = leftover_slot(next_free=99.0, now=100.0, interval=INTERVAL, count=2)
     assert slot is not None and slot.wait == 0.0 and slot.next_free == pytest.approx(100.2)
     assert leftover_slot(next_free=100.01, now=100.0, interval=INTERVAL, count=2) is None
+
+
+class FakeClockBudget(SqlBudget):
+    """SqlBudget's reserved slots without a database: the shared schedule is a list of what was taken."""
+
+    def __init__(self) -> None:
+        super().__init__(engine=None, per_second=10, sleep=lambda _s: None)
+        self.taken: list[str] = []
+
+    def _take_slots(self, priority: str, count: int) -> None:
+        self.taken.append(f"{priority} x{count}")
+
+
+def test_a_reserved_slot_is_spent_in_its_turn_and_a_passed_one_is_taken_afresh(monkeypatch):
+    budget = FakeClockBudget()
+    now = [1000.0]
+    monkeypatch.setattr("shared.clients.rewix.budget.time.monotonic", lambda: now[0])
+
+    budget.reserve(2)
+    budget.spend(FIRST)  # the first reserved slot: now
+    assert budget.taken == ["leftover x2"]
+    now[0] += 1.0  # the caller waited a second on a lock: the second slot has long passed
+    budget.spend(FIRST)
+    assert budget.taken == ["leftover x2", "leftover x1"]

@@ -132,9 +132,14 @@ class SqlBudget:
         slots = getattr(self._reserved, "slots", None)
         if slots:
             wait = slots.pop(0) - time.monotonic()
-            if wait > 0:
-                self._sleep(wait)
-            return
+            if wait > -self.interval:
+                if wait > 0:
+                    self._sleep(wait)
+                return
+            # Its slot passed while the caller waited on something else (a model's lock): spent now
+            # beside the requests given the slots since, it would crowd them. A fresh slot instead.
+            slots.clear()
+            priority = LEFTOVER
         self._take_slots(priority, 1)
 
     def reserve(self, count: int) -> None:
