@@ -15,7 +15,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-BENCHMARKS = ["bench.ingest", "bench.pipeline", "bench.poller", "bench.shop_load", "bench.scale_out", "bench.admin"]
+BENCHMARKS = ["bench.ingest", "bench.pipeline", "bench.poller", "bench.shop_load", "bench.scale_out", "bench.admin",
+              "bench.rush"]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     supplier_payment_url: str | None = None
     supplier_payment_alert_minutes: float = Field(1440.0, gt=0)
     supplier_auto_confirm: bool = False
+    # The supplier's request budget, shared by every process calling it (shared/clients/rewix/budget.py):
+    # a little under the 10 requests/s a Rewix platform commonly throttles at. 0: no budget at all.
+    supplier_requests_per_second: float = Field(8.0, ge=0)
 
     # Comma-separated in the environment (5,30,120), not JSON.
     sync_retry_delays: Annotated[list[int], NoDecode] = [5, 30, 120, 600, 1800, 3600]

@@ -6,13 +6,15 @@ one-line failure naming it rather than a traceback later.
 from __future__ import annotations
 
 from shared.clients.rewix import RewixClient
+from shared.clients.rewix.from_settings import supplier_client
 from shared.clients.shop import WooCommerceClient
 from shared.settings import Settings, require
 
 
 def rewix_client(settings: Settings) -> RewixClient:
     require(settings, "REWIX_API_URL", "REWIX_API_KEY", "REWIX_API_PASSWORD")
-    return RewixClient(settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"))
+    # The operator waits at the screen: FIRST, like the locks, on the account's shared budget.
+    return supplier_client(settings)
 
 
 def shop_client(settings: Settings) -> WooCommerceClient:

@@ -8,6 +8,8 @@ import threading
 import time
 
 from shared.clients.rewix import RewixClient
+from shared.clients.rewix.budget import LEFTOVER
+from shared.clients.rewix.from_settings import supplier_client
 from shared.clients.shop import WooCommerceClient
 from shared.messaging import topology
 from shared.messaging.amqp import Publisher
@@ -40,9 +42,8 @@ JOIN_TIMEOUT = 8.0
 
 
 def rewix_client(settings: Settings) -> RewixClient:
-    return RewixClient(
-        settings.rewix_api_url, settings.rewix_api_key, settings.secret("rewix_api_password"), timeout=HTTP_TIMEOUT
-    )
+    # Status polls take what the growing order's locks leave of the shared budget (budget.py in the client).
+    return supplier_client(settings, priority=LEFTOVER, timeout=HTTP_TIMEOUT)
 
 
 def shop_client(settings: Settings, timeout: float = HTTP_TIMEOUT) -> WooCommerceClient:

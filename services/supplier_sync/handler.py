@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,7 +60,7 @@ log = get_logger(__name__)
 
 class OrderLineHandler:
     def __init__(self, units: UnitOfWorkFactory, client: RewixClient, confirm: ShopConfirmation | None = None, *,
-                 auto_confirm: bool = False) -> None:
+                 auto_confirm: bool = False, ask_to_send: Callable[[Iterable[int]], None] | None = None) -> None:
         # A new unit of work, one transaction, per call (bootstrap.py: on PostgreSQL).
         self.units = units
         self.client = client
@@ -68,6 +68,9 @@ class OrderLineHandler:
         self.auto_confirm = auto_confirm
         # Deletes and restores a webhook claimed are asked of the shop first (confirm.py).
         self.confirm = confirm or ShopConfirmation(None, None)
+        # With a send worker (send_worker.py, bootstrap.py), the paid orders a convergence finds ready are
+        # handed to it, once committed, instead of sent here: the lock work never waits on a send.
+        self.ask_to_send = ask_to_send
 
     def __call__(self, batch: Sequence[Delivery]) -> list[retry.Outcome]:
         outcomes: list[retry.Outcome | None] = [None] * len(batch)
@@ -164,11 +167,11 @@ class OrderLineHandler:
         if dead:
             with self.units() as uow:
                 uow.reservations.save(lines=dead)
-                self._note_dead_letters(uow, dead)
+                self.note_dead_letters(uow, dead)
                 uow.commit()
 
     @staticmethod
-    def _note_dead_letters(uow: UnitOfWork, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
+    def note_dead_letters(uow: UnitOfWork, dead: dict[LineKey, tuple[LineState, str | None]]) -> None:
         """A dead-lettered line is a problem for the owner, unless its order has one open already
         (a short or refused line whose message gave up is the same problem, told once)."""
         already = {o for o, _, _ in uow.owner.open_problems({o for o, _ in dead})}
@@ -188,7 +191,46 @@ class OrderLineHandler:
         with self.units() as uow:
             self._converge_in(uow, stock_ids, order_ids, result, set())
             uow.commit()
+        if result.to_send and self.ask_to_send is not None:
+            # After the commit, so the send worker finds the lines locked; before the batch is acked,
+            # so a crash in between brings the messages, and so the request, back.
+            log.info("paid orders handed to the send worker", orders=len(result.to_send))
+            self.ask_to_send(result.to_send)
         return result
+
+    def send_paid(self, order_id: int) -> tuple[Convergence, set[int]]:
+        """The send worker's turn for one paid order: sent now if it still must be, as the inline path would.
+
+        Under its models' locks the order is read again: one sent, cancelled or
+        changed since the request was made is left alone (the lock work asks
+        again once a new state is ready). Its models are set first only if
+        their supplier state is not known (a send of another order took units
+        out, say); then it is sent exactly once (`_send`: the key, the marks,
+        the lookup after a send that may have landed). Returns the
+        convergence and the models whose units the send took: the caller
+        asks the lock work to set those to what the unsent orders need.
+        """
+        result = Convergence()
+        asked: set[int] = set()
+        with self.units() as uow:
+            seen = uow.orders.paid_orders({order_id})
+            stock_ids = {line.stock_id for order in seen for line in order.lines}
+            if not stock_ids:
+                return result, set()
+            uow.reservations.lock(stock_ids)
+            paid = [o for o in uow.orders.paid_orders({order_id}) if {l.stock_id for l in o.lines} <= stock_ids]
+            states = self._converge_stock(uow, stock_ids, {order_id}, result, asked)
+            sends = plan.orders_to_send(paid, states)
+            self._send(uow, sends, result, asked)
+            self._hold_up_orders_of_failed_models(uow, {order_id}, result)
+            self._record_problems(uow, result.lines)
+            errors = plan.order_errors({order_id}, result)
+            uow.orders.note_order_sync({o for o, e in errors.items() if e is None}, None)
+            for refused, error in errors.items():
+                if error is not None:
+                    uow.orders.note_order_sync({refused}, error)
+            uow.commit()
+        return result, plan.sent_stock(sends, result)
 
     def _forget_before_calling(self, stock_ids: set[int], asked: set[int]) -> None:
         """Commit "supplier state not known" for these models before a call that changes what it holds.
@@ -215,6 +257,9 @@ class OrderLineHandler:
         paid = uow.orders.paid_orders(order_ids)
         states = self._converge_stock(uow, stock_ids, order_ids, result, asked)
         sends = plan.orders_to_send(paid, states)
+        if self.ask_to_send is not None:
+            result.to_send = sorted(send.order.order_id for send in sends)
+            sends = []
         self._send(uow, sends, result, asked)
         sent_stock = plan.sent_stock(sends, result)
         if sent_stock:

@@ -84,6 +84,8 @@ class Convergence:
     lines: dict[LineKey, tuple[LineState, str | None]] = field(default_factory=dict)  # every line state written, last wins
     # order_id -> (stock_id, its failure): the order has a line in a model that failed with a 5xx.
     held_up: dict[int, tuple[int, retry.RetryLater]] = field(default_factory=dict)
+    # Paid orders found ready to send, when sending is the send worker's: asked of it once this commits.
+    to_send: list[int] = field(default_factory=list)
 
     def refused_orders(self) -> dict[int, retry.DeadLetter]:
         return {o: a for o, a in self.orders.items() if isinstance(a, retry.DeadLetter)}
@@ -203,6 +205,24 @@ def orders_to_send(paid: Iterable[PaidOrder], states: Mapping[LineKey, tuple[str
             items[l.stock_id] = items.get(l.stock_id, 0) + l.quantity
         sends.append(Send(order, items, [(order.order_id, l.line_id) for l in lines]))
     return sends
+
+
+def send_outcome(order_id: int, convergence: Convergence) -> retry.Outcome:
+    """What the send worker does with a send request once its order was looked at.
+
+    Sent, or nothing to send (sent already, cancelled, not every line locked:
+    the lock work asks again once it is ready): done. A refusal is dead-lettered
+    with its reason; a send that may work later waits on the schedule.
+    """
+    sent = convergence.orders.get(order_id)
+    if isinstance(sent, retry.DeadLetter):
+        return sent.saying(f"supplier refused the dropshipping order: {sent.reason}")
+    if isinstance(sent, retry.RetryLater):
+        return sent.saying(f"dropshipping order not sent: {sent.reason}")
+    if order_id in convergence.held_up:
+        stock_id, failure = convergence.held_up[order_id]
+        return failure.saying(f"supplier failed on stock_id {stock_id}: {failure.reason}")
+    return retry.Ack()
 
 
 def lines_after_send(send: Send, outcome: SendOutcome) -> LineStates:

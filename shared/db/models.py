@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint,
+    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, Numeric, SmallInteger, String, Text,
+    UniqueConstraint,
     func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -282,6 +283,16 @@ class SyncState(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class SupplierRequestBudget(Base):
+    """The supplier's request budget every process shares: the next free request slot
+    (seconds on the database's clock; shared/clients/rewix/budget.py). One row."""
+
+    __tablename__ = "supplier_request_budget"
+    __table_args__ = (CheckConstraint("id = 1", name="supplier_request_budget_one_row"),)
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    next_free: Mapped[float] = mapped_column(Float(precision=53), nullable=False, server_default="0")
 
 
 class DeadLetterRecord(Base):

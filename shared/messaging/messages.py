@@ -125,12 +125,37 @@ class ConvergeMessage(_Message):
     the convergence of the batch that takes it, as if an order line had
     touched them; `rewix-sync reconcile --apply` sends it after marking the
     models' supplier state "not known", so they are set whatever
-    stock_locks said (services/admin/supplier_convergence.py).
+    stock_locks said (services/admin/supplier_convergence.py). supplier_sync's
+    send worker sends it after dropshipping orders took their units (source
+    "send"): the lock work sets those models to what the unsent orders need,
+    in the call it makes anyway.
     """
 
     kind: Literal["converge"] = "converge"
-    source: Literal["reconcile"] = "reconcile"
+    source: Literal["reconcile", "send"] = "reconcile"
     stock_ids: list[int] = Field(min_length=1, max_length=MAX_CONVERGE_STOCK_IDS)
+
+
+class SendOrderMessage(_Message):
+    """Asks supplier_sync's send worker to send this paid order to the supplier, if it still must.
+
+    The lock work publishes it once a convergence finds the order paid and
+    every line locked (services/supplier_sync/handler.py); the send worker
+    reads the order again under its models' locks, so a request for an order
+    sent, cancelled or changed since is acked and does nothing. Sending stays
+    exactly once through the key frozen before the first request (keys.py,
+    sending.py), however often the request comes.
+    """
+
+    kind: Literal["send"] = "send"
+    order_id: int
+
+
+def parse_send(body: bytes) -> SendOrderMessage:
+    try:
+        return SendOrderMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise UnparseableMessage(_first_error(exc)) from exc
 
 
 class StatusChangeMessage(_Message):

@@ -3,6 +3,7 @@
     rewix.events                       direct exchange all messages are published to
       order_line    -> rewix.order_lines        supplier_sync's work queue
       status_change -> rewix.status_changes     status_poller's applier queue
+      order_send    -> rewix.order_sends        supplier_sync's send worker: paid orders to send
     rewix.order_lines.wait.30s         a wait queue per retry delay: TTL, then dead-lettered
                                        back onto the work queue through the default exchange
     rewix.order_lines.dead             dead letters, kept until an operator acts
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 EXCHANGE = "rewix.events"
 ORDER_LINE = "order_line"
 STATUS_CHANGE = "status_change"
+ORDER_SEND = "order_send"
 
 # How often RabbitMQ redelivers a message whose consumer died before it gets
 # moved to the dead letters: a poison message that kills its worker.
@@ -48,7 +50,10 @@ ORDER_LINES = WorkQueue("rewix.order_lines", ORDER_LINE, delays_setting="sync_re
 # Status changes have no delays setting of their own: they are retried on the
 # supplier's schedule, SYNC_RETRY_DELAYS, like order lines.
 STATUS_CHANGES = WorkQueue("rewix.status_changes", STATUS_CHANGE, delays_setting="sync_retry_delays")
-WORK_QUEUES = (ORDER_LINES, STATUS_CHANGES)
+# Paid orders to send: apart from the lines so that sends, which the supplier takes one
+# request each, wait for the budget the locks leave without holding the locks up.
+ORDER_SENDS = WorkQueue("rewix.order_sends", ORDER_SEND, delays_setting="sync_retry_delays")
+WORK_QUEUES = (ORDER_LINES, STATUS_CHANGES, ORDER_SENDS)
 
 
 def work_queue(name: str) -> WorkQueue:

@@ -13,6 +13,7 @@ it), else Booked like any other; an order that does not ask is Booked.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -104,6 +105,8 @@ class SimulatorState:
         self.calls: Counter[str] = Counter()
         self.requests_total = 0
         self.rejected_429 = 0
+        # Requests (429s included) per second of the wall clock, for benchmarks: {unix second: count}.
+        self.per_second: Counter[int] = Counter()
         self.duplicates = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)
         # The dropshipper's account (§4.4): auto-confirmation, and the e-credit it pays orders from.
@@ -122,6 +125,7 @@ class SimulatorState:
         """Count one /restful/ request and decide which fault, if any, it meets."""
         with self.lock:
             self.requests_total += 1
+            self.per_second[int(time.time())] += 1
             self.calls[endpoint] += 1
             decision = self.faults.decide()
             if decision.status == 429:
@@ -385,6 +389,7 @@ class SimulatorState:
                 "calls": dict(self.calls),
                 "requests_total": self.requests_total,
                 "rejected_429": self.rejected_429,
+                "requests_per_second": {str(s): n for s, n in sorted(self.per_second.items())},
                 "duplicates": self.duplicates,
                 "faults": self.faults.describe(),
                 "recent_requests": list(self.recent),

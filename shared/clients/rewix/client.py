@@ -22,6 +22,7 @@ from shared.failures.errors import (
 )
 from shared.clients.http_body import MIB, BodyTooLarge, read_bounded
 from shared.clients.rewix import xml as wire
+from shared.clients.rewix.budget import FIRST, RequestBudget, Unlimited
 from shared.clients.rewix.values import Catalog, DropshippingOrder, GrowingOrder, SupplierOrderStatus
 from shared.observability.metrics import record_supplier_call, supplier_endpoint
 
@@ -46,7 +47,14 @@ class RewixClient:
         password: str,
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        *,
+        budget: RequestBudget | None = None,
+        priority: str = FIRST,
     ) -> None:
+        # Every request spends the account's shared budget (budget.py) at this client's priority:
+        # FIRST for the growing order's locks and the operator, LEFTOVER for sends and polls.
+        self._budget = budget or Unlimited()
+        self._priority = priority
         self._base = base_url.rstrip("/")
         self._auth = (api_key, password)
         self._timeout = timeout
@@ -167,6 +175,7 @@ class RewixClient:
         # Only a POST changes anything at the supplier: a GET is always safe to repeat.
         may_have_acted = method != "GET"
         endpoint = supplier_endpoint(method, path)
+        self._budget.spend(self._priority)
         started = time.monotonic()
         answer: int | str = "error"
         try:
