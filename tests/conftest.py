@@ -24,6 +24,11 @@ from shared.db.migrate import upgrade
 from shared.db.models import Base
 from shared.messaging import topology
 
+# The services the tests start spend no shared supplier request budget: their tests are about
+# delivery, recovery and exactness, at the simulator's pace. The budget's own tests
+# (test_supplier_rush.py) and the rush benchmark set SUPPLIER_REQUESTS_PER_SECOND themselves.
+os.environ.setdefault("SUPPLIER_REQUESTS_PER_SECOND", "0")
+
 # Per process: each pytest-xdist worker has a database and a vhost of its own.
 RUN_ID = uuid.uuid4().hex[:8]
 # The retry schedule the tests give the workers: as many attempts as production's, growing, but

@@ -30,7 +30,7 @@ from shared.clients.rewix import BOOKED, DropshippingOrder, Recipient, RewixClie
 from shared.clients.shop.signature import sign
 from shared.db import normalise_url, session_scope
 from shared.messaging import topology
-from shared.messaging.messages import OrderLineMessage, parse_order_line
+from shared.messaging.messages import OrderLineMessage, parse_order_lines_message
 from shared.products.mapping import import_product_map
 from services.status_poller.shop_updates import plan
 from devstack.processes import Service
@@ -523,8 +523,10 @@ class World:
     # -- what was published --------------------------------------------------------------------
 
     def audit(self) -> list[OrderLineMessage]:
-        """Every order-line message published since the world began (taken off the audit queue)."""
-        return [parse_order_line(body) for _props, body in drain(self.amqp_url, AUDIT_QUEUE)]
+        """Every order-line message published since the world began (taken off the audit queue; the
+        convergence requests that share the routing key, supplier_sync's own, are left out)."""
+        published = (parse_order_lines_message(body) for _props, body in drain(self.amqp_url, AUDIT_QUEUE))
+        return [m for m in published if isinstance(m, OrderLineMessage)]
 
 
 class ShopBurst:
