@@ -34,22 +34,8 @@ def _command(pid: int) -> str:
 
 def cpu_by_part(receiver_pid: int) -> dict[str, float]:
     """CPU seconds so far of: the receiver's process tree, PostgreSQL, RabbitMQ and this process (the senders)."""
-    receiver = set(process_tree(receiver_pid))
-    totals = dict.fromkeys(PARTS, 0.0)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid in receiver:
-            part = "receiver"
-        elif pid == os.getpid():
-            part = "senders"
-        else:
-            command = _command(pid)
-            part = "postgresql" if "postgres" in command else "rabbitmq" if "beam" in command else None
-        if part is not None:
-            totals[part] += _cpu_seconds(pid)
-    return totals
+    owner = dict.fromkeys(process_tree(receiver_pid), "receiver")
+    return _add_cpu(dict.fromkeys(PARTS, 0.0), owner, own="senders")
 
 
 def per_webhook_ms(before: dict[str, float], after: dict[str, float], webhooks: int) -> dict[str, float]:
@@ -60,12 +46,15 @@ def cpu_by_process(named: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far of each named process tree, of PostgreSQL, of RabbitMQ, of this process
     ("bench": what feeds and watches the run) and of the whole machine (MACHINE, every process,
     other users' included), for a benchmark that runs several services at once."""
-    owner: dict[int, str] = {}
-    for name, pid in named.items():
-        for member in process_tree(pid):
-            owner[member] = name
+    owner = {member: name for name, pid in named.items() for member in process_tree(pid)}
     totals = dict.fromkeys([*named, "postgresql", "rabbitmq", "bench"], 0.0)
     totals[MACHINE] = machine_cpu_seconds()
+    return _add_cpu(totals, owner, own="bench")
+
+
+def _add_cpu(totals: dict[str, float], owner: dict[int, str], *, own: str) -> dict[str, float]:
+    """Adds every process's CPU seconds to its part: `owner`'s, `own` for this process, PostgreSQL's
+    and RabbitMQ's by their command lines; other processes count nowhere."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -73,7 +62,7 @@ def cpu_by_process(named: dict[str, int]) -> dict[str, float]:
         if pid in owner:
             part: str | None = owner[pid]
         elif pid == os.getpid():
-            part = "bench"
+            part = own
         else:
             command = _command(pid)
             part = "postgresql" if "postgres" in command else "rabbitmq" if "beam" in command else None
