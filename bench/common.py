@@ -92,8 +92,12 @@ def log_directory(prefix: str) -> Path:
 
 
 def service_env(**values: str) -> dict[str, str]:
-    """The environment for a service: this one's, less settings that must not leak in, plus `values`."""
-    return _service_env(("REWIX_", "WC_", "INGEST_"), **values)
+    """The environment for a service: this one's, less settings that must not leak in, plus `values`.
+
+    No supplier request budget unless `values` sets one (the rush does): the other benchmarks
+    measure what the system can do against a supplier without a limit, as they state."""
+    return _service_env(("REWIX_", "WC_", "INGEST_", "SUPPLIER_REQUESTS_PER_SECOND"),
+                        **{"SUPPLIER_REQUESTS_PER_SECOND": "0", **values})
 
 
 # --- simulators ------------------------------------------------------------------------------
