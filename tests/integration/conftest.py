@@ -9,17 +9,12 @@ from sqlalchemy import insert
 from shared.db import session_scope
 from shared.db.models import CatalogModel
 from shared.products.mapping import import_product_map
-from tests.integration.ingest_process import STOCK, Ingest
+from tests.integration.ingest_process import STOCK, Ingest, serving
 
 
 @pytest.fixture(scope="module")
 def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
-    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url)
-    yield server
-    try:
-        assert server.stop() == 0
-    finally:
-        server.close()
+    yield from serving(AMQP_URL=amqp_url, DATABASE_URL=database_url)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -154,3 +155,13 @@ class Ingest:
 
 def published(amqp_url: str) -> list[Any]:
     return [parse_order_line(body) for _props, body in drain(amqp_url, LINES)]
+
+
+def serving(**env: str) -> Iterator[Ingest]:
+    """An ingest for a module's tests (a fixture's body): stopped cleanly, exit 0, once they are done."""
+    server = Ingest(**env)
+    yield server
+    try:
+        assert server.stop() == 0
+    finally:
+        server.close()

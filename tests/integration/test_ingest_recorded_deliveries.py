@@ -23,7 +23,7 @@ from shared.messaging import topology
 from shared.messaging.messages import OrderLineMessage, parse_order_line
 from shared.products.mapping import import_product_map
 from tests.conftest import drain
-from tests.integration.ingest_process import Ingest
+from tests.integration.ingest_process import Ingest, serving
 from tests.recordings import RECORDED_SITE, Delivery, deliveries
 
 LINES = topology.ORDER_LINES.name
@@ -44,13 +44,8 @@ def recorded_secret() -> str:
 
 @pytest.fixture(scope="module")
 def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
-    server = Ingest(AMQP_URL=amqp_url, DATABASE_URL=database_url, WC_WEBHOOK_SECRET=recorded_secret(),
-                    WC_URL=RECORDED_SITE)
-    yield server
-    try:
-        assert server.stop() == 0
-    finally:
-        server.close()
+    yield from serving(AMQP_URL=amqp_url, DATABASE_URL=database_url, WC_WEBHOOK_SECRET=recorded_secret(),
+                       WC_URL=RECORDED_SITE)
 
 
 @pytest.fixture
