@@ -111,6 +111,17 @@ TOPIC_HOOKS = {
 }
 
 
+def _post(url: str, **kwargs: Any) -> requests.Response:
+    """POST as WordPress's HTTP API does: proxies come from its own settings, never from the environment.
+
+    (Not reading the environment also keeps a delivery thread clear of os.environ while another thread
+    changes it, which a test runner does between tests.)
+    """
+    with requests.Session() as http:
+        http.trust_env = False
+        return http.post(url, **kwargs)
+
+
 class WebhookSender:
     def __init__(
         self,
@@ -299,7 +310,7 @@ class WebhookSender:
             url = hook.delivery_url
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/x-www-form-urlencoded", "Connection": "close"}
         try:
-            response = requests.post(
+            response = _post(
                 url, data=f"webhook_id={webhook_id}".encode(), headers=headers,
                 timeout=PING_TIMEOUT, allow_redirects=False,
             )
@@ -363,7 +374,7 @@ class WebhookSender:
         error: str | None = None
         try:
             # Redirects are not followed (WooCommerce sets redirection 0); 301/302 still count as success.
-            response = requests.post(snapshot.delivery_url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT,
+            response = _post(snapshot.delivery_url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT,
                                      allow_redirects=False)
             status = response.status_code
             if not 200 <= status < 303:

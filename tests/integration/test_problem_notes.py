@@ -89,7 +89,8 @@ def test_a_refused_order_makes_one_note_and_one_more_when_sent(world):
     sync.control.faults(poisoned_stock_ids=[1009])  # the supplier stops selling it: the order is refused
     sync.publish(order_messages(order_id, "processing", {1: (1009, 1), 2: (1003, 1)}, version=1))
     sync.wait_until(lambda: len(world.notes(order_id)) == 1, what="the refused note")
-    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines.dead") == 2, what="dead-lettered")
+    # The whole retry schedule (15 s) lies between the note and the dead letter: room for a loaded machine.
+    sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines.dead") == 2, timeout=60, what="dead-lettered")
     sync.wait_until(lambda: world.notes_loop.run_once() == 0, what="nothing more to write")
     (note,) = world.notes(order_id)
     assert "refused this order" in note and "1009" in note  # dead-lettering it is the same problem: no second note
