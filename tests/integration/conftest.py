@@ -1,4 +1,5 @@
-"""Fixtures the integration modules share: ingest started once per module, and a product map for it."""
+"""Fixtures the integration modules share: ingest started once per module, a product map for it, and the
+operator pages a module keeps running."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,11 +11,19 @@ from shared.db import session_scope
 from shared.db.models import CatalogModel
 from shared.products.mapping import import_product_map
 from tests.integration.ingest_process import STOCK, Ingest, serving
+from tests.integration.web_process import Pages
 
 
 @pytest.fixture(scope="module")
 def ingest(database_url: str, amqp_url: str) -> Iterator[Ingest]:
     yield from serving(AMQP_URL=amqp_url, DATABASE_URL=database_url)
+
+
+@pytest.fixture(scope="module")
+def pages() -> Iterator[Pages]:
+    pool = Pages()
+    yield pool
+    pool.close()
 
 
 @pytest.fixture

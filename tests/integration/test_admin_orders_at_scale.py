@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from shared.db import normalise_url
 from tests.integration.test_admin_views import WC_URL, cli_env, run
-from tests.integration.test_admin_web import TOKEN, WebServer, headless_page
+from tests.integration.web_process import TOKEN, Pages, headless_browser, new_page
 
 ORDERS = 130
 SHORT = {7, 64, 101}            # a line the supplier could not lock in full
@@ -79,20 +79,23 @@ def test_orders_command_filters_and_limits(db: str) -> None:
 # --- the page, in a browser ---------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with headless_browser() as chromium:  # one Chromium for the module; each test has a page of its own
+        yield chromium
+
+
 @pytest.fixture
-def browser_page(db: str, broker: str, request) -> Iterator:
+def browser_page(db: str, broker: str, request, pages: Pages, browser) -> Iterator:
     seed(db)
     storage = getattr(request, "param", "posts")
-    web = WebServer(cli_env(db, broker, ADMIN_PORT="0", ADMIN_TOKEN=TOKEN, WC_ORDER_STORAGE=storage))
-    try:
-        with headless_page() as page:
-            page.goto(web.url + "/")
-            page.fill("#token", TOKEN)
-            page.click("button[type=submit]")
-            page.wait_for_selector("#orders table")
-            yield page, web.url
-    finally:
-        web.stop()
+    web = pages.get(db, broker, ADMIN_TOKEN=TOKEN, WC_ORDER_STORAGE=storage)
+    with new_page(browser) as page:
+        page.goto(web.url + "/")
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#orders table")
+        yield page, web.url
 
 
 def shown(page) -> list[int]:

@@ -7,9 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,53 +16,14 @@ from shared.messaging import topology
 from tests.conftest import drain, queue_depth
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import WC_URL, add_order, cli_env
+from tests.integration.web_process import ROOT, TOKEN, Pages, WebServer, bearer, headless_page, start
 
-TOKEN = "s3cretAdminTokenForTests0123456789"
-ROOT = Path(__file__).resolve().parents[2]
 EVIL = '<script>alert("x")</script>'
 
 
-class WebServer:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from services.admin.cli import main; main()", "web", "--host", "127.0.0.1"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if line.startswith("operator page on "):
-                break
-            if self.process.poll() is not None:
-                raise AssertionError(f"web exited: {self.process.stderr.read()}")
-        match = re.search(r"http://[\d.]+:\d+", line)
-        assert match, f"no address announced: {line!r}"
-        self.url = match.group(0)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start(db: str, broker: str, **extra: str) -> WebServer:
-    extra.setdefault("ADMIN_DEAD_LETTER_DRAIN_SECONDS", "0.5")
-    return WebServer(cli_env(db, broker, ADMIN_PORT="0", **extra))
-
-
 @pytest.fixture
-def server(db: str, broker: str) -> Iterator[WebServer]:
-    web = start(db, broker, ADMIN_TOKEN=TOKEN)
-    yield web
-    web.stop()
-
-
-def bearer(token: str = TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def server(db: str, broker: str, pages: Pages) -> WebServer:
+    return pages.get(db, broker, ADMIN_TOKEN=TOKEN)
 
 
 def seed_page(db: str, broker: str) -> str:
@@ -212,24 +170,6 @@ def test_web_fails_with_one_line_when_the_database_is_down(broker: str) -> None:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.startswith("Error: database unavailable") and done.stderr.count("\n") == 1
-
-
-@contextmanager
-def headless_page() -> Iterator:
-    """A page in a headless Chromium (Debian's, as scripts/test installs it), closed on exit."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
 
 
 @pytest.mark.browser

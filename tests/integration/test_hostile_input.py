@@ -27,7 +27,7 @@ from simulators.shop.orders import make_order
 from simulators.shop.php_json import wp_json_encode
 from tests.integration.test_admin_dlq import dead_letter, order_line
 from tests.integration.test_admin_views import cli_env
-from tests.integration.test_admin_web import TOKEN, bearer, start
+from tests.integration.web_process import TOKEN, bearer, start
 from tests.integration.ingest_process import SIMPLE, VARIATION, Ingest, published
 from tests.integration.test_status_poller import SUPPLIER_LINE, PollerThread, World, status_messages
 from tests.integration.test_status_poller import world  # noqa: F401

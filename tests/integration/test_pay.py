@@ -269,7 +269,7 @@ def test_an_order_booked_past_the_threshold_needs_a_person_once_and_clears_when_
 
 
 def test_the_operator_page_shows_what_to_pay_and_where(world: World) -> None:
-    from tests.integration.test_admin_web import TOKEN, WebServer, bearer
+    from tests.integration.web_process import TOKEN, WebServer, bearer
 
     paid = world.order("processing", line(1, 2), shipping={"first_name": "<b>Ana</b>", "last_name": "Lima"})
     world.booked(paid)

@@ -17,7 +17,7 @@ from simulators.rewix.control import SimulatorControl
 from simulators.shop import start_in_thread as start_shop
 from tests.conftest import drain
 from tests.integration.test_admin_views import cli_env, run
-from tests.integration.test_admin_web import TOKEN, bearer, start
+from tests.integration.web_process import TOKEN, bearer, start
 
 KEY, SECRET = "ck_match_test", "cs_match_test"
 API_KEY, PASSWORD = "match-key", "match-password"
