@@ -125,6 +125,13 @@ class SyncHarness:
     def line_statuses(self) -> dict[tuple[int, int], str]:
         return {(o, l): s for o, l, s in self.query("SELECT order_id, line_id, sync_status FROM order_lines")}
 
+    def converged_since(self, order_id: int, moment: datetime) -> bool:
+        """Has a batch with this order been recorded and converged (sent or not) since `moment`?
+
+        One worker takes the queue in order: once an order published after some messages has
+        converged, the batches that held those messages are over too."""
+        return self.query("SELECT last_synced_at > :t FROM shop_orders WHERE id = :o", t=moment, o=order_id) == [(True,)]
+
     @staticmethod
     def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
         wait_until(condition, timeout, what, interval=0.1)

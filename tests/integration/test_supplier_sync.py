@@ -156,7 +156,7 @@ def test_the_completion_echo_costs_the_supplier_nothing(sync):
     # The supplier has the order some time before the batch that sent it is over. One worker takes the
     # queue in order: once an order published after it has converged, that batch is over.
     sync.publish(order_messages(8, "pending", {81: (1009, 1)}))
-    sync.wait_until(lambda: converged_since(sync, 8, before), what="the batch after the send over")
+    sync.wait_until(lambda: sync.converged_since(8, before), what="the batch after the send over")
     calls_before = dict(sync.control.state()["calls"])
     # Completing the order in the shop fires order.updated back at us.
     sync.publish(order_messages(4, "completed", {41: (1006, 1)}, version=1))
@@ -164,11 +164,6 @@ def test_the_completion_echo_costs_the_supplier_nothing(sync):
     sync.wait_until(lambda: queue_depth(sync.amqp_url, "rewix.order_lines") == 0)
     assert sync.control.state()["calls"] == calls_before
     assert sync.line_statuses()[(4, 41)] == "sent"
-
-
-def converged_since(sync, order_id: int, moment: datetime) -> bool:
-    """Has a batch with this order been recorded and converged (sent or not) since `moment`?"""
-    return sync.query("SELECT last_synced_at > :t FROM shop_orders WHERE id = :o", t=moment, o=order_id) == [(True,)]
 
 
 def test_a_paid_event_is_sent_only_once_its_head_and_every_line_are_recorded(sync):
@@ -185,7 +180,7 @@ def test_a_paid_event_is_sent_only_once_its_head_and_every_line_are_recorded(syn
     # The two messages may be taken in two batches. One worker takes the queue in order, so once an
     # order published after them has converged, both of theirs have too.
     sync.publish([*others, *order_messages(7, "pending", {71: (1009, 1)})])
-    sync.wait_until(lambda: converged_since(sync, 7, before), what="the paid state's line messages handled")
+    sync.wait_until(lambda: sync.converged_since(7, before), what="the paid state's line messages handled")
     assert sync.query("SELECT count(*) FROM order_lines WHERE version = :v", v=head.date_modified_gmt) == [(2,)]
     assert sync.query("SELECT status, supplier_line_ids FROM shop_orders WHERE id = 5") == [("processing", [])]
     assert sync.supplier_orders() == []
@@ -210,7 +205,7 @@ def test_a_paid_event_missing_a_line_is_not_sent(sync):
     head, last = order_messages(6, "processing", lines, version=1)
     before = datetime.now(timezone.utc)
     sync.publish([head])  # the last line's message never made it
-    sync.wait_until(lambda: converged_since(sync, 6, before), what="the head handled")
+    sync.wait_until(lambda: sync.converged_since(6, before), what="the head handled")
     assert sync.query("SELECT status, supplier_line_ids FROM shop_orders WHERE id = 6") == [("processing", [61, 62])]
     assert sync.supplier_orders() == []
     sync.publish([last])
