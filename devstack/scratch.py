@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from devstack.servers import rabbitmqctl_command
 from shared.db import normalise_url
@@ -76,7 +77,9 @@ def scratch_database(prefix: str = "scratch", *, name: str | None = None, base_u
 
     server = normalise_url(base_url or base_database_url())
     name = name or unique_name(prefix)
-    admin = create_engine(with_path(server, "/postgres"), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    # No pool: the connection is needed to create and to drop, not held in between (a test run keeps
+    # one scratch database per worker open for its whole length).
+    admin = create_engine(with_path(server, "/postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         _patiently(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         _patiently(admin, f'CREATE DATABASE "{name}"')

@@ -20,6 +20,7 @@ import pika.exceptions
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
+from xdist.scheduler import LoadFileScheduling
 
 from devstack.scratch import scratch_database, scratch_vhost
 from shared.db import normalise_url
@@ -59,6 +60,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # (every test beside them would break) and those whose assertion is how promptly something answers
 # (beside three other workers on two cores, the answer waits for the CPU, not for what is tested).
 RUN_ALONE = ("stops_servers", "needs_quiet")
+
+
+# The fault tier's modules each run several services, a burst of orders and a fault: two of them at
+# once would compete for the two cores and, with their services' connection pools, come close to
+# PostgreSQL's 100 connections. With --dist loadfile they form one unit of work, so one worker runs
+# them one after another while the others share out the remaining modules.
+FAULT_TIER = "tests/faults/"
+
+
+class ModulesWithTheFaultTierTogether(LoadFileScheduling):
+    """pytest-xdist's --dist loadfile (a module stays on one worker), the fault tier as one module."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = super()._split_scope(nodeid)
+        return FAULT_TIER if module.startswith(FAULT_TIER) else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") == "loadfile":
+        return ModulesWithTheFaultTierTogether(config, log)
+    return None  # another --dist: pytest-xdist's own
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
