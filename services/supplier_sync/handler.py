@@ -387,6 +387,12 @@ class OrderLineHandler:
                         log.warning("dropshipping order not sent yet", key=frozen.key, error=exc.reason[:200])
                     result.orders[order.order_id] = outcome
                 else:
+                    # The order took its units out of the growing order: whatever this convergence saved of
+                    # these models before the POST (a `set` of them) is no longer what the supplier holds,
+                    # and would pass for "in step" once new orders needed exactly the units it took. Whoever
+                    # converges them next sets them. (A failed send leaves the row as it was: its retry looks
+                    # the key up first, and an order found there is marked here then.)
+                    uow.reservations.forget_supplier_state(set(send.items))
                     uow.orders.record_supplier_order(order.order_id, frozen.key, status.order_id or None, status.status,
                                                      send.items)
                     # An order that waited for its product map says so once, now that it is sent.

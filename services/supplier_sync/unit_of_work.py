@@ -92,7 +92,8 @@ class Reservations(ABC):
     @abstractmethod
     def forget_supplier_state(self, stock_ids: Iterable[int]) -> None:
         """What the supplier holds of these models is not known: the next convergence sets them again.
-        Committed in a unit of its own before a call that changes what the supplier holds."""
+        Committed in a unit of its own before a call that changes what the supplier holds, and written
+        again by the convergence after a dropshipping order (handler.py, `_send`)."""
 
 
 class SupplierKeys(ABC):

@@ -137,7 +137,8 @@ UNKNOWN_NEEDED = -1
 def forget_supplier_state(session: Session, stock_ids: Iterable[int]) -> None:
     """The supplier is about to be changed for these models: what stock_locks says of them is not known.
 
-    Committed on its own before the call. If the transaction that saves the
+    Committed on its own before the call (and written again by the convergence
+    after a dropshipping order, which takes units out). If the transaction that saves the
     supplier's answer then never commits, the old row might match what is
     needed one day while the supplier holds what the call set: without this,
     the next convergence would find the model in step and leave it wrong.

@@ -101,6 +101,26 @@ def test_the_send_worker_sends_once_and_asks_the_lock_work_to_set_what_is_left(s
     assert {k: r["sync_status"] for k, r in split.db.rows("order_lines").items()} == {(1, 11): "sent", (2, 21): "locked"}
 
 
+def test_units_a_send_took_are_set_again_even_when_new_orders_need_as_many(split):
+    """A send that first set its model (another send had left it unknown) leaves no row saying the
+    supplier holds what it held before the send: a pending order needing exactly the units the send
+    took would find the model "in step" and the supplier would stay short."""
+    split.lock(order(1, "processing", {11: (1001, 1)}) + order(2, "processing", {21: (1001, 1)})
+               + order(3, "pending", {31: (1001, 2)}))
+    assert split.supplier.locked == {1001: 4}
+
+    # Order 1's send leaves 1001 unknown; order 2's sets it to 3 (orders 2 and 3), then takes one.
+    assert split.send_all() == [Ack(), Ack()]
+    assert split.calls("set") == ["set {1001: 4}", "set {1001: 3}"]
+    assert split.supplier.locked == {1001: 2}
+
+    # Before the lock work reads the send worker's requests, a new order needs the one unit order 2 took.
+    split.lock(order(4, "pending", {41: (1001, 1)}))
+    split.converge_after_sends()
+
+    assert split.supplier.locked == {1001: 3}  # orders 3 and 4
+
+
 def test_a_request_coming_twice_sends_once(split):
     split.lock(order(1, "processing", {11: (1001, 2)}))
     split.send_queue *= 2  # a redelivery, or the lock work asking again after a crash
